@@ -1,0 +1,19 @@
+"""ComfyUI entry point of the MoRe4D node pack.
+
+ComfyUI imports this folder as a package. The library (``more4d_core``) is imported by absolute
+name, so this folder is put on ``sys.path`` first; the node package is imported relatively (a
+top-level ``nodes`` would clash with ComfyUI's own ``nodes`` module).
+"""
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -1,0 +1,117 @@
+"""Safe, atomic writes: never outside the target folder, never a half-written file.
+
+Files are written to a hidden temporary name in the destination folder and renamed into place
+(``os.replace`` is atomic on one filesystem); folders are assembled under a temporary name and
+renamed the same way. On any error the temporary is removed and the destination is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import InputError, OutputExistsError, UnsafePathError
+
+
+def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
+    """``root / relative`` resolved, refusing anything that would land outside ``root``.
+
+    Rejects absolute paths elsewhere, ``..`` escapes and symlinks pointing out of ``root``.
+    """
+    root_path = Path(root).expanduser().resolve()
+    rel = Path(relative)
+    if str(relative) == "" or rel.name in ("", ".", ".."):
+        raise InputError(f"output name {str(relative)!r} is empty or not a file name")
+    target = (root_path / rel).resolve()
+    if target != root_path and root_path not in target.parents:
+        raise UnsafePathError(
+            f"refusing to write {str(relative)!r}: it resolves to {target}, outside the output folder {root_path}. "
+            "Use a plain name or a sub-folder name without '..'."
+        )
+    if target == root_path:
+        raise UnsafePathError(f"output name {str(relative)!r} is the output folder itself")
+    return target
+
+
+def _check_destination(target: Path, overwrite: bool) -> None:
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(
+                f"{target} already exists; choose another name or pass overwrite=True to replace it"
+            )
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``target`` (same suffix, for tools that pick a format by
+    extension); it is renamed to ``target`` when the block succeeds and removed when it fails."""
+    target = Path(target)
+    _check_destination(target, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if target.is_dir() and not target.is_symlink():
+            raise OutputExistsError(f"{target} is a folder; refusing to replace it with a file")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """Open a temporary file next to ``target`` for binary writing; rename it into place on success."""
+    with atomic_path(target, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_file_atomic(target: str | os.PathLike, writer: Callable[[BinaryIO], None], *, overwrite: bool = False) -> Path:
+    """Call ``writer(fileobj)`` on a temporary file and move it to ``target`` atomically."""
+    with atomic_file(target, overwrite=overwrite) as fh:
+        writer(fh)
+    return Path(target)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder next to ``target``; rename it to ``target`` when the block succeeds.
+
+    With ``overwrite`` an existing folder is replaced (it is moved aside first and deleted only
+    after the new one is in place).
+    """
+    target = Path(target)
+    _check_destination(target, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists() or target.is_symlink():
+            if not target.is_dir() or target.is_symlink():
+                raise OutputExistsError(f"{target} exists and is not a folder; refusing to replace it")
+            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if old is not None:
+                os.replace(old, target)  # put the previous folder back
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,133 @@
+"""The ``.npz`` scene file: a complete, self-describing :class:`Scene4D`, readable with plain numpy.
+
+Arrays (no pickled objects; load with ``np.load(path, allow_pickle=False)``):
+
+``format``          ``"more4d.scene4d"``
+``version``         file format version (1)
+``storage``         ``"float32"`` or ``"float16"``
+``points``          ``[T, N, 3]`` float32 (float32 storage), or
+``points0``         ``[N, 3]`` float32 and ``offsets`` ``[T, N, 3]`` float16 (float16 storage)
+``colors``          ``[N, 3]`` uint8
+``visibility_bits`` ``np.packbits`` of the ``[T, N]`` visibility (row-major, big bit order)
+``grid_hw``         ``[2]`` int64 (height, width)
+``intrinsics``      ``[3, 3]`` float64 pixel intrinsics for the grid
+``fps``             float64
+``metadata_json``   JSON text of the metadata dict
+
+Points are in the input camera's OpenCV frame (x right, y down, z forward), point ``i`` is pixel
+``(i // width, i % width)``. Loading reproduces every tensor bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FormatError, expect_type
+from ..scene import SCENE_VERSION, Scene4D
+from .atomic import resolve_inside, write_file_atomic
+
+SCENE_FORMAT = "more4d.scene4d"
+SCENE_SUFFIX = ".npz"
+
+
+def scene_arrays(scene: Scene4D) -> dict[str, np.ndarray]:
+    """The arrays of the scene file (also used to build archives in memory)."""
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(SCENE_FORMAT),
+        "version": np.array(SCENE_VERSION, dtype=np.int64),
+        "storage": np.array(scene.storage),
+        "colors": scene.colors.numpy(),
+        "visibility_bits": np.packbits(scene.visibility.numpy().reshape(-1)),
+        "grid_hw": np.array(scene.grid_hw, dtype=np.int64),
+        "intrinsics": scene.intrinsics.numpy(),
+        "fps": np.array(scene.fps, dtype=np.float64),
+        "metadata_json": np.array(json.dumps(scene.metadata, sort_keys=True)),
+    }
+    if scene.storage == "float32":
+        arrays["points"] = scene.points.numpy()
+    else:
+        arrays["points0"] = scene.points0.numpy()
+        arrays["offsets"] = scene.raw_offsets().numpy()
+    return arrays
+
+
+def save_scene(
+    scene: Scene4D,
+    folder: str | os.PathLike,
+    name: str,
+    *,
+    overwrite: bool = False,
+    compress: bool = False,
+) -> Path:
+    """Write ``scene`` to ``folder/name`` (``.npz`` added when missing) atomically; returns the path.
+
+    ``compress`` uses zip deflate (smaller for smooth motion, several times slower to write).
+    """
+    expect_type(scene, Scene4D, "scene")
+    if not str(name).endswith(SCENE_SUFFIX):
+        name = f"{name}{SCENE_SUFFIX}"
+    target = resolve_inside(folder, name)
+    arrays = scene_arrays(scene)
+    saver = np.savez_compressed if compress else np.savez
+    return write_file_atomic(target, lambda fh: saver(fh, **arrays), overwrite=overwrite)
+
+
+def _field(data, key: str, path) -> np.ndarray:
+    if key not in data.files:
+        raise FormatError(f"{path} is not a complete MoRe4D scene file: the array {key!r} is missing")
+    try:
+        return data[key]
+    except ValueError as exc:  # object arrays: numpy refuses to unpickle with allow_pickle=False
+        raise FormatError(f"{path}: the array {key!r} cannot be read safely ({exc}); refusing to unpickle it") from None
+
+
+def load_scene(path: str | os.PathLike) -> Scene4D:
+    """Read a scene file written by :func:`save_scene` (never unpickles anything)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"scene file {path} does not exist")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"{path} is not a readable .npz scene file ({exc})") from None
+    with data:
+        if "format" not in data.files or str(_field(data, "format", path)) != SCENE_FORMAT:
+            raise FormatError(f"{path} is not a MoRe4D scene file (no 'format' = {SCENE_FORMAT!r} entry)")
+        version = int(_field(data, "version", path))
+        if version > SCENE_VERSION:
+            raise FormatError(
+                f"{path} uses scene format version {version}; this build reads up to {SCENE_VERSION}. Update the package."
+            )
+        storage = str(_field(data, "storage", path))
+        grid_hw = tuple(int(v) for v in _field(data, "grid_hw", path))
+        colors = torch.from_numpy(_field(data, "colors", path))
+        intrinsics = torch.from_numpy(_field(data, "intrinsics", path))
+        fps = float(_field(data, "fps", path))
+        try:
+            metadata = json.loads(str(_field(data, "metadata_json", path)))
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{path}: metadata is not valid JSON ({exc})") from None
+        if storage == "float32":
+            points = torch.from_numpy(_field(data, "points", path))
+            frames = points.shape[0]
+        elif storage == "float16":
+            points0 = torch.from_numpy(_field(data, "points0", path))
+            offsets = torch.from_numpy(_field(data, "offsets", path))
+            frames = offsets.shape[0]
+        else:
+            raise FormatError(f"{path}: unknown storage kind {storage!r}")
+        bits = _field(data, "visibility_bits", path)
+        count = frames * grid_hw[0] * grid_hw[1]
+        if bits.size * 8 < count:
+            raise FormatError(f"{path}: visibility has {bits.size * 8} bits, expected {count}")
+        vis = torch.from_numpy(np.unpackbits(bits, count=count).astype(bool).reshape(frames, -1))
+    common = dict(grid_hw=grid_hw, intrinsics=intrinsics, fps=fps, visibility=vis, metadata=metadata)
+    if storage == "float32":
+        return Scene4D(points, colors, **common)
+    return Scene4D.from_offsets(points0, offsets, colors, **common)

@@ -1,0 +1,115 @@
+"""Camera-path nodes: presets and keyframes (thin wrappers over more4d_core.camera)."""
+
+from __future__ import annotations
+
+import json
+
+from more4d_core.camera import PRESET_DESCRIPTIONS, PRESET_NAMES, camera_preset, parse_keyframes
+from more4d_core.camera.keyframes import KEYFRAMES_FORMAT, KEYFRAMES_VERSION
+from more4d_core.scene import Scene4D
+
+from .types import CAMERA_PATH, CATEGORY, SCENE, require
+
+_DEFAULT_FRAMES = 49
+
+EXAMPLE_KEYFRAMES = json.dumps(
+    {
+        "format": KEYFRAMES_FORMAT,
+        "version": KEYFRAMES_VERSION,
+        "units": "scene_depth",
+        "interpolation": "spline",
+        "keyframes": [
+            {"time": 0.0, "position": [0, 0, 0], "look_at": [0, 0, 1]},
+            {"time": 0.5, "position": [0.15, -0.05, 0.1], "look_at": [0, 0, 1]},
+            {"time": 1.0, "position": [0.3, 0, 0.15], "look_at": [0, 0, 1], "zoom": 1.1},
+        ],
+    },
+    indent=2,
+)
+
+_SCENE_TIP = (
+    "Optional 4D scene: sets the motion scale (its median depth) and, when frames is 0, the frame count."
+)
+_DEPTH_TIP = "Scene scale used when no scene is connected: the typical distance to the subject (metres)."
+_FRAMES_TIP = "Number of camera poses. 0 = as many as the connected scene has frames (49 without a scene)."
+
+
+def _scale_and_frames(scene, scene_depth: float, frames: int) -> tuple[float, int]:
+    if scene is not None:
+        require(scene, Scene4D, "scene")
+        return scene.median_depth(), frames or scene.num_frames
+    return float(scene_depth), frames or _DEFAULT_FRAMES
+
+
+class CameraPathPreset:
+    DESCRIPTION = "A preset camera move that starts at the input camera: " + "; ".join(
+        f"{k}: {v}" for k, v in PRESET_DESCRIPTIONS.items()
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (CAMERA_PATH,)
+    RETURN_NAMES = ("camera_path",)
+    OUTPUT_TOOLTIPS = ("Camera poses (camera-to-world, OpenCV axes) for the renderer.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "preset": (list(PRESET_NAMES), {"default": "orbit", "tooltip": "Which camera move."}),
+                "frames": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": _FRAMES_TIP}),
+                "strength": (
+                    "FLOAT",
+                    {
+                        "default": 1.0, "min": -3.0, "max": 3.0, "step": 0.05,
+                        "tooltip": "Amplitude of the move (1 = the paper's). Negative reverses the direction.",
+                    },
+                ),
+            },
+            "optional": {
+                "scene": (SCENE, {"tooltip": _SCENE_TIP}),
+                "scene_depth": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": _DEPTH_TIP}),
+            },
+        }
+
+    def build(self, preset, frames, strength, scene=None, scene_depth=1.0):
+        depth, count = _scale_and_frames(scene, scene_depth, frames)
+        return (camera_preset(preset, count, scene_depth=depth, strength=strength),)
+
+
+class CameraPathKeyframes:
+    DESCRIPTION = (
+        "A camera path through keyframes given as JSON (position + look-at or rotation, optional zoom); "
+        "positions follow a smooth spline, rotations slerp. Units default to multiples of the scene depth."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (CAMERA_PATH,)
+    RETURN_NAMES = ("camera_path",)
+    OUTPUT_TOOLTIPS = ("Camera poses (camera-to-world, OpenCV axes) for the renderer.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "keyframes_json": (
+                    "STRING",
+                    {
+                        "default": EXAMPLE_KEYFRAMES, "multiline": True,
+                        "tooltip": "Keyframes JSON (format more4d.camera_keyframes v1; see the README). "
+                        "Coordinates: x right, y down, z forward from the input camera.",
+                    },
+                ),
+                "frames": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": _FRAMES_TIP + " Overrides num_frames in the JSON."}),
+            },
+            "optional": {
+                "scene": (SCENE, {"tooltip": _SCENE_TIP}),
+                "scene_depth": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": _DEPTH_TIP}),
+            },
+        }
+
+    def build(self, keyframes_json, frames, scene=None, scene_depth=1.0):
+        depth, count = _scale_and_frames(scene, scene_depth, frames)
+        # an explicit count or the scene's wins; otherwise the JSON decides (49 if it can't)
+        explicit = count if (frames or scene is not None) else None
+        path = parse_keyframes(keyframes_json, scene_depth=depth, num_frames=explicit, default_num_frames=count)
+        return (path,)

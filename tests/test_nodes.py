@@ -1,0 +1,124 @@
+"""The ComfyUI node layer, exercised without ComfyUI (the bridge falls back to plain folders)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from more4d_core.camera import CameraPath
+from more4d_core.errors import InputError, WrongTypeError
+from more4d_core.export import save_scene
+from more4d_core.scene import Scene4D
+from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from nodes.camera_nodes import CameraPathKeyframes, CameraPathPreset
+from nodes.render_nodes import Render4D, output_size
+from nodes.scene_io_nodes import LoadScene4D, SaveScene4D
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("MORE4D_OUTPUT_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("node_id", sorted(NODE_CLASS_MAPPINGS))
+def test_node_declarations(node_id):
+    cls = NODE_CLASS_MAPPINGS[node_id]
+    assert node_id in NODE_DISPLAY_NAME_MAPPINGS
+    assert cls.CATEGORY == "MoRe4D" and cls.DESCRIPTION
+    assert callable(getattr(cls(), cls.FUNCTION))
+    spec = cls.INPUT_TYPES()
+    for section in spec.values():
+        for name, decl in section.items():
+            assert isinstance(decl, tuple) and len(decl) == 2, name
+            assert decl[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+            if decl[0] in ("INT", "FLOAT"):
+                assert decl[1]["min"] <= decl[1]["default"] <= decl[1]["max"]
+            if isinstance(decl[0], list):
+                assert decl[1].get("default", decl[0][0]) in decl[0]
+    if cls.RETURN_TYPES:
+        assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) == len(cls.OUTPUT_TOOLTIPS)
+    else:
+        assert cls.OUTPUT_NODE
+
+
+def test_preset_to_render_to_save_to_load(small_scene, _folders):
+    (path,) = CameraPathPreset().build("orbit", 0, 1.0, scene=small_scene)
+    assert isinstance(path, CameraPath) and path.num_frames == small_scene.num_frames
+    frames, mask, depth = Render4D().render(small_scene, path, 0, 0, 1, "#102030", "cpu")
+    assert frames.shape == (9, 24, 32, 3) and mask.shape == (9, 24, 32) and depth.shape == (9, 24, 32, 3)
+    assert frames.dtype == mask.dtype == torch.float32
+    holes = mask > 0.5
+    assert holes.any()
+    torch.testing.assert_close(frames[holes], torch.tensor([16, 32, 48]).float().div(255).expand(int(holes.sum()), 3))
+    assert (depth[holes] == 0).all() and (depth[~holes] > 0).all()
+
+    out = SaveScene4D().save(small_scene, "more4d/test", True, True, True, 2)
+    names = out["ui"]["text"]
+    assert names == ["more4d/test_00001.npz", "more4d/test_00001.glb", "more4d/test_00001_ply"]
+    root = _folders / "output"
+    assert all((root / n).exists() for n in names)
+    again = SaveScene4D().save(small_scene, "more4d/test", True, False, False, 1)
+    assert again["ui"]["text"] == ["more4d/test_00002.npz"]
+
+    choices = LoadScene4D.INPUT_TYPES()["required"]["scene_file"][0]
+    assert "output/more4d/test_00001.npz" in choices
+    (loaded,) = LoadScene4D().load("output/more4d/test_00001.npz")
+    assert isinstance(loaded, Scene4D) and loaded.storage == "float16"
+    assert (loaded.points - small_scene.points).abs().max() < 1e-2
+    assert LoadScene4D.IS_CHANGED("output/more4d/test_00001.npz") > 0
+
+
+def test_render_resamples_a_mismatched_path_and_sizes(small_scene):
+    (path,) = CameraPathPreset().build("dolly", 25, 1.0, scene_depth=2.0)
+    frames, mask, _ = Render4D().render(small_scene, path, 64, 0, 2, "0,0,0", "auto")
+    assert frames.shape == (9, 48, 64, 3)
+    assert output_size((24, 32), 0, 12) == (12, 16)
+
+
+def test_keyframes_node(small_scene):
+    spec = json.dumps({"keyframes": [{"time": 0}, {"time": 1, "position": [0.1, 0, 0]}]})
+    (path,) = CameraPathKeyframes().build(spec, 0, scene=small_scene)
+    assert path.num_frames == small_scene.num_frames
+    assert path.positions()[-1, 0] == pytest.approx(0.1 * small_scene.median_depth())
+    (alone,) = CameraPathKeyframes().build(spec, 0, scene_depth=2.0)
+    assert alone.num_frames == 49
+    (example,) = CameraPathKeyframes().build(CameraPathKeyframes.INPUT_TYPES()["required"]["keyframes_json"][1]["default"], 17)
+    assert example.num_frames == 17 and example.zoom is not None
+
+
+def test_wrong_inputs_name_the_socket(small_scene):
+    (path,) = CameraPathPreset().build("static", 0, 1.0)
+    with pytest.raises(WrongTypeError, match="'scene' input must be a more4d_core.scene.Scene4D"):
+        Render4D().render(torch.zeros(3), path, 0, 0, 1, "#000000", "cpu")
+    with pytest.raises(WrongTypeError, match="'camera_path'"):
+        Render4D().render(small_scene, small_scene, 0, 0, 1, "#000000", "cpu")
+    with pytest.raises(InputError, match="colour"):
+        Render4D().render(small_scene, path, 0, 0, 1, "blue-ish", "cpu")
+    with pytest.raises(InputError, match="nothing to save"):
+        SaveScene4D().save(small_scene, "x", False, False, False, 1)
+    with pytest.raises(InputError, match="'input/' or 'output/'"):
+        LoadScene4D().load("/etc/passwd")
+    with pytest.raises(ValueError):
+        LoadScene4D().load("output/../../secret.npz")
+
+
+def test_load_lists_input_folder_files(small_scene, _folders):
+    save_scene(small_scene, _folders / "input", "mine")
+    assert "input/mine.npz" in LoadScene4D.INPUT_TYPES()["required"]["scene_file"][0]
+
+
+def test_pack_loads_like_comfyui_loads_it(monkeypatch):
+    """ComfyUI imports the folder as a package by file location; the entry point must register nodes."""
+    spec = importlib.util.spec_from_file_location("more4d_pack_under_test", REPO / "__init__.py",
+                                                  submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    assert set(module.NODE_CLASS_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
+    assert module.WEB_DIRECTORY == "./web"
