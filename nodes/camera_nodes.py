@@ -34,6 +34,22 @@ _DEPTH_TIP = "Scene scale used when no scene is connected: the typical distance 
 _FRAMES_TIP = "Number of camera poses. 0 = as many as the connected scene has frames (49 without a scene)."
 
 
+_SCALE_INPUTS = {
+    "scene": (SCENE, {"tooltip": _SCENE_TIP}),
+    "scene_depth": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": _DEPTH_TIP}),
+}
+
+
+class _CameraPathNode:
+    """What both camera-path nodes share: category, entry point and the one output."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (CAMERA_PATH,)
+    RETURN_NAMES = ("camera_path",)
+    OUTPUT_TOOLTIPS = ("Camera poses (camera-to-world, OpenCV axes) for the renderer.",)
+
+
 def _scale_and_frames(scene, scene_depth: float, frames: int) -> tuple[float, int]:
     if scene is not None:
         require(scene, Scene4D, "scene")
@@ -41,15 +57,10 @@ def _scale_and_frames(scene, scene_depth: float, frames: int) -> tuple[float, in
     return float(scene_depth), frames or _DEFAULT_FRAMES
 
 
-class CameraPathPreset:
+class CameraPathPreset(_CameraPathNode):
     DESCRIPTION = "A preset camera move that starts at the input camera: " + "; ".join(
         f"{k}: {v}" for k, v in PRESET_DESCRIPTIONS.items()
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
-    RETURN_TYPES = (CAMERA_PATH,)
-    RETURN_NAMES = ("camera_path",)
-    OUTPUT_TOOLTIPS = ("Camera poses (camera-to-world, OpenCV axes) for the renderer.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -65,10 +76,7 @@ class CameraPathPreset:
                     },
                 ),
             },
-            "optional": {
-                "scene": (SCENE, {"tooltip": _SCENE_TIP}),
-                "scene_depth": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": _DEPTH_TIP}),
-            },
+            "optional": dict(_SCALE_INPUTS),
         }
 
     def build(self, preset, frames, strength, scene=None, scene_depth=1.0):
@@ -76,16 +84,11 @@ class CameraPathPreset:
         return (camera_preset(preset, count, scene_depth=depth, strength=strength),)
 
 
-class CameraPathKeyframes:
+class CameraPathKeyframes(_CameraPathNode):
     DESCRIPTION = (
         "A camera path through keyframes given as JSON (position + look-at or rotation, optional zoom); "
         "positions follow a smooth spline, rotations slerp. Units default to multiples of the scene depth."
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
-    RETURN_TYPES = (CAMERA_PATH,)
-    RETURN_NAMES = ("camera_path",)
-    OUTPUT_TOOLTIPS = ("Camera poses (camera-to-world, OpenCV axes) for the renderer.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -101,10 +104,7 @@ class CameraPathKeyframes:
                 ),
                 "frames": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": _FRAMES_TIP + " Overrides num_frames in the JSON."}),
             },
-            "optional": {
-                "scene": (SCENE, {"tooltip": _SCENE_TIP}),
-                "scene_depth": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": _DEPTH_TIP}),
-            },
+            "optional": dict(_SCALE_INPUTS),
         }
 
     def build(self, keyframes_json, frames, scene=None, scene_depth=1.0):

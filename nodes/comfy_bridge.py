@@ -18,26 +18,22 @@ except ImportError:  # plain Python (tests, headless runner)
 
 
 
-def _fallback_root() -> str:
-    return os.environ.get("MORE4D_OUTPUT_DIR") or os.path.join(tempfile.gettempdir(), "more4d")
+def _fallback_folder(kind: str) -> str:
+    """``$MORE4D_OUTPUT_DIR/<kind>`` (or ``<tmp>/more4d/<kind>``), created on demand."""
+    root = os.environ.get("MORE4D_OUTPUT_DIR") or os.path.join(tempfile.gettempdir(), "more4d")
+    path = os.path.join(root, kind)
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def output_directory() -> str:
     """ComfyUI's output folder (outside ComfyUI: ``$MORE4D_OUTPUT_DIR/output`` or a temp folder)."""
-    if _fp is not None:
-        return _fp.get_output_directory()
-    path = os.path.join(_fallback_root(), "output")
-    os.makedirs(path, exist_ok=True)
-    return path
+    return _fp.get_output_directory() if _fp is not None else _fallback_folder("output")
 
 
 def input_directory() -> str:
-    """ComfyUI's input folder (or the fallback ``input`` folder)."""
-    if _fp is not None:
-        return _fp.get_input_directory()
-    path = os.path.join(_fallback_root(), "input")
-    os.makedirs(path, exist_ok=True)
-    return path
+    """ComfyUI's input folder (outside ComfyUI: ``$MORE4D_OUTPUT_DIR/input`` or a temp folder)."""
+    return _fp.get_input_directory() if _fp is not None else _fallback_folder("input")
 
 
 def check_interrupted() -> None:
