@@ -1,0 +1,116 @@
+"""Putting weights into a model built on the meta device, with every mismatch reported by name.
+
+The model skeleton costs no memory; each tensor read from disk is converted to the target dtype,
+moved to the target device and *assigned* as the parameter, so a 14B model is never allocated
+twice. Non-persistent buffers (rotary tables) are rebuilt afterwards on the target device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import FormatError
+
+MAX_LISTED = 12
+
+
+class CheckpointMismatchError(FormatError):
+    """The checkpoint does not fit the model: lists missing, unexpected and wrongly shaped keys."""
+
+
+@dataclass
+class LoadReport:
+    loaded: int = 0
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> count of intentionally skipped keys
+
+    def summary(self) -> str:
+        parts = [f"{self.loaded} tensors loaded"]
+        if self.dropped:
+            parts.append("skipped " + ", ".join(f"{n} x {why}" for why, n in self.dropped.items()))
+        return "; ".join(parts)
+
+
+def _listing(title: str, keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_LISTED])
+    more = f" ... and {len(keys) - MAX_LISTED} more" if len(keys) > MAX_LISTED else ""
+    return f"{title} ({len(keys)}): {shown}{more}"
+
+
+def load_into(
+    model: nn.Module,
+    weights: Iterable[tuple[str, torch.Tensor]],
+    *,
+    source: str,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    rename: Callable[[str], str | None] | None = None,
+    dropped: Callable[[str], str | None] | None = None,
+    adapt: Callable[[str, torch.Tensor, torch.Size], torch.Tensor | None] | None = None,
+    strict: bool = True,
+    rebuild: Callable[[nn.Module, torch.device], None] | None = None,
+) -> LoadReport:
+    """Load ``weights`` into ``model`` (usually on the meta device) and return a report.
+
+    ``rename`` maps checkpoint keys to model keys (None = unknown key); ``dropped`` names keys that
+    are skipped on purpose; ``adapt(key, tensor, expected_shape)`` may reshape a tensor of another
+    shape (e.g. widen an input conv) or return None to report a mismatch; ``rebuild`` recreates
+    non-persistent state on the device. Raises :class:`CheckpointMismatchError` on shape
+    mismatches, and on missing or unexpected keys when ``strict``.
+    """
+    device = torch.device(device)
+    expected = {k: v for k, v in model.state_dict(keep_vars=True).items()}
+    report = LoadReport()
+    state: dict[str, torch.Tensor] = {}
+    for key, tensor in weights:
+        why = dropped(key) if dropped else None
+        if why is not None:
+            report.dropped[why] = report.dropped.get(why, 0) + 1
+            continue
+        name = rename(key) if rename else key
+        if name is None or name not in expected:
+            report.unexpected.append(key)
+            continue
+        want = expected[name].shape
+        if tensor.shape != want:
+            fixed = adapt(name, tensor, want) if adapt else None
+            if fixed is None:
+                report.mismatched.append(f"{key}: checkpoint {list(tensor.shape)} vs model {list(want)}")
+                continue
+            tensor = fixed
+        target_dtype = dtype if (dtype is not None and tensor.is_floating_point()) else tensor.dtype
+        tensor = tensor.to(device=device, dtype=target_dtype)
+        if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+            # safetensors hands out tensors at arbitrary offsets; BLAS picks other kernels for
+            # unaligned data (slower, and not bit-identical to a freshly built model)
+            tensor = tensor.clone()
+        state[name] = tensor
+    report.loaded = len(state)
+    report.missing = sorted(k for k in expected if k not in state)
+
+    problems = []
+    if report.mismatched:
+        problems.append(_listing("shape mismatches", report.mismatched))
+    if strict and report.missing:
+        problems.append(_listing("missing from the checkpoint", report.missing))
+    if strict and report.unexpected:
+        problems.append(_listing("unexpected in the checkpoint", report.unexpected))
+    if problems:
+        raise CheckpointMismatchError(
+            f"{source} does not match the model ({getattr(model, 'cfg', None) and model.cfg.name or type(model).__name__}): "
+            + "; ".join(problems)
+            + ". Check that the checkpoint and the chosen config belong together."
+        )
+    model.load_state_dict(state, strict=False, assign=True)
+    if rebuild is not None:
+        rebuild(model, device)
+    leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if leftovers:
+        raise CheckpointMismatchError(_listing(f"{source}: these tensors were never loaded", leftovers))
+    return report

@@ -1,0 +1,268 @@
+"""The trajectory generator: image + metric depth + prompt -> :class:`Scene4D`.
+
+A :class:`TrajectoryGenerator` holds the loaded components (transformer, codec, text encoder,
+CLIP grey tokens for configs that use them) and runs one generation:
+
+1. frame-0 points ``P0`` from the depth map on the output grid (any size);
+2. conditioning on the generation grid: control video (the image repeated), depth video, zero
+   start latents, the reference latent (or zero, for checkpoints trained that way), motion
+   features (Motion Perception Module) with strength lambda, text (prompt and negative prompt);
+3. flow-matching Euler sampling with classifier-free guidance on text;
+4. decoding to the normalized motion field, resized to the output grid, and the inverse
+   depth-guided normalization with ``P0`` (frame 0 is exactly ``P0``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .camera.intrinsics import scale_intrinsics, validate_intrinsics
+from .errors import InputError
+from .geometry.normalization import NormalizationFactors
+from .geometry.projection import backproject_depth
+from .models.config import STraGConfig
+from .models.dit import STraGTransformer
+from .models.trajectory_codec import TrajectoryCodec
+from .sampling import conditioning as cond
+from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
+from .scene import Scene4D
+
+
+class TrajectoryGenerator(nn.Module):
+    def __init__(
+        self,
+        config: STraGConfig,
+        transformer: STraGTransformer,
+        codec: TrajectoryCodec,
+        text_encoder: nn.Module,
+        image_tokens: torch.Tensor | None = None,
+        info: dict | None = None,
+    ):
+        super().__init__()
+        if config.image_dim is not None and image_tokens is None:
+            raise InputError(
+                f"{config.name} needs CLIP image tokens: give the CLIP image-encoder folder (or its grey-token cache)"
+            )
+        self.config = config
+        self.transformer = transformer
+        self.codec = codec
+        self.text_encoder = text_encoder
+        self.register_buffer("image_tokens", image_tokens, persistent=False)
+        self.info = dict(info or {})
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.transformer.patch_embedding.weight.dtype
+
+    def normalization_factors(self, intrinsics: torch.Tensor, grid_hw: tuple[int, int]) -> NormalizationFactors:
+        if self.config.normalization == "intrinsics":
+            return NormalizationFactors.from_intrinsics(intrinsics, *grid_hw)
+        return NormalizationFactors.reference()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        image,
+        depth: torch.Tensor,
+        intrinsics: torch.Tensor,
+        prompt: str,
+        *,
+        negative_prompt: str = "",
+        seed: int = 0,
+        steps: int | None = None,
+        shift: float | None = None,
+        guidance_scale: float | None = None,
+        motion_strength: float = 1.0,
+        num_frames: int | None = None,
+        generation_hw: tuple[int, int] | None = None,
+        grid_hw: tuple[int, int] | None = None,
+        fps: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Scene4D:
+        """Generate the 4D scene of ``image`` (``[H, W, 3]`` 0..1) with metric ``depth`` ``[H, W]``
+        and pixel ``intrinsics`` of the image. ``grid_hw`` is the output point grid (default the
+        depth map's size); ``generation_hw`` the model's working grid (default: the trained area
+        at the image's aspect ratio)."""
+        cfg = self.config
+        steps = int(steps or cfg.steps)
+        shift = float(cfg.shift if shift is None else shift)
+        guidance = float(cfg.guidance_scale if guidance_scale is None else guidance_scale)
+        frames = int(num_frames or cfg.num_frames)
+        if not (math.isfinite(motion_strength) and 0.0 <= motion_strength <= 4.0):
+            raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
+        img = cond.as_image_tensor(image)
+        depth = torch.as_tensor(depth).float()
+        if depth.ndim == 3 and depth.shape[0] == 1:
+            depth = depth[0]
+        if depth.ndim != 2:
+            raise InputError(f"depth must be a [H, W] map, got {list(depth.shape)}")
+        image_hw = tuple(img.shape[:2])
+        k_image = validate_intrinsics(intrinsics, "camera intrinsics")
+        grid_hw = tuple(grid_hw or depth.shape)
+        gen_hw = tuple(generation_hw or cond.generation_size(image_hw, cfg))
+        cfg.check_size(gen_hw[0], gen_hw[1], frames)
+        start = time.perf_counter()
+
+        # frame-0 geometry on the output grid
+        k_grid = scale_intrinsics(k_image, image_hw, grid_hw)
+        depth_grid = cond.resize_depth(depth, grid_hw)
+        points0 = backproject_depth(depth_grid, k_grid).float().reshape(*grid_hw, 3)
+        colors = cond.resize_image(img, grid_hw)[0].permute(1, 2, 0).reshape(-1, 3)
+
+        # conditioning on the generation grid
+        dev, dt = self.device, self.dtype
+        image_g = cond.resize_image(img, gen_hw).to(dev)
+        control = cond.repeat_video(image_g * 2 - 1, frames)
+        depth_g = cond.depth_condition(cond.resize_depth(depth, gen_hw)).to(dev)
+        depth_video = cond.repeat_video(depth_g.expand(1, 3, *gen_hw), frames)
+        control_lat = self.codec.encode_video(control).to(dt)
+        depth_lat = self.codec.encode_video(depth_video).to(dt)
+        start_lat = torch.zeros_like(control_lat)
+        reference = None
+        if cfg.use_reference_tokens:
+            reference = self.codec.encode_image(image_g * 2 - 1).to(dt)
+            if cfg.reference_image == "zero":
+                reference = torch.zeros_like(reference)
+        motion = None
+        if cfg.use_mpm and motion_strength != 0.0:
+            motion = self.transformer.encode_motion(image_g.to(dt))
+        texts = self.text_encoder([prompt, negative_prompt]).to(dev, dt)
+        image_tokens = self.image_tokens.to(dev, dt).expand(2, -1, -1) if self.image_tokens is not None else None
+
+        def batched(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            n = x.shape[0]
+            inputs = torch.cat(
+                [x.to(dt), control_lat.expand(n, -1, -1, -1, -1), start_lat.expand(n, -1, -1, -1, -1),
+                 depth_lat.expand(n, -1, -1, -1, -1)],
+                dim=1,
+            )
+            return self.transformer(
+                inputs,
+                t,
+                texts if n == 2 else texts[:1],
+                image_tokens=None if image_tokens is None else image_tokens[:1].expand(n, -1, -1),
+                reference_latent=None if reference is None else reference.expand(n, -1, -1, -1),
+                motion_features=None if motion is None else motion.expand(n, -1, -1, -1),
+                motion_strength=motion_strength,
+            ).float()
+
+        noise = seeded_noise(tuple(control_lat.shape), seed, dev)
+        latents = sample_flow(
+            guided_velocity(batched, guidance), noise, steps=steps, shift=shift,
+            progress=progress, should_cancel=should_cancel,
+        )
+        factors = self.normalization_factors(k_grid, grid_hw)
+        tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors)[0]
+        meta = {
+            "source": "more4d-generator",
+            "model": cfg.name,
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "seed": int(seed),
+            "steps": steps,
+            "shift": shift,
+            "guidance_scale": guidance,
+            "motion_strength": float(motion_strength),
+            "generation_hw": list(gen_hw),
+            "normalization": factors.to_dict(),
+            "units": "metres",
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        return Scene4D(
+            tracks.cpu(), colors, grid_hw=grid_hw, intrinsics=k_grid, fps=float(fps or cfg.fps), metadata=meta
+        )
+
+
+def build_generator(config: STraGConfig, *, seed: int = 0, device="cpu", dtype=torch.float32) -> TrajectoryGenerator:
+    """A randomly initialized generator of ``config`` (for training from scratch and tests).
+    Configs using umT5 / CLIP cannot be built without their local weights (use :func:`load_generator`)."""
+    from .models.text_encoders import build_text_encoder
+    from .models.trajectory_codec import build_codec
+
+    torch.manual_seed(seed)
+    transformer = STraGTransformer.from_stgconfig(config)
+    codec = build_codec(config)
+    text = build_text_encoder(config)
+    tokens = torch.zeros(1, config.image_tokens, config.image_dim) if config.image_dim is not None else None
+    gen = TrajectoryGenerator(config, transformer, codec, text, tokens)
+    return gen.to(device=device, dtype=dtype).eval()
+
+
+def load_generator(
+    model: str | os.PathLike,
+    *,
+    config: STraGConfig | str | None = None,
+    vae: str | os.PathLike | None = None,
+    encoder_adaptor: str | os.PathLike | None = None,
+    decoder_adaptor: str | os.PathLike | None = None,
+    text_encoder: str | os.PathLike | None = None,
+    clip: str | os.PathLike | None = None,
+    dtype: torch.dtype = torch.float32,
+    device="cpu",
+) -> TrajectoryGenerator:
+    """Load a generator.
+
+    ``model`` is our single-file model (everything inside) or a transformer folder / file in the
+    authors' or diffusers layout; the Wan-VAE configs then also need ``vae`` (and optionally the
+    authors' ``encoder_adaptor`` / ``decoder_adaptor``), ``text_encoder`` (umT5 folder) and
+    ``clip`` (CLIP image-encoder folder or grey-token cache).
+    """
+    from .checkpoints import bundle
+    from .checkpoints.apply import load_into
+    from .checkpoints.transformer_loading import load_transformer
+    from .checkpoints.vae_loading import load_adaptor, load_wan_vae
+    from .models.image_context import grey_tokens
+    from .models.text_encoders import build_text_encoder
+    from .models.trajectory_codec import WanVAECodec, build_codec
+    from .models.vae_adaptors import DecoderAdaptor, EncoderAdaptor
+
+    model = Path(model)
+    transformer, _ = load_transformer(model, config=config, dtype=dtype, device=device)
+    cfg = transformer.cfg
+    is_bundle = bundle.is_bundle(model)
+    header = bundle.read_header(model) if is_bundle else None
+
+    def from_bundle(component: str, module: nn.Module) -> nn.Module:
+        load_into(module, bundle.iter_component(model, component), source=f"{model} [{component}]", device=device)
+        return module
+
+    if cfg.codec == "patchify":
+        codec = build_codec(cfg)
+        if is_bundle and "codec" in header.components:
+            from_bundle("codec", codec)
+    else:
+        if vae is None:
+            raise FileNotFoundError(
+                f"{cfg.name} decodes with the Wan2.1 VAE: give its folder or file (e.g. models/more4d/Wan2.1_VAE.pth)"
+            )
+        enc = load_adaptor(encoder_adaptor, "encoder", cfg.adaptor_channels, device=device) if encoder_adaptor else EncoderAdaptor(cfg.adaptor_channels)
+        dec = load_adaptor(decoder_adaptor, "decoder", cfg.adaptor_channels, device=device) if decoder_adaptor else DecoderAdaptor(cfg.adaptor_channels)
+        codec = WanVAECodec(load_wan_vae(vae, dtype=dtype, device=device), enc, dec)
+    if cfg.text_encoder == "word_hash":
+        text = build_text_encoder(cfg)
+        if is_bundle:
+            from_bundle("text_encoder", text)
+    else:
+        text = build_text_encoder(cfg, text_encoder)
+    tokens = None
+    if cfg.image_dim is not None:
+        if clip is None:
+            raise FileNotFoundError(
+                f"{cfg.name} uses CLIP image tokens: give the CLIP image-encoder folder (image_encoder/ of a "
+                "diffusers-format Wan2.1 I2V repository) or a grey-token cache file"
+            )
+        tokens = grey_tokens(clip)
+    gen = TrajectoryGenerator(cfg, transformer, codec, text, tokens, info=header.info if header else {})
+    return gen.to(device=device).eval()

@@ -1,0 +1,250 @@
+"""Configurations of the 4D-STraG trajectory generator: one architecture family, several scales.
+
+A :class:`STraGConfig` fully describes a model (transformer, motion perception module, trajectory
+codec, text and image conditioning), is JSON round-trippable and is stored inside our single-file
+checkpoints. Named configs:
+
+* ``more4d-14b`` — the authors' configuration (Wan2.1-Fun-V1.1-14B-Control widened to 64 input
+  channels, CLIP image tokens, reference-image tokens, OmniMAE ViT-B motion features, the Wan
+  video VAE with trajectory adaptors, umT5-XXL text).
+* ``more4d-small`` — the CPU configuration of the bundled default model: same blocks, narrow and
+  shallow, a patchify codec instead of the Wan VAE, a built-in word-hash text encoder and a small
+  frozen ViT for motion features.
+* ``more4d-tiny`` — for tests: smallest sizes that exercise every code path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MotionEncoderConfig:
+    """The frozen video-MAE ViT that encodes the input image for the Motion Perception Module."""
+
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    tubelet: int = 2
+    image_size: int = 224
+    pos_frames: int = 8  # frames in the stored sinusoidal position table (OmniMAE: 8 x 14 x 14)
+    eps: float = 1e-6
+    include_mae_decoder: bool = False  # OmniMAE checkpoints carry an MAE decoder we never run
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+@dataclass(frozen=True)
+class STraGConfig:
+    """Architecture and conditioning of a trajectory generator."""
+
+    name: str = "custom"
+    # transformer (Wan2.1 family)
+    dim: int = 5120
+    num_heads: int = 40
+    num_layers: int = 40
+    ffn_dim: int = 13824
+    freq_dim: int = 256
+    eps: float = 1e-6
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    cross_attn_norm: bool = True
+    rope_max_seq_len: int = 1024
+    latent_channels: int = 16  # channels of one latent group (noisy / control / start / depth)
+    # conditioning
+    text_dim: int = 4096
+    text_len: int = 512
+    image_dim: int | None = 1280  # CLIP ViT-H tokens (None: no image cross-attention)
+    image_tokens: int = 257
+    use_reference_tokens: bool = True  # 2x2 conv of the reference latent, prepended as one frame
+    reference_image: str = "image"  # "image" (ours) or "zero" (what the authors' training saw)
+    use_mpm: bool = True
+    mpm_alignment: str = "all_frames"  # or "reference": the authors' misaligned layout
+    motion_encoder: MotionEncoderConfig = field(default_factory=MotionEncoderConfig)
+    # trajectory codec
+    codec: str = "wan_vae"  # or "patchify"
+    temporal_compression: int = 4
+    spatial_compression: int = 8
+    vae_base_dim: int = 96
+    vae_z_dim: int = 16
+    adaptor_channels: int = 128
+    normalization: str = "reference"  # "reference" constants or "intrinsics"-derived factors
+    # text encoder
+    text_encoder: str = "umt5"  # or "word_hash"
+    word_hash_vocab: int = 4096
+    word_hash_layers: int = 2
+    # generation defaults
+    num_frames: int = 49
+    height: int = 368
+    width: int = 512
+    fps: float = 8.0
+    steps: int = 50
+    shift: float = 5.0
+    guidance_scale: float = 6.0
+
+    def __post_init__(self):
+        if self.dim % self.num_heads:
+            raise InputError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
+        head_dim = self.dim // self.num_heads
+        if head_dim % 2 or head_dim < 6:
+            raise InputError(f"head dim {head_dim} must be even and >= 6 (rotary embedding over t, h, w)")
+        if self.codec not in ("wan_vae", "patchify"):
+            raise InputError(f"codec must be 'wan_vae' or 'patchify', got {self.codec!r}")
+        if self.reference_image not in ("image", "zero"):
+            raise InputError(f"reference_image must be 'image' or 'zero', got {self.reference_image!r}")
+        if self.mpm_alignment not in ("all_frames", "reference"):
+            raise InputError(f"mpm_alignment must be 'all_frames' or 'reference', got {self.mpm_alignment!r}")
+        if self.text_encoder not in ("umt5", "word_hash"):
+            raise InputError(f"text_encoder must be 'umt5' or 'word_hash', got {self.text_encoder!r}")
+        if self.normalization not in ("reference", "intrinsics"):
+            raise InputError(f"normalization must be 'reference' or 'intrinsics', got {self.normalization!r}")
+        if self.image_dim is not None and self.text_len != 512:
+            # diffusers' Wan attention splits image and text context assuming 512 text tokens
+            raise InputError("configs with CLIP image tokens need text_len = 512")
+        if (self.num_frames - 1) % self.temporal_compression:
+            raise InputError(
+                f"num_frames - 1 = {self.num_frames - 1} must be a multiple of the temporal compression "
+                f"{self.temporal_compression} (e.g. 49 frames for 4x)"
+            )
+
+    # -- derived sizes ---------------------------------------------------------------------
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def mpm_feature_dim(self) -> int:
+        return self.motion_encoder.embed_dim
+
+    @property
+    def in_channels(self) -> int:
+        """Noisy | control | start-image | depth latents."""
+        return 4 * self.latent_channels
+
+    @property
+    def pixel_stride(self) -> int:
+        """Pixels per token side: codec spatial compression x transformer patch."""
+        return self.spatial_compression * self.patch_size[1]
+
+    def latent_frames(self, num_frames: int | None = None) -> int:
+        frames = self.num_frames if num_frames is None else num_frames
+        return 1 + (frames - 1) // self.temporal_compression
+
+    def check_size(self, height: int, width: int, num_frames: int) -> None:
+        """Raise a clear error when a generation size does not fit the model's strides."""
+        stride = self.pixel_stride
+        if height % stride or width % stride or height < stride or width < stride:
+            raise InputError(
+                f"{self.name}: the trajectory grid must be a multiple of {stride} pixels, got {width}x{height}; "
+                f"try {max(stride, round(width / stride) * stride)}x{max(stride, round(height / stride) * stride)}"
+            )
+        if num_frames < 1 or (num_frames - 1) % self.temporal_compression:
+            raise InputError(
+                f"{self.name}: frame count must be 1 + a multiple of {self.temporal_compression} (e.g. 49), got {num_frames}"
+            )
+
+    # -- serialization -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["config_version"] = CONFIG_VERSION
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> STraGConfig:
+        data = dict(data)
+        version = data.pop("config_version", CONFIG_VERSION)
+        if version > CONFIG_VERSION:
+            raise InputError(f"model config version {version} is newer than this build understands ({CONFIG_VERSION})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown model config fields: {', '.join(unknown)}")
+        if "motion_encoder" in data and isinstance(data["motion_encoder"], dict):
+            data["motion_encoder"] = MotionEncoderConfig(**data["motion_encoder"])
+        if "patch_size" in data:
+            data["patch_size"] = tuple(data["patch_size"])
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> STraGConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> STraGConfig:
+        return dataclasses.replace(self, **changes)
+
+
+MORE4D_14B = STraGConfig(
+    name="more4d-14b",
+    # the authors trained with a zero reference latent and the MPM features shifted by one frame
+    reference_image="zero",
+    mpm_alignment="reference",
+)
+
+MORE4D_SMALL = STraGConfig(
+    name="more4d-small",
+    dim=192,
+    num_heads=6,
+    num_layers=6,
+    ffn_dim=576,
+    freq_dim=64,
+    latent_channels=12,
+    text_dim=128,
+    text_len=24,
+    image_dim=None,
+    motion_encoder=MotionEncoderConfig(embed_dim=128, depth=2, num_heads=4, image_size=112),
+    codec="patchify",
+    temporal_compression=4,
+    spatial_compression=4,
+    normalization="intrinsics",
+    text_encoder="word_hash",
+    height=96,
+    width=128,
+    steps=20,
+)
+
+MORE4D_TINY = STraGConfig(
+    name="more4d-tiny",
+    dim=48,
+    num_heads=4,
+    num_layers=2,
+    ffn_dim=96,
+    freq_dim=32,
+    latent_channels=12,
+    text_dim=32,
+    text_len=8,
+    image_dim=None,
+    motion_encoder=MotionEncoderConfig(embed_dim=32, depth=1, num_heads=2, image_size=32, patch_size=8),
+    codec="patchify",
+    temporal_compression=4,
+    spatial_compression=4,
+    normalization="intrinsics",
+    text_encoder="word_hash",
+    word_hash_vocab=256,
+    word_hash_layers=1,
+    num_frames=9,
+    height=32,
+    width=32,
+    steps=4,
+)
+
+NAMED_CONFIGS: dict[str, STraGConfig] = {c.name: c for c in (MORE4D_14B, MORE4D_SMALL, MORE4D_TINY)}
+
+
+def get_config(name: str) -> STraGConfig:
+    try:
+        return NAMED_CONFIGS[name]
+    except KeyError:
+        raise InputError(f"unknown model config {name!r}; known: {', '.join(NAMED_CONFIGS)}") from None

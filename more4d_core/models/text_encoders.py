@@ -1,0 +1,115 @@
+"""Text encoders: umT5-XXL from a local folder (the authors' model) or a small built-in word-hash
+encoder that needs no download (small configurations; trained with the model).
+
+Both return ``[B, text_len, text_dim]`` with positions past the prompt set to zero, as Wan does
+(the zero padding is attended to: the DiT learned with it).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from .config import STraGConfig
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def hash_words(text: str, vocab: int, max_len: int) -> list[int]:
+    """Stable word ids in ``1 .. vocab - 1`` (0 is padding): lower-cased alphanumeric words hashed
+    with CRC-32, so the same word has the same id in every process and on every machine."""
+    words = _WORD.findall(str(text).lower())[:max_len]
+    return [1 + zlib.crc32(w.encode("utf-8")) % (vocab - 1) for w in words]
+
+
+class WordHashTextEncoder(nn.Module):
+    """Word-hash embedding + learned positions + a small Transformer encoder.
+
+    Captions of procedural training data are short and compositional ("the ball slides left"),
+    which this captures; it does not know words it never saw in training (they hash to
+    embeddings that were never trained). Paraphrase-robust text needs umT5.
+    """
+
+    def __init__(self, vocab: int, dim: int, max_len: int, layers: int = 2, heads: int = 4):
+        super().__init__()
+        if vocab < 2:
+            raise InputError("word-hash vocabulary needs at least 2 entries")
+        self.vocab, self.max_len = vocab, max_len
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        self.pos = nn.Parameter(torch.zeros(1, max_len, dim))
+        nn.init.normal_(self.pos, std=0.02)
+        heads = next(h for h in (heads, 4, 2, 1) if dim % h == 0)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        ids = torch.zeros(len(prompts), self.max_len, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            words = hash_words(p, self.vocab, self.max_len)
+            ids[i, : len(words)] = torch.tensor(words, dtype=torch.long)
+        return ids
+
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        ids = self.tokenize(prompts).to(self.pos.device)
+        pad = ids == 0
+        x = self.embed(ids) + self.pos
+        all_pad = pad.all(dim=1)
+        # an empty prompt attends to nothing: give it one visible (zero) slot, then zero the output
+        key_mask = pad.clone()
+        key_mask[all_pad, 0] = False
+        x = self.norm(self.encoder(x, src_key_padding_mask=key_mask))
+        return x.masked_fill(pad.unsqueeze(-1), 0.0)
+
+
+class UMT5TextEncoder(nn.Module):
+    """umT5-XXL (transformers ``UMT5EncoderModel``) + its tokenizer, from a local folder.
+
+    ``folder`` holds either ``text_encoder/`` and ``tokenizer/`` sub-folders (the diffusers layout
+    of the Wan repositories) or the model and tokenizer files directly.
+    """
+
+    def __init__(self, folder: str | Path, max_len: int = 512, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        from transformers import AutoTokenizer, UMT5EncoderModel
+
+        folder = Path(folder)
+        model_dir = folder / "text_encoder" if (folder / "text_encoder").is_dir() else folder
+        tok_dir = folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"umT5 text encoder not found: expected {model_dir / 'config.json'} and its safetensors weights "
+                "(the text_encoder/ and tokenizer/ folders of a diffusers-format Wan2.1 repository)"
+            )
+        self.tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        self.model = UMT5EncoderModel.from_pretrained(model_dir, torch_dtype=dtype, use_safetensors=True)
+        self.model.requires_grad_(False)
+        self.max_len = max_len
+
+    @torch.no_grad()
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            list(prompts), max_length=self.max_len, padding="max_length", truncation=True,
+            add_special_tokens=True, return_attention_mask=True, return_tensors="pt",
+        )
+        device = next(self.model.parameters()).device
+        mask = tokens.attention_mask.to(device)
+        states = self.model(tokens.input_ids.to(device), mask).last_hidden_state
+        return states.masked_fill(~mask.bool().unsqueeze(-1), 0.0)
+
+
+def build_text_encoder(cfg: STraGConfig, folder: str | Path | None = None) -> nn.Module:
+    """The text encoder a config uses (``folder`` is required for umT5)."""
+    if cfg.text_encoder == "word_hash":
+        return WordHashTextEncoder(cfg.word_hash_vocab, cfg.text_dim, cfg.text_len, cfg.word_hash_layers)
+    if folder is None:
+        raise FileNotFoundError(
+            f"{cfg.name} uses the umT5-XXL text encoder: give the folder of a diffusers-format Wan2.1 "
+            "repository (with text_encoder/ and tokenizer/) under ComfyUI's models/more4d/ or as a path"
+        )
+    return UMT5TextEncoder(folder, cfg.text_len)

@@ -1,0 +1,181 @@
+"""Trajectory codecs: metric 3D tracks <-> normalized motion field <-> diffusion latents.
+
+Both codecs share the metric wrapper (:class:`TrajectoryCodec`): tracks are turned into the
+depth-guided normalized displacement field (``geometry.normalization``), treated as a 3-channel
+video ``[B, 3, T, H, W]`` and encoded; decoding inverts every step, so
+``decode_tracks(encode_tracks(tracks), P0)`` returns metric trajectories with frame 0 exactly P0.
+The same codec encodes the conditioning videos (control image, depth) in [-1, 1].
+
+* :class:`WanVAECodec` — the authors' design: encoder adaptor -> Wan2.1 video VAE
+  (diffusers ``AutoencoderKLWan``, 16 channels, 4x time / 8x space) -> decoder adaptor; latents
+  are standardized with the VAE's per-channel mean/std.
+* :class:`PatchifyCodec` — for small CPU models: no network. Space is area-averaged by the
+  spatial factor, time is packed (latent frame 0 = frame 0, then groups of ``temporal`` frames
+  stacked on channels: ``3 * temporal`` channels); decoding unpacks and upsamples bilinearly to
+  any output size. Motion latents are divided by ``motion_scale`` (fit on training data) so the
+  diffusion model sees unit-scale values.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
+from .config import STraGConfig
+from .vae_adaptors import DecoderAdaptor, EncoderAdaptor
+
+
+def tracks_to_field(points: torch.Tensor, factors: NormalizationFactors) -> torch.Tensor:
+    """Metric tracks ``[B, T, H, W, 3]`` -> normalized field ``[B, 3, T, H, W]``."""
+    field = torch.stack([normalize_motion(p, factors) for p in points])
+    return field.permute(0, 4, 1, 2, 3)
+
+
+def field_to_tracks(field: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors) -> torch.Tensor:
+    """Normalized field ``[B, 3, T, H, W]`` + frame-0 points ``[B, H, W, 3]`` -> tracks ``[B, T, H, W, 3]``."""
+    grid = field.permute(0, 2, 3, 4, 1)
+    return torch.stack([denormalize_motion(n, p0, factors) for n, p0 in zip(grid, points0)])
+
+
+def resize_field(field: torch.Tensor, out_hw: tuple[int, int] | None) -> torch.Tensor:
+    """Bilinear resize of every frame of ``[B, C, T, H, W]`` to ``out_hw`` (None: unchanged)."""
+    if out_hw is None or tuple(out_hw) == tuple(field.shape[-2:]):
+        return field
+    b, c, t, h, w = field.shape
+    flat = field.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    flat = F.interpolate(flat, size=tuple(out_hw), mode="bilinear", align_corners=False)
+    return flat.reshape(b, t, c, *out_hw).permute(0, 2, 1, 3, 4)
+
+
+class TrajectoryCodec(nn.Module):
+    """Common interface; subclasses implement the field <-> latent maps."""
+
+    latent_channels: int
+    temporal: int
+    spatial: int
+
+    def latent_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        if (num_frames - 1) % self.temporal or height % self.spatial or width % self.spatial:
+            raise InputError(
+                f"a {num_frames}x{height}x{width} video does not fit the codec: frames must be 1 + a multiple "
+                f"of {self.temporal}, height and width multiples of {self.spatial}"
+            )
+        return 1 + (num_frames - 1) // self.temporal, height // self.spatial, width // self.spatial
+
+    # field-level maps (subclasses)
+    def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_field(self, latents: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """One image ``[B, 3, H, W]`` in [-1, 1] -> latent ``[B, C, h, w]`` (the reference latent)."""
+        return self.encode_video(image.unsqueeze(2))[:, :, 0]
+
+    # metric wrappers
+    def encode_tracks(self, points: torch.Tensor, factors: NormalizationFactors, sample: bool = False) -> torch.Tensor:
+        return self.encode_field(tracks_to_field(points, factors), sample=sample)
+
+    def decode_tracks(self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors) -> torch.Tensor:
+        field = self.decode_field(latents, out_hw=tuple(points0.shape[1:3]))
+        return field_to_tracks(field.float(), points0.float(), factors)
+
+
+class PatchifyCodec(TrajectoryCodec):
+    def __init__(self, temporal: int = 4, spatial: int = 4):
+        super().__init__()
+        self.temporal = int(temporal)
+        self.spatial = int(spatial)
+        self.latent_channels = 3 * self.temporal
+        self.register_buffer("motion_scale", torch.ones(()), persistent=True)
+
+    def _pack(self, video: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = video.shape
+        if (t - 1) % self.temporal:
+            raise InputError(f"frame count {t} must be 1 + a multiple of {self.temporal}")
+        if h % self.spatial or w % self.spatial:
+            raise InputError(f"size {w}x{h} must be a multiple of {self.spatial}")
+        if self.spatial > 1:
+            video = F.avg_pool3d(video, kernel_size=(1, self.spatial, self.spatial))
+        first = video[:, :, :1].expand(-1, -1, self.temporal, -1, -1)
+        frames = torch.cat([first, video[:, :, 1:]], dim=2)  # [B, 3, temporal * T', h, w]
+        tl = frames.shape[2] // self.temporal
+        frames = frames.reshape(b, c, tl, self.temporal, *frames.shape[-2:])
+        return frames.permute(0, 3, 1, 2, 4, 5).reshape(b, self.temporal * c, tl, *frames.shape[-2:])
+
+    def _unpack(self, latents: torch.Tensor) -> torch.Tensor:
+        b, ch, tl, h, w = latents.shape
+        if ch != self.latent_channels:
+            raise InputError(f"codec expects {self.latent_channels} latent channels, got {ch}")
+        groups = latents.reshape(b, self.temporal, 3, tl, h, w).permute(0, 2, 3, 1, 4, 5)
+        first = groups[:, :, 0].mean(dim=2, keepdim=True)  # the repeated frame 0
+        rest = groups[:, :, 1:].reshape(b, 3, (tl - 1) * self.temporal, h, w)
+        return torch.cat([first, rest], dim=2)
+
+    def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        return self._pack(field) / self.motion_scale.to(field.dtype)
+
+    def decode_field(self, latents: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+        return resize_field(self._unpack(latents * self.motion_scale.to(latents.dtype)), out_hw)
+
+    def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        return self._pack(video)
+
+
+class WanVAECodec(TrajectoryCodec):
+    """Encoder adaptor + diffusers ``AutoencoderKLWan`` + decoder adaptor."""
+
+    def __init__(self, vae: nn.Module, encoder_adaptor: nn.Module, decoder_adaptor: nn.Module):
+        super().__init__()
+        self.vae = vae
+        self.encoder_adaptor = encoder_adaptor
+        self.decoder_adaptor = decoder_adaptor
+        cfg = vae.config
+        self.latent_channels = int(cfg.z_dim)
+        self.temporal = int(getattr(cfg, "scale_factor_temporal", None) or 4)
+        self.spatial = int(getattr(cfg, "scale_factor_spatial", None) or 8)
+        mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        self.register_buffer("latents_mean", mean, persistent=False)
+        self.register_buffer("latents_std", std, persistent=False)
+
+    def _standardize(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.latents_mean.to(z)) / self.latents_std.to(z)
+
+    def _encode(self, video: torch.Tensor, sample: bool) -> torch.Tensor:
+        dist = self.vae.encode(video.to(self.vae.dtype)).latent_dist
+        return self._standardize(dist.sample() if sample else dist.mode())
+
+    def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        return self._encode(video, sample)
+
+    def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        return self._encode(self.encoder_adaptor(field.to(self.vae.dtype)), sample)
+
+    def decode_field(self, latents: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+        z = latents * self.latents_std.to(latents) + self.latents_mean.to(latents)
+        video = self.vae.decode(z.to(self.vae.dtype)).sample
+        return resize_field(self.decoder_adaptor(video).float(), out_hw)
+
+
+def build_codec(cfg: STraGConfig, vae: nn.Module | None = None) -> TrajectoryCodec:
+    """The codec a config asks for (the Wan VAE itself is loaded by the checkpoint loader)."""
+    if cfg.codec == "patchify":
+        if cfg.latent_channels != 3 * cfg.temporal_compression:
+            raise InputError(
+                f"the patchify codec makes 3 x {cfg.temporal_compression} = {3 * cfg.temporal_compression} latent "
+                f"channels but the config says {cfg.latent_channels}"
+            )
+        return PatchifyCodec(cfg.temporal_compression, cfg.spatial_compression)
+    if vae is None:
+        from diffusers import AutoencoderKLWan
+
+        vae = AutoencoderKLWan(base_dim=cfg.vae_base_dim, z_dim=cfg.vae_z_dim)
+    return WanVAECodec(vae, EncoderAdaptor(cfg.adaptor_channels), DecoderAdaptor(cfg.adaptor_channels))

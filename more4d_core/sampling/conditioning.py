@@ -1,0 +1,73 @@
+"""Building the conditioning of one generation: sizes, control and depth videos, normalization.
+
+Conventions of the reference (DESIGN section 3): the control video is the input image repeated
+over all frames in [-1, 1]; the depth video is the frame-0 depth clamped to [0, 1e4] with invalid
+values set to 1, min-max normalized per image to [-1, 1], repeated to 3 channels and all frames;
+the start-image latents are zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..models.config import STraGConfig
+
+
+def generation_size(image_hw: tuple[int, int], cfg: STraGConfig) -> tuple[int, int]:
+    """A generation grid near the model's trained area with the image's aspect ratio, in
+    multiples of the model's pixel stride."""
+    h, w = image_hw
+    stride = cfg.pixel_stride
+    area = cfg.height * cfg.width
+    scale = math.sqrt(area / float(h * w))
+    gh = max(stride, int(round(h * scale / stride)) * stride)
+    gw = max(stride, int(round(w * scale / stride)) * stride)
+    return gh, gw
+
+
+def as_image_tensor(image) -> torch.Tensor:
+    """``[H, W, 3]`` (or ComfyUI ``[1, H, W, 3]``) float 0..1 or uint8 -> float32 ``[H, W, 3]``."""
+    img = torch.as_tensor(image)
+    if img.ndim == 4 and img.shape[0] == 1:
+        img = img[0]
+    if img.ndim != 3 or img.shape[-1] not in (3, 4):
+        raise InputError(f"the input image must be [H, W, 3], got {list(img.shape)}")
+    img = img[..., :3]
+    if img.dtype == torch.uint8:
+        return img.float() / 255.0
+    img = img.float()
+    if not torch.isfinite(img).all() or img.min() < -1e-3 or img.max() > 1 + 1e-3:
+        raise InputError("the input image must hold finite values in 0..1 (or uint8)")
+    return img.clamp(0, 1)
+
+
+def resize_image(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """``[H, W, 3]`` -> ``[1, 3, h, w]`` (antialiased bilinear)."""
+    x = image.permute(2, 0, 1).unsqueeze(0)
+    if tuple(x.shape[-2:]) == tuple(hw):
+        return x
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def resize_depth(depth: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """``[H, W]`` -> ``[H', W']`` (nearest: never blends foreground and background depths)."""
+    if tuple(depth.shape) == tuple(hw):
+        return depth
+    return F.interpolate(depth[None, None].float(), size=hw, mode="nearest")[0, 0]
+
+
+def depth_condition(depth: torch.Tensor) -> torch.Tensor:
+    """Depth map ``[H, W]`` -> per-image min-max normalized ``[H, W]`` in [-1, 1]."""
+    d = depth.float().clamp(0.0, 1e4)
+    d = torch.where(torch.isfinite(depth) & (depth >= 1e-5), d, torch.ones_like(d))
+    lo, hi = d.min(), d.max()
+    return 2.0 * (d - lo) / (hi - lo + 1e-8) - 1.0
+
+
+def repeat_video(frame: torch.Tensor, frames: int) -> torch.Tensor:
+    """``[1, 3, H, W]`` -> ``[1, 3, T, H, W]``."""
+    return frame.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()

@@ -1,0 +1,193 @@
+"""Checkpoint layouts: the authors' (sharded, original Wan names), diffusers folders, our single
+file; safe legacy loading; mismatch reports; meta-device materialization."""
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from tiny_models import TINY_FULL
+
+from more4d_core.checkpoints import CheckpointMismatchError, keymap, load_transformer, save_authors_layout, save_bundle
+from more4d_core.checkpoints.convert import convert
+from more4d_core.checkpoints.io import load_pickle_weights
+from more4d_core.checkpoints.vae_loading import load_adaptor, load_wan_vae
+from more4d_core.errors import FormatError
+from more4d_core.generator import build_generator, load_generator
+from more4d_core.models.config import MORE4D_TINY
+from more4d_core.models.dit import STraGTransformer
+from more4d_core.models.vae_adaptors import DecoderAdaptor, EncoderAdaptor
+
+CFG = TINY_FULL
+
+
+def _model(cfg=CFG, seed=0):
+    torch.manual_seed(seed)
+    m = STraGTransformer.from_stgconfig(cfg).eval()
+    for blk in m.blocks:
+        blk.spatial_guidance_self.gate.data.normal_()
+        blk.spatial_guidance_ffn.gate.data.normal_()
+    return m
+
+
+def _forward(m, seed=0):
+    cfg = m.cfg
+    g = torch.Generator().manual_seed(seed)
+    c = cfg.latent_channels
+    with torch.no_grad():
+        return m(
+            torch.randn(1, 4 * c, 2, 4, 4, generator=g),
+            torch.tensor([700.0]),
+            torch.randn(1, cfg.text_len, cfg.text_dim, generator=g),
+            image_tokens=torch.randn(1, cfg.image_tokens, cfg.image_dim, generator=g),
+            reference_latent=torch.randn(1, c, 4, 4, generator=g),
+            motion_features=m.encode_motion(torch.rand(1, 3, 16, 16, generator=g)),
+        )
+
+
+def _authors_checkpoint(tmp_path, model, extra=None, shards=3):
+    folder = save_authors_layout(model, tmp_path / "transformer", shards=shards)
+    if extra:
+        save_file(extra, str(folder / "extra.safetensors"))
+        index = json.loads((folder / "diffusion_pytorch_model.safetensors.index.json").read_text())
+        index["weight_map"].update({k: "extra.safetensors" for k in extra})
+        (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index))
+    return folder
+
+
+def test_authors_layout_loads_exactly(tmp_path):
+    model = _model()
+    mae_parts = {
+        "omnimae_extractor.trunk.mask_token": torch.zeros(1, 32),
+        "omnimae_extractor.trunk.decoder.decoder_embed.weight": torch.zeros(16, 32),
+        "omnimae_extractor.head.weight": torch.zeros(8, 16),
+    }
+    folder = _authors_checkpoint(tmp_path, model, extra=mae_parts)
+    keys = set().union(*(load_file(str(p)).keys() for p in folder.glob("*.safetensors")))
+    assert "blocks.0.self_attn.q.weight" in keys and "head.head.weight" in keys and "img_emb.proj.1.weight" in keys
+    assert "blocks.1.spatial_guidance_ffn.gate" in keys and "omnimae_extractor.trunk.patch_embed.proj.1.weight" in keys
+    loaded, report = load_transformer(folder, config=CFG)
+    assert report.missing == [] and report.unexpected == [] and report.mismatched == []
+    assert sum(report.dropped.values()) == 3
+    assert torch.equal(_forward(loaded), _forward(model))
+
+
+def test_authors_layout_config_is_inferred(tmp_path):
+    model = _model()
+    folder = _authors_checkpoint(tmp_path, model)
+    loaded, _ = load_transformer(folder, base=CFG)
+    for field in ("dim", "num_layers", "ffn_dim", "num_heads", "latent_channels", "image_dim", "use_mpm", "use_reference_tokens"):
+        assert getattr(loaded.cfg, field) == getattr(CFG, field), field
+    assert torch.equal(_forward(loaded), _forward(model))
+
+
+def test_key_map_round_trips():
+    for key in _model().state_dict():
+        theirs = keymap.ours_to_authors(key)
+        assert keymap.authors_to_ours(theirs) == key
+
+
+def test_mismatches_are_reported_by_name(tmp_path):
+    model = _model()
+    folder = _authors_checkpoint(tmp_path, model, shards=1)
+    shard = next(folder.glob("diffusion*.safetensors"))
+    state = load_file(str(shard))
+    state["blocks.1.ffn.0.weight"] = torch.zeros(7, 3)
+    del state["blocks.0.cross_attn.k_img.weight"]
+    state["blocks.0.surprise.weight"] = torch.zeros(2)
+    save_file(state, str(shard))
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    index.unlink()
+    with pytest.raises(CheckpointMismatchError) as err:
+        load_transformer(folder, config=CFG)
+    text = str(err.value)
+    assert "blocks.1.ffn.0.weight: checkpoint [7, 3]" in text
+    assert "blocks.0.attn2.add_k_proj.weight" in text and "missing" in text
+    assert "blocks.0.surprise.weight" in text and "unexpected" in text
+
+
+def test_fun_control_48_channels_are_widened_with_zeros(tmp_path):
+    model = _model()
+    folder = _authors_checkpoint(tmp_path, model, shards=1)
+    shard = next(folder.glob("diffusion*.safetensors"))
+    state = load_file(str(shard))
+    c = CFG.latent_channels
+    state["patch_embedding.weight"] = state["patch_embedding.weight"][:, : 3 * c].clone()
+    save_file(state, str(shard))
+    loaded, _ = load_transformer(folder, config=CFG)
+    w = loaded.patch_embedding.weight
+    assert w.shape[1] == 4 * c and not w[:, 3 * c :].any()
+    torch.testing.assert_close(w[:, : 3 * c], model.patch_embedding.weight[:, : 3 * c])
+
+
+def test_diffusers_folder_and_precision(tmp_path):
+    model = _model()
+    model.save_pretrained(tmp_path / "ours", safe_serialization=True)
+    loaded, report = load_transformer(tmp_path / "ours")
+    assert report.missing == [] and torch.equal(_forward(loaded), _forward(model))
+    half, _ = load_transformer(tmp_path / "ours", dtype=torch.bfloat16)
+    assert half.patch_embedding.weight.dtype == torch.bfloat16
+    assert not any(t.is_meta for t in list(half.parameters()) + list(half.buffers()))
+
+
+def test_legacy_pickles_only_with_weights_only(tmp_path):
+    model = _model(MORE4D_TINY)
+    torch.save(model.state_dict(), tmp_path / "weights.bin")
+    assert set(load_pickle_weights(tmp_path / "weights.bin")) == set(model.state_dict())
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(tmp_path / "evil.bin", "wb") as fh:
+        pickle.dump({"x": Evil()}, fh)
+    with pytest.raises(FormatError, match="weights_only=True"):
+        load_pickle_weights(tmp_path / "evil.bin")
+    written = convert(tmp_path / "weights.bin", tmp_path / "weights.safetensors")
+    converted = load_file(str(written[0]))
+    assert all(torch.equal(converted[k], v) for k, v in model.state_dict().items())
+    shards = convert(tmp_path / "weights.bin", tmp_path / "sharded", max_shard_bytes=20_000)
+    assert len(shards) > 1 and (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+
+
+def test_vae_and_adaptors_in_the_authors_layout(tmp_path):
+    from tiny_models import save_tiny_vae
+
+    vae_dir = save_tiny_vae(tmp_path / "vae")
+    vae = load_wan_vae(tmp_path)  # a repository folder with vae/
+    assert vae.config.z_dim == 4
+    prefixed = {f"model.{k}": v for k, v in load_wan_vae(vae_dir).state_dict().items()}
+    torch.save(prefixed, tmp_path / "finetuned_vae.bin")  # the authors' fine-tuned VAE: 'model.' prefix
+    again = load_wan_vae(tmp_path / "finetuned_vae.bin", config=dict(vae.config))
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), again.state_dict().values()))
+    for kind, cls in (("encoder", EncoderAdaptor), ("decoder", DecoderAdaptor)):
+        module = cls(8)
+        (tmp_path / f"{kind}_prompt").mkdir()
+        torch.save(module.state_dict(), tmp_path / f"{kind}_prompt" / "pytorch_model.bin")
+        loaded = load_adaptor(tmp_path / f"{kind}_prompt", kind, 8)
+        assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(CheckpointMismatchError):
+        load_adaptor(tmp_path / "encoder_prompt", "decoder", 8)
+
+
+def test_bundle_round_trip_reproduces_generation(tmp_path):
+    gen = build_generator(MORE4D_TINY, seed=5)
+    for blk in gen.transformer.blocks:
+        blk.spatial_guidance_self.gate.data.fill_(0.5)
+    gen.codec.motion_scale.fill_(0.25)
+    path = save_bundle(tmp_path / "tiny.safetensors", MORE4D_TINY,
+                       {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder},
+                       {"seed": 5, "recipe": "test"})
+    loaded = load_generator(path)
+    assert loaded.info == {"seed": 5, "recipe": "test"} and loaded.codec.motion_scale.item() == 0.25
+    image, depth = torch.rand(32, 32, 3), torch.rand(32, 32) + 1
+    k = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
+    a = gen.generate(image, depth, k, "the ball slides left", seed=1)
+    b = loaded.generate(image, depth, k, "the ball slides left", seed=1)
+    assert torch.equal(a.points, b.points)
+    with pytest.raises(FormatError, match="not a MoRe4D model"):
+        from more4d_core.checkpoints.bundle import read_header
+
+        save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+        read_header(tmp_path / "plain.safetensors")

@@ -1,0 +1,242 @@
+"""Sampling and the generator: determinism, frame 0, scale invariance, progress/cancel, codecs,
+text encoders, CLIP grey tokens, and the full 14B-layout pipeline at toy size."""
+
+import pytest
+import torch
+from tiny_models import TINY_FULL, save_tiny_clip, save_tiny_umt5, save_tiny_vae
+
+from more4d_core.camera.intrinsics import intrinsics_from_fov
+from more4d_core.checkpoints import save_authors_layout
+from more4d_core.data.analytic import make_analytic_scene
+from more4d_core.errors import InputError
+from more4d_core.generator import build_generator, load_generator
+from more4d_core.geometry.normalization import NormalizationFactors
+from more4d_core.models.config import MORE4D_SMALL, MORE4D_TINY
+from more4d_core.models.dit import STraGTransformer
+from more4d_core.models.image_context import grey_tokens
+from more4d_core.models.text_encoders import UMT5TextEncoder, WordHashTextEncoder, hash_words
+from more4d_core.models.trajectory_codec import PatchifyCodec, WanVAECodec
+from more4d_core.sampling import GenerationCancelled, sample_flow
+from more4d_core.sampling.conditioning import depth_condition, generation_size
+from more4d_core.scene import Scene4D
+
+PROMPT = "the ball slides left"
+
+
+@pytest.fixture(scope="module")
+def tiny_gen():
+    gen = build_generator(MORE4D_TINY, seed=0)
+    for blk in gen.transformer.blocks:  # a non-trivial MPM
+        blk.spatial_guidance_self.gate.data.fill_(0.3)
+        blk.spatial_guidance_ffn.gate.data.fill_(0.3)
+    return gen
+
+
+@pytest.fixture
+def inputs():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(40, 48, 3, generator=g)
+    depth = torch.rand(40, 48, generator=g) * 3 + 1
+    return image, depth, intrinsics_from_fov(40, 48, 60.0)
+
+
+def test_generation_is_deterministic_and_starts_at_p0(tiny_gen, inputs):
+    image, depth, k = inputs
+    a = tiny_gen.generate(image, depth, k, PROMPT, seed=7)
+    b = tiny_gen.generate(image, depth, k, PROMPT, seed=7)
+    c = tiny_gen.generate(image, depth, k, PROMPT, seed=8)
+    assert isinstance(a, Scene4D) and a.num_frames == MORE4D_TINY.num_frames and a.grid_hw == (40, 48)
+    assert torch.isfinite(a.points).all()
+    assert torch.equal(a.points, b.points) and not torch.equal(a.points, c.points)
+    assert torch.equal(a.points[0], a.points0)
+    torch.testing.assert_close(a.points_grid()[0, ..., 2], depth)
+    assert a.metadata["seed"] == 7 and a.metadata["prompt"] == PROMPT
+    assert (a.points[1:] - a.points[:1]).abs().max() > 0  # it moves
+
+
+def test_scale_invariance(tiny_gen, inputs):
+    image, depth, k = inputs
+    a = tiny_gen.generate(image, depth, k, PROMPT, seed=3)
+    b = tiny_gen.generate(image, depth * 4.0, k, PROMPT, seed=3)
+    torch.testing.assert_close(b.points, a.points * 4.0, rtol=1e-4, atol=1e-4)
+
+
+def test_output_grid_and_strength(tiny_gen, inputs):
+    image, depth, k = inputs
+    big = tiny_gen.generate(image, depth, k, PROMPT, seed=1, grid_hw=(80, 96))
+    assert big.grid_hw == (80, 96) and torch.isfinite(big.points).all()
+    off = tiny_gen.generate(image, depth, k, PROMPT, seed=1, motion_strength=0.0)
+    on = tiny_gen.generate(image, depth, k, PROMPT, seed=1, motion_strength=1.0)
+    assert not torch.equal(off.points, on.points)
+    with pytest.raises(InputError, match="multiple of"):
+        tiny_gen.generate(image, depth, k, PROMPT, generation_hw=(36, 40))
+    with pytest.raises(InputError, match="frame count"):
+        tiny_gen.generate(image, depth, k, PROMPT, num_frames=10)
+    with pytest.raises(InputError, match="motion strength"):
+        tiny_gen.generate(image, depth, k, PROMPT, motion_strength=-1)
+
+
+def test_progress_and_cancellation(tiny_gen, inputs):
+    image, depth, k = inputs
+    seen = []
+    tiny_gen.generate(image, depth, k, PROMPT, steps=3, progress=lambda i, n: seen.append((i, n)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    polls = []
+
+    def cancel():
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(GenerationCancelled, match="before step 3"):
+        tiny_gen.generate(image, depth, k, PROMPT, steps=5, should_cancel=cancel)
+
+
+def test_guidance_one_runs_a_single_batch():
+    sizes = []
+
+    def velocity(x, t):
+        sizes.append(x.shape[0])
+        return torch.zeros_like(x)
+
+    from more4d_core.sampling import guided_velocity
+
+    noise = torch.randn(1, 2, 3)
+    out = sample_flow(guided_velocity(velocity, 1.0), noise, steps=4, shift=5.0)
+    assert sizes == [1] * 4 and torch.equal(out, noise)  # zero velocity: nothing moves
+    sizes.clear()
+    sample_flow(guided_velocity(velocity, 6.0), noise, steps=2, shift=5.0)
+    assert sizes == [2, 2]
+
+
+def test_flow_sampler_recovers_a_known_target():
+    """With the exact velocity noise - x0 the Euler sampler lands on x0."""
+    x0 = torch.linspace(-1, 1, 10).view(1, 10)
+    noise = torch.randn(1, 10)
+    out = sample_flow(lambda x, t: noise - x0, noise, steps=7, shift=3.0)
+    torch.testing.assert_close(out, x0, rtol=1e-5, atol=1e-5)
+
+
+def _smooth_tracks(frames=9, h=32, w=32):
+    """A plane whose points drift smoothly (no object boundaries), [1, T, H, W, 3]."""
+    from more4d_core.geometry.projection import backproject_depth
+
+    k = intrinsics_from_fov(h, w, 60.0)
+    depth = 2.0 + torch.linspace(0, 1, h).view(h, 1).expand(h, w)
+    p0 = backproject_depth(depth, k).float().view(h, w, 3)
+    t = torch.linspace(0, 1, frames).view(frames, 1, 1, 1)
+    drift = torch.stack([torch.sin(p0[..., 1] * 2), torch.cos(p0[..., 0] * 2), p0[..., 0] * 0.5], dim=-1)
+    return (p0 + 0.2 * t * drift).unsqueeze(0), k
+
+
+def test_patchify_codec_round_trips():
+    pts, k = _smooth_tracks()
+    f = NormalizationFactors.from_intrinsics(k, 32, 32)
+    exact = PatchifyCodec(4, 1)
+    back = exact.decode_tracks(exact.encode_tracks(pts, f), pts[:, 0], f)
+    torch.testing.assert_close(back, pts, rtol=1e-5, atol=1e-5)
+    coarse = PatchifyCodec(4, 4)
+    z = coarse.encode_tracks(pts, f)
+    assert z.shape == (1, 12, 3, 8, 8)
+    back = coarse.decode_tracks(z, pts[:, 0], f)
+    assert torch.equal(back[:, 0], pts[:, 0])
+    motion = (pts - pts[:, :1]).abs().max()
+    err = (back - pts).abs()
+    assert err.mean() < 0.05 * motion  # smooth motion survives 4x pooling ...
+    assert err[:, :, 4:-4, 4:-4].max() < 0.15 * motion  # ... well inside the image
+    assert err.max() < 0.5 * motion  # (bilinear upsampling cannot extrapolate at the borders)
+    coarse.motion_scale.fill_(0.1)
+    torch.testing.assert_close(coarse.encode_tracks(pts, f), z * 10)
+
+
+def test_wan_codec_wiring_with_an_identity_vae():
+    class IdentityVAE(torch.nn.Module):
+        class config:  # noqa: N801 - mimics diffusers' config object
+            z_dim, scale_factor_temporal, scale_factor_spatial = 3, 1, 1
+            latents_mean, latents_std = [0.5] * 3, [2.0] * 3
+
+        dtype = torch.float32
+
+        def encode(self, x):
+            class Dist:
+                def mode(self):
+                    return x
+
+            return type("Out", (), {"latent_dist": Dist()})()
+
+        def decode(self, z):
+            return type("Out", (), {"sample": z})()
+
+    class ExactInverse(torch.nn.Module):
+        def forward(self, video):
+            return 2 * torch.atanh(video.clamp(-0.999999, 0.999999))
+
+    from more4d_core.models.vae_adaptors import EncoderAdaptor
+
+    codec = WanVAECodec(IdentityVAE(), EncoderAdaptor(8), ExactInverse())
+    scene = make_analytic_scene(16, 16, 5)
+    pts = scene.points_grid().unsqueeze(0)
+    f = NormalizationFactors()
+    z = codec.encode_tracks(pts, f)
+    back = codec.decode_tracks(z, pts[:, 0], f)
+    torch.testing.assert_close(back, pts, rtol=1e-3, atol=1e-3)
+    assert torch.equal(back[:, 0], pts[:, 0])
+
+
+def test_word_hash_text_encoder():
+    assert hash_words("The Ball, slides!", 4096, 8) == hash_words("the ball slides", 4096, 8)
+    assert hash_words("ball", 4096, 8) == [1 + __import__("zlib").crc32(b"ball") % 4095]
+    enc = WordHashTextEncoder(256, 32, 8, layers=1)
+    out = enc(["a ball", "", "one two three four five six seven eight nine"])
+    assert out.shape == (3, 8, 32)
+    assert not out[1].any() and not out[0, 2:].any() and out[0, :2].abs().sum() > 0
+    assert torch.isfinite(out).all()
+
+
+def test_umt5_and_clip_from_local_folders(tmp_path):
+    save_tiny_umt5(tmp_path / "wan")
+    enc = UMT5TextEncoder(tmp_path / "wan", max_len=12, dtype=torch.float32)
+    out = enc(["the ball slides left", "a cat"])
+    assert out.shape == (2, 12, 16)
+    assert not out[1, 2:].any() and out[1, :2].abs().sum() > 0
+    with pytest.raises(FileNotFoundError, match="text_encoder/"):
+        UMT5TextEncoder(tmp_path / "nowhere")
+    save_tiny_clip(tmp_path / "clip")
+    tokens = grey_tokens(tmp_path / "clip")
+    assert tokens.shape == (1, 5, 24)
+    cache = list((tmp_path / "clip").glob("more4d_grey_tokens_*.safetensors"))
+    assert len(cache) == 1 and torch.equal(grey_tokens(cache[0]), tokens)
+
+
+def test_full_14b_layout_pipeline_at_toy_size(tmp_path):
+    """Authors' sharded transformer + diffusers VAE folder + authors' adaptors + umT5 + CLIP."""
+    torch.manual_seed(0)
+    transformer = STraGTransformer.from_stgconfig(TINY_FULL)
+    save_authors_layout(transformer, tmp_path / "transformer", shards=2)
+    save_tiny_vae(tmp_path / "wan" / "vae")
+    save_tiny_umt5(tmp_path / "wan", d_model=TINY_FULL.text_dim)
+    save_tiny_clip(tmp_path / "wan", hidden=TINY_FULL.image_dim)
+    from more4d_core.models.vae_adaptors import DecoderAdaptor
+
+    (tmp_path / "decoder_prompt").mkdir()
+    torch.save(DecoderAdaptor(8).state_dict(), tmp_path / "decoder_prompt" / "pytorch_model.bin")
+    gen = load_generator(
+        tmp_path / "transformer", config=TINY_FULL, vae=tmp_path / "wan", decoder_adaptor=tmp_path / "decoder_prompt",
+        text_encoder=tmp_path / "wan", clip=tmp_path / "wan",
+    )
+    image = torch.rand(32, 32, 3)
+    depth = torch.rand(32, 32) + 2
+    scene = gen.generate(image, depth, intrinsics_from_fov(32, 32, 60.0), PROMPT, steps=2, seed=0)
+    assert scene.num_frames == TINY_FULL.num_frames and torch.isfinite(scene.points).all()
+    assert torch.equal(scene.points[0], scene.points0)
+    assert scene.metadata["normalization"]["fx"] == pytest.approx(1.0434783, abs=1e-6)
+    with pytest.raises(FileNotFoundError, match="CLIP"):
+        load_generator(tmp_path / "transformer", config=TINY_FULL, vae=tmp_path / "wan", text_encoder=tmp_path / "wan")
+
+
+def test_conditioning_helpers():
+    assert generation_size((368, 512), MORE4D_SMALL) == (96, 128)
+    gh, gw = generation_size((512, 512), MORE4D_SMALL)
+    assert gh == gw and gh % MORE4D_SMALL.pixel_stride == 0
+    d = torch.tensor([[1.0, 3.0], [float("nan"), 5.0]])
+    out = depth_condition(d)
+    assert out.min() == -1 and out.max() == pytest.approx(1.0) and torch.isfinite(out).all()

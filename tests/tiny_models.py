@@ -1,0 +1,65 @@
+"""Builders of tiny, randomly initialized stand-ins for the large models (written the way users
+have them on disk), shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from more4d_core.models.config import MORE4D_TINY
+
+# every feature of the 14B configuration at toy size: Wan VAE codec, umT5, CLIP tokens, MPM
+TINY_FULL = MORE4D_TINY.replace(
+    name="tiny-full",
+    image_dim=24,
+    image_tokens=5,
+    text_len=512,
+    text_dim=16,
+    text_encoder="umt5",
+    codec="wan_vae",
+    latent_channels=4,
+    spatial_compression=8,
+    vae_base_dim=8,
+    vae_z_dim=4,
+    adaptor_channels=8,
+    normalization="reference",
+    reference_image="zero",
+    mpm_alignment="reference",
+)
+
+
+def save_tiny_vae(folder: Path) -> Path:
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(1)
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], latents_mean=[0.1] * 4, latents_std=[2.0] * 4)
+    vae.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def save_tiny_umt5(folder: Path, d_model: int = 16) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(2)
+    words = ["<pad>", "</s>", "<unk>", "a", "the", "ball", "cat", "slides", "left", "right", "moves"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
+    fast.save_pretrained(folder / "tokenizer")
+    cfg = UMT5Config(vocab_size=len(words), d_model=d_model, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                     relative_attention_num_buckets=8, relative_attention_max_distance=16, pad_token_id=0,
+                     eos_token_id=1, decoder_start_token_id=0)
+    UMT5EncoderModel(cfg).save_pretrained(folder / "text_encoder", safe_serialization=True)
+    return folder
+
+
+def save_tiny_clip(folder: Path, hidden: int = 24) -> Path:
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(3)
+    cfg = CLIPVisionConfig(hidden_size=hidden, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=16, projection_dim=hidden)
+    CLIPVisionModel(cfg).save_pretrained(folder / "image_encoder", safe_serialization=True)
+    return folder
