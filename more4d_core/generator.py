@@ -209,6 +209,7 @@ def load_generator(
     decoder_adaptor: str | os.PathLike | None = None,
     text_encoder: str | os.PathLike | None = None,
     clip: str | os.PathLike | None = None,
+    motion_encoder: str | os.PathLike | None = None,
     dtype: torch.dtype = torch.float32,
     device="cpu",
 ) -> TrajectoryGenerator:
@@ -217,11 +218,12 @@ def load_generator(
     ``model`` is our single-file model (everything inside) or a transformer folder / file in the
     authors' or diffusers layout; the Wan-VAE configs then also need ``vae`` (and optionally the
     authors' ``encoder_adaptor`` / ``decoder_adaptor``), ``text_encoder`` (umT5 folder) and
-    ``clip`` (CLIP image-encoder folder or grey-token cache).
+    ``clip`` (CLIP image-encoder folder or grey-token cache). ``motion_encoder`` replaces the
+    Motion Perception Module's ViT weights (e.g. OmniMAE's ``vitb_pretrain.torch``).
     """
     from .checkpoints import bundle
     from .checkpoints.apply import load_into
-    from .checkpoints.transformer_loading import load_transformer
+    from .checkpoints.transformer_loading import load_motion_encoder, load_transformer
     from .checkpoints.vae_loading import load_adaptor, load_wan_vae
     from .models.image_context import grey_tokens
     from .models.text_encoders import build_text_encoder
@@ -231,6 +233,8 @@ def load_generator(
     model = Path(model)
     transformer, _ = load_transformer(model, config=config, dtype=dtype, device=device)
     cfg = transformer.cfg
+    if motion_encoder is not None:
+        load_motion_encoder(transformer, motion_encoder)
     is_bundle = bundle.is_bundle(model)
     header = bundle.read_header(model) if is_bundle else None
 

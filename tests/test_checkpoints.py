@@ -128,6 +128,8 @@ def test_diffusers_folder_and_precision(tmp_path):
     assert report.missing == [] and torch.equal(_forward(loaded), _forward(model))
     half, _ = load_transformer(tmp_path / "ours", dtype=torch.bfloat16)
     assert half.patch_embedding.weight.dtype == torch.bfloat16
+    assert half.blocks[0].scale_shift_table.dtype == torch.float32  # modulation tables stay fp32
+    assert half.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32
     assert not any(t.is_meta for t in list(half.parameters()) + list(half.buffers()))
 
 
@@ -191,3 +193,21 @@ def test_bundle_round_trip_reproduces_generation(tmp_path):
 
         save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
         read_header(tmp_path / "plain.safetensors")
+
+
+def test_motion_encoder_from_an_omnimae_file(tmp_path):
+    from more4d_core.checkpoints.transformer_loading import load_motion_encoder
+    from more4d_core.models.motion_encoder import MotionEncoder
+
+    model = _model(MORE4D_TINY)
+    torch.manual_seed(9)
+    other = MotionEncoder(MORE4D_TINY.motion_encoder)
+    weights = dict(other.state_dict())
+    weights["trunk.mask_token"] = torch.zeros(1, 32)
+    weights["trunk.decoder.decoder_embed.weight"] = torch.zeros(4, 32)
+    weights["head.weight"] = torch.zeros(4, 4)
+    torch.save(weights, tmp_path / "vitb_pretrain.torch")
+    report = load_motion_encoder(model, tmp_path / "vitb_pretrain.torch")
+    assert sum(report.dropped.values()) == 3 and report.missing == []
+    for key, value in other.state_dict().items():
+        assert torch.equal(model.omnimae_extractor.state_dict()[key], value)

@@ -54,6 +54,15 @@ def test_render_benchmark_runs_and_reports_a_ratio(capsys):
     assert "hole masks equal on 100.00%" in out
 
 
+def test_model_benchmarks_run(capsys):
+    assert bench_main(["params", "--config", "more4d-tiny", "more4d-14b"]) == 0
+    out = capsys.readouterr().out
+    assert "more4d-14b" in out and "no memory allocated" in out and "DiT 14.29" in out
+    assert bench_main(["dit", "--config", "more4d-tiny", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "overhead" in out and "equal token count" in out
+
+
 def test_code_passes_the_linter():
     ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=REPO, capture_output=True, text=True)
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr

@@ -1,26 +1,33 @@
 """Benchmarks: ``python -m more4d_core.bench <name> [options]``.
 
 Each benchmark prints measured numbers and, where one exists, the ratio against a reference
-implementation run in the same process. Available: ``render``.
+implementation run in the same process:
+
+* ``render`` — point renderer vs the reference's per-frame unique/amin/mean approach;
+* ``dit`` — one denoising step of the trajectory DiT vs stock diffusers Wan;
+* ``params`` — parameter counts and memory of every named config (meta device).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from . import render_bench
-
-BENCHMARKS = {"render": render_bench}
+BENCHMARKS = {"render": "render_bench", "dit": "dit_bench", "params": "params_bench"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m more4d_core.bench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="name", required=True)
-    for name, module in BENCHMARKS.items():
-        module.add_arguments(sub.add_parser(name, help=module.__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    return BENCHMARKS[args.name].run(args)
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    if not argv or argv[0] not in BENCHMARKS:
+        parser.parse_args(argv[:1])  # prints usage / the error
+        return 2
+    module = importlib.import_module(f".{BENCHMARKS[argv[0]]}", __package__)
+    sub = argparse.ArgumentParser(prog=f"python -m more4d_core.bench {argv[0]}", description=module.__doc__.splitlines()[0])
+    module.add_arguments(sub)
+    return module.run(sub.parse_args(argv[1:]))
 
 
 if __name__ == "__main__":

@@ -55,16 +55,19 @@ def load_into(
     adapt: Callable[[str, torch.Tensor, torch.Size], torch.Tensor | None] | None = None,
     strict: bool = True,
     rebuild: Callable[[nn.Module, torch.device], None] | None = None,
+    keep_fp32: Iterable[str] = (),
 ) -> LoadReport:
     """Load ``weights`` into ``model`` (usually on the meta device) and return a report.
 
     ``rename`` maps checkpoint keys to model keys (None = unknown key); ``dropped`` names keys that
     are skipped on purpose; ``adapt(key, tensor, expected_shape)`` may reshape a tensor of another
     shape (e.g. widen an input conv) or return None to report a mismatch; ``rebuild`` recreates
-    non-persistent state on the device. Raises :class:`CheckpointMismatchError` on shape
+    non-persistent state on the device; tensors inside modules named in ``keep_fp32`` stay float32
+    whatever ``dtype`` is (norms, modulation tables, time embedding). Raises :class:`CheckpointMismatchError` on shape
     mismatches, and on missing or unexpected keys when ``strict``.
     """
     device = torch.device(device)
+    keep = set(keep_fp32)
     expected = {k: v for k, v in model.state_dict(keep_vars=True).items()}
     report = LoadReport()
     state: dict[str, torch.Tensor] = {}
@@ -84,7 +87,9 @@ def load_into(
                 report.mismatched.append(f"{key}: checkpoint {list(tensor.shape)} vs model {list(want)}")
                 continue
             tensor = fixed
-        target_dtype = dtype if (dtype is not None and tensor.is_floating_point()) else tensor.dtype
+        target_dtype = tensor.dtype
+        if dtype is not None and tensor.is_floating_point():
+            target_dtype = torch.float32 if keep.intersection(name.split(".")) else dtype
         tensor = tensor.to(device=device, dtype=target_dtype)
         if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
             # safetensors hands out tensors at arbitrary offsets; BLAS picks other kernels for

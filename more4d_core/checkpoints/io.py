@@ -18,7 +18,7 @@ from safetensors import safe_open
 from ..errors import FormatError
 
 SAFETENSORS = ".safetensors"
-PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
+PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".torch")
 
 
 def shard_files(folder: str | os.PathLike) -> list[Path]:

@@ -202,6 +202,7 @@ def load_transformer(
         adapt=_widen_input,
         strict=strict,
         rebuild=rebuild_buffers,
+        keep_fp32=STraGTransformer._keep_in_fp32_modules,
     )
     if not strict and report.missing:
         log.warning("MoRe4D: %s left %d tensors at their initial values", source, len(report.missing))
@@ -240,3 +241,25 @@ def save_authors_layout(model: STraGTransformer, folder: str | os.PathLike, *, s
         (tmp / "config.json").write_text(json.dumps(wan, indent=1))
     return folder
 
+
+
+def load_motion_encoder(model: STraGTransformer, source: str | os.PathLike) -> LoadReport:
+    """Replace the frozen ViT of the Motion Perception Module with weights from a local file, e.g.
+    OmniMAE's ``vitb_pretrain.torch`` (read with ``weights_only=True``) or a safetensors copy.
+    Keys may be ``trunk.*`` or ``omnimae_extractor.trunk.*``; the MAE decoder and head are skipped.
+    Note that the authors' checkpoints carry their own (re-initialized) copy of these weights."""
+    if not model.cfg.use_mpm:
+        raise FormatError(f"model {model.cfg.name} has no Motion Perception Module to load weights into")
+    encoder = model.omnimae_extractor
+    device = next(encoder.parameters()).device
+    dtype = next(encoder.parameters()).dtype
+
+    def rename(key: str) -> str | None:
+        key = key.removeprefix("omnimae_extractor.")
+        return key if key.startswith("trunk.") else None
+
+    def dropped(key: str) -> str | None:
+        return keymap.dropped_reason(key if key.startswith("omnimae_extractor.") else f"omnimae_extractor.{key}")
+
+    return load_into(encoder, iter_weights(source), source=str(source), dtype=dtype, device=device,
+                     rename=rename, dropped=dropped)
