@@ -124,47 +124,32 @@ class TrajectoryGenerator(nn.Module):
         # conditioning on the generation grid
         dev, dt = self.device, self.dtype
         image_g = cond.resize_image(img, gen_hw).to(dev)
-        control = cond.repeat_video(image_g * 2 - 1, frames)
-        depth_g = cond.depth_condition(cond.resize_depth(depth, gen_hw)).to(dev)
-        depth_video = cond.repeat_video(depth_g.expand(1, 3, *gen_hw), frames)
-        control_lat = self.codec.encode_video(control).to(dt)
-        depth_lat = self.codec.encode_video(depth_video).to(dt)
-        start_lat = torch.zeros_like(control_lat)
-        reference = None
-        if cfg.use_reference_tokens:
-            reference = self.codec.encode_image(image_g * 2 - 1).to(dt)
-            if cfg.reference_image == "zero":
-                reference = torch.zeros_like(reference)
-        motion = None
-        if cfg.use_mpm and motion_strength != 0.0:
-            motion = self.transformer.encode_motion(image_g.to(dt))
+        depth_g = cond.resize_depth(depth, gen_hw).to(dev)
+        conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0), frames,
+                                            with_motion=motion_strength != 0.0)
         texts = self.text_encoder([prompt, negative_prompt]).to(dev, dt)
-        image_tokens = self.image_tokens.to(dev, dt).expand(2, -1, -1) if self.image_tokens is not None else None
+        image_tokens = self.image_tokens.to(dev, dt) if self.image_tokens is not None else None
 
         def batched(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             n = x.shape[0]
-            inputs = torch.cat(
-                [x.to(dt), control_lat.expand(n, -1, -1, -1, -1), start_lat.expand(n, -1, -1, -1, -1),
-                 depth_lat.expand(n, -1, -1, -1, -1)],
-                dim=1,
-            )
+            reference, motion = conditions.expanded(n)
             return self.transformer(
-                inputs,
+                conditions.model_input(x.to(dt)),
                 t,
                 texts if n == 2 else texts[:1],
-                image_tokens=None if image_tokens is None else image_tokens[:1].expand(n, -1, -1),
-                reference_latent=None if reference is None else reference.expand(n, -1, -1, -1),
-                motion_features=None if motion is None else motion.expand(n, -1, -1, -1),
+                image_tokens=None if image_tokens is None else image_tokens.expand(n, -1, -1),
+                reference_latent=reference,
+                motion_features=motion,
                 motion_strength=motion_strength,
             ).float()
 
-        noise = seeded_noise(tuple(control_lat.shape), seed, dev)
+        noise = seeded_noise(tuple(conditions.control.shape), seed, dev)
         latents = sample_flow(
             guided_velocity(batched, guidance), noise, steps=steps, shift=shift,
             progress=progress, should_cancel=should_cancel,
         )
         factors = self.normalization_factors(k_grid, grid_hw)
-        tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors)[0]
+        tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames)[0]
         meta = {
             "source": "more4d-generator",
             "model": cfg.name,
@@ -242,7 +227,7 @@ def load_generator(
         load_into(module, bundle.iter_component(model, component), source=f"{model} [{component}]", device=device)
         return module
 
-    if cfg.codec == "patchify":
+    if cfg.codec != "wan_vae":  # network-free codecs: built from the config, buffers from the bundle
         codec = build_codec(cfg)
         if is_bundle and "codec" in header.components:
             from_bundle("codec", codec)

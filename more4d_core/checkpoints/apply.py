@@ -112,7 +112,10 @@ def load_into(
             + "; ".join(problems)
             + ". Check that the checkpoint and the chosen config belong together."
         )
-    model.load_state_dict(state, strict=False, assign=True)
+    # a meta skeleton takes the loaded tensors as they are; a live model (optimizer and hooks hold
+    # its parameters) is updated in place
+    skeleton = any(t.is_meta for t in expected.values())
+    model.load_state_dict(state, strict=False, assign=skeleton)
     if rebuild is not None:
         rebuild(model, device)
     leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]

@@ -69,11 +69,13 @@ class STraGConfig:
     use_reference_tokens: bool = True  # 2x2 conv of the reference latent, prepended as one frame
     reference_image: str = "image"  # "image" (ours) or "zero" (what the authors' training saw)
     use_mpm: bool = True
+    motion_encoder_trainable: bool = False  # the authors freeze their pretrained OmniMAE
     mpm_alignment: str = "all_frames"  # or "reference": the authors' misaligned layout
     motion_encoder: MotionEncoderConfig = field(default_factory=MotionEncoderConfig)
     # trajectory codec
-    codec: str = "wan_vae"  # or "patchify"
+    codec: str = "wan_vae"  # or "patchify", "dct"
     temporal_compression: int = 4
+    dct_coefficients: int = 8
     spatial_compression: int = 8
     vae_base_dim: int = 96
     vae_z_dim: int = 16
@@ -98,8 +100,8 @@ class STraGConfig:
         head_dim = self.dim // self.num_heads
         if head_dim % 2 or head_dim < 6:
             raise InputError(f"head dim {head_dim} must be even and >= 6 (rotary embedding over t, h, w)")
-        if self.codec not in ("wan_vae", "patchify"):
-            raise InputError(f"codec must be 'wan_vae' or 'patchify', got {self.codec!r}")
+        if self.codec not in ("wan_vae", "patchify", "dct"):
+            raise InputError(f"codec must be 'wan_vae', 'patchify' or 'dct', got {self.codec!r}")
         if self.reference_image not in ("image", "zero"):
             raise InputError(f"reference_image must be 'image' or 'zero', got {self.reference_image!r}")
         if self.mpm_alignment not in ("all_frames", "reference"):
@@ -111,7 +113,7 @@ class STraGConfig:
         if self.image_dim is not None and self.text_len != 512:
             # diffusers' Wan attention splits image and text context assuming 512 text tokens
             raise InputError("configs with CLIP image tokens need text_len = 512")
-        if (self.num_frames - 1) % self.temporal_compression:
+        if self.codec != "dct" and (self.num_frames - 1) % self.temporal_compression:
             raise InputError(
                 f"num_frames - 1 = {self.num_frames - 1} must be a multiple of the temporal compression "
                 f"{self.temporal_compression} (e.g. 49 frames for 4x)"
@@ -137,6 +139,8 @@ class STraGConfig:
         return self.spatial_compression * self.patch_size[1]
 
     def latent_frames(self, num_frames: int | None = None) -> int:
+        if self.codec == "dct":
+            return 1  # the whole trajectory lives in the channels
         frames = self.num_frames if num_frames is None else num_frames
         return 1 + (frames - 1) // self.temporal_compression
 
@@ -148,7 +152,10 @@ class STraGConfig:
                 f"{self.name}: the trajectory grid must be a multiple of {stride} pixels, got {width}x{height}; "
                 f"try {max(stride, round(width / stride) * stride)}x{max(stride, round(height / stride) * stride)}"
             )
-        if num_frames < 1 or (num_frames - 1) % self.temporal_compression:
+        if self.codec == "dct":
+            if num_frames < 2:
+                raise InputError(f"{self.name}: frame count must be at least 2, got {num_frames}")
+        elif num_frames < 1 or (num_frames - 1) % self.temporal_compression:
             raise InputError(
                 f"{self.name}: frame count must be 1 + a multiple of {self.temporal_compression} (e.g. 49), got {num_frames}"
             )
@@ -200,19 +207,21 @@ MORE4D_SMALL = STraGConfig(
     num_layers=6,
     ffn_dim=576,
     freq_dim=64,
-    latent_channels=12,
+    latent_channels=24,
     text_dim=128,
     text_len=24,
     image_dim=None,
-    motion_encoder=MotionEncoderConfig(embed_dim=128, depth=2, num_heads=4, image_size=112),
-    codec="patchify",
-    temporal_compression=4,
+    motion_encoder=MotionEncoderConfig(embed_dim=128, depth=2, num_heads=4, image_size=96, patch_size=8),
+    motion_encoder_trainable=True,  # no pretrained weights at this size: learn it with the model
+    codec="dct",
+    dct_coefficients=8,
     spatial_compression=4,
     normalization="intrinsics",
     text_encoder="word_hash",
     height=96,
     width=128,
     steps=20,
+    guidance_scale=1.0,  # measured: text guidance above 1 amplifies this small model's errors
 )
 
 MORE4D_TINY = STraGConfig(

@@ -138,7 +138,7 @@ class STraGTransformer(ModelMixin, ConfigMixin):
                 cfg.latent_channels, cfg.dim, kernel_size=cfg.patch_size[1:], stride=cfg.patch_size[1:]
             )
         if cfg.use_mpm:
-            self.omnimae_extractor = MotionEncoder(cfg.motion_encoder)
+            self.omnimae_extractor = MotionEncoder(cfg.motion_encoder, trainable=cfg.motion_encoder_trainable)
             self.feature_adapter = feature_adapter(cfg.mpm_feature_dim)
         self.gradient_checkpointing = False
 
@@ -230,5 +230,5 @@ class STraGTransformer(ModelMixin, ConfigMixin):
         return cls(stgconfig=cfg.to_dict())
 
     def trainable_parameters(self):
-        """Everything but the frozen motion-encoder trunk."""
-        return [p for n, p in self.named_parameters() if not n.startswith("omnimae_extractor.")]
+        """Everything but a frozen motion-encoder trunk."""
+        return [p for p in self.parameters() if p.requires_grad]

@@ -111,14 +111,18 @@ class ViTTrunk(nn.Module):
 
 
 class MotionEncoder(nn.Module):
-    """Holder with the OmniMAE key prefix (``trunk.*``); frozen."""
+    """Holder with the OmniMAE key prefix (``trunk.*``); frozen unless ``trainable`` (small
+    models without pretrained weights learn it jointly)."""
 
-    def __init__(self, cfg: MotionEncoderConfig):
+    def __init__(self, cfg: MotionEncoderConfig, trainable: bool = False):
         super().__init__()
         self.trunk = ViTTrunk(cfg)
-        self.requires_grad_(False)
+        self.trainable = trainable
+        self.requires_grad_(trainable)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.trainable:
+            return self.trunk(image)
         with torch.no_grad():
             return self.trunk(image)
 

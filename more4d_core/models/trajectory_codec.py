@@ -18,6 +18,8 @@ The same codec encodes the conditioning videos (control image, depth) in [-1, 1]
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,7 +71,9 @@ class TrajectoryCodec(nn.Module):
     def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
-    def decode_field(self, latents: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    def decode_field(
+        self, latents: torch.Tensor, out_hw: tuple[int, int] | None = None, num_frames: int | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
@@ -79,12 +83,19 @@ class TrajectoryCodec(nn.Module):
         """One image ``[B, 3, H, W]`` in [-1, 1] -> latent ``[B, C, h, w]`` (the reference latent)."""
         return self.encode_video(image.unsqueeze(2))[:, :, 0]
 
+    def encode_still(self, image: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Latents of ``image [B, 3, H, W]`` repeated over ``num_frames`` (control / depth videos).
+        Codecs with a closed form for a constant video override this to skip building the video."""
+        return self.encode_video(image.unsqueeze(2).expand(-1, -1, num_frames, -1, -1).contiguous())
+
     # metric wrappers
     def encode_tracks(self, points: torch.Tensor, factors: NormalizationFactors, sample: bool = False) -> torch.Tensor:
         return self.encode_field(tracks_to_field(points, factors), sample=sample)
 
-    def decode_tracks(self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors) -> torch.Tensor:
-        field = self.decode_field(latents, out_hw=tuple(points0.shape[1:3]))
+    def decode_tracks(
+        self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors, num_frames: int | None = None
+    ) -> torch.Tensor:
+        field = self.decode_field(latents, out_hw=tuple(points0.shape[1:3]), num_frames=num_frames)
         return field_to_tracks(field.float(), points0.float(), factors)
 
 
@@ -122,11 +133,80 @@ class PatchifyCodec(TrajectoryCodec):
     def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
         return self._pack(field) / self.motion_scale.to(field.dtype)
 
-    def decode_field(self, latents: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    def decode_field(self, latents, out_hw=None, num_frames=None) -> torch.Tensor:
         return resize_field(self._unpack(latents * self.motion_scale.to(latents.dtype)), out_hw)
 
     def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
         return self._pack(video)
+
+    def encode_still(self, image: torch.Tensor, num_frames: int) -> torch.Tensor:
+        pooled = F.avg_pool2d(image, self.spatial) if self.spatial > 1 else image
+        groups = 1 + (num_frames - 1) // self.temporal
+        return pooled.repeat(1, self.temporal, 1, 1).unsqueeze(2).expand(-1, -1, groups, -1, -1).contiguous()
+
+
+class TemporalBasisCodec(TrajectoryCodec):
+    """Small-model codec: each pixel's normalized trajectory is projected onto ``K`` cosine basis
+    functions of time (``cos(pi k (t + 1/2) / T)``, k = 0..K-1, a low-pass DCT), after area pooling
+    by ``spatial``. The latent is one frame of ``3 K`` channels at 1/``spatial`` resolution, so the
+    DiT attends over space only; decoding evaluates the basis at any frame count (the same motion,
+    re-timed) and upsamples bilinearly. Physical trajectories are smooth in time, which is why a few
+    coefficients suffice; a constant video (the control image, the depth map) encodes exactly into
+    the first coefficient. ``latent_scale`` (per channel, fit on training data) makes latents unit-scale.
+    """
+
+    temporal = 1
+
+    def __init__(self, coefficients: int = 8, spatial: int = 4):
+        super().__init__()
+        self.coefficients = int(coefficients)
+        self.spatial = int(spatial)
+        self.latent_channels = 3 * self.coefficients
+        self.register_buffer("latent_scale", torch.ones(self.latent_channels), persistent=True)
+
+    def basis(self, frames: int, device=None, dtype=torch.float32) -> torch.Tensor:
+        t = torch.arange(frames, dtype=torch.float64)
+        k = torch.arange(self.coefficients, dtype=torch.float64)
+        return torch.cos(math.pi * k.view(1, -1) * (t.view(-1, 1) + 0.5) / frames).to(device=device, dtype=dtype)
+
+    def latent_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        if num_frames < 1 or height % self.spatial or width % self.spatial:
+            raise InputError(f"size {width}x{height} must be a multiple of {self.spatial}")
+        return 1, height // self.spatial, width // self.spatial
+
+    def _project(self, video: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = video.shape
+        if h % self.spatial or w % self.spatial:
+            raise InputError(f"size {w}x{h} must be a multiple of {self.spatial}")
+        if self.spatial > 1:
+            video = F.avg_pool3d(video, kernel_size=(1, self.spatial, self.spatial))
+        basis = self.basis(t, video.device, torch.float64)
+        solve = torch.linalg.pinv(basis).to(video.dtype)  # [K, T]
+        coeffs = torch.einsum("kt,bcthw->bckhw", solve, video)
+        return coeffs.reshape(b, c * self.coefficients, 1, *coeffs.shape[-2:])
+
+    def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        return self._project(field) / self.latent_scale.to(field.dtype).view(1, -1, 1, 1, 1)
+
+    def decode_field(self, latents, out_hw=None, num_frames=None) -> torch.Tensor:
+        if num_frames is None:
+            raise InputError("the temporal-basis codec needs the number of frames to decode")
+        b, ch, _, h, w = latents.shape
+        coeffs = (latents * self.latent_scale.to(latents.dtype).view(1, -1, 1, 1, 1)).reshape(b, 3, self.coefficients, h, w)
+        field = torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, latents.device, latents.dtype), coeffs)
+        return resize_field(field, out_hw)
+
+    def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        return self._project(video)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool2d(image, self.spatial) if self.spatial > 1 else image
+        out = pooled.new_zeros(pooled.shape[0], 3, self.coefficients, *pooled.shape[-2:])
+        out[:, :, 0] = pooled
+        return out.reshape(pooled.shape[0], self.latent_channels, *pooled.shape[-2:])
+
+    def encode_still(self, image: torch.Tensor, num_frames: int) -> torch.Tensor:
+        return self.encode_image(image).unsqueeze(2)  # a constant video is its first coefficient
 
 
 class WanVAECodec(TrajectoryCodec):
@@ -159,7 +239,7 @@ class WanVAECodec(TrajectoryCodec):
     def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
         return self._encode(self.encoder_adaptor(field.to(self.vae.dtype)), sample)
 
-    def decode_field(self, latents: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    def decode_field(self, latents, out_hw=None, num_frames=None) -> torch.Tensor:
         z = latents * self.latents_std.to(latents) + self.latents_mean.to(latents)
         video = self.vae.decode(z.to(self.vae.dtype)).sample
         return resize_field(self.decoder_adaptor(video).float(), out_hw)
@@ -167,6 +247,13 @@ class WanVAECodec(TrajectoryCodec):
 
 def build_codec(cfg: STraGConfig, vae: nn.Module | None = None) -> TrajectoryCodec:
     """The codec a config asks for (the Wan VAE itself is loaded by the checkpoint loader)."""
+    if cfg.codec == "dct":
+        if cfg.latent_channels != 3 * cfg.dct_coefficients:
+            raise InputError(
+                f"the temporal-basis codec makes 3 x {cfg.dct_coefficients} latent channels but the config says "
+                f"{cfg.latent_channels}"
+            )
+        return TemporalBasisCodec(cfg.dct_coefficients, cfg.spatial_compression)
     if cfg.codec == "patchify":
         if cfg.latent_channels != 3 * cfg.temporal_compression:
             raise InputError(

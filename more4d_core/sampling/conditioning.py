@@ -9,6 +9,7 @@ the start-image latents are zero.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -69,5 +70,55 @@ def depth_condition(depth: torch.Tensor) -> torch.Tensor:
 
 
 def repeat_video(frame: torch.Tensor, frames: int) -> torch.Tensor:
-    """``[1, 3, H, W]`` -> ``[1, 3, T, H, W]``."""
+    """``[B, 3, H, W]`` -> ``[B, 3, T, H, W]``."""
     return frame.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
+
+
+@dataclass
+class Conditions:
+    """Everything the DiT is conditioned on besides the noisy latents, the timestep and the text."""
+
+    control: torch.Tensor  # [B, C, T', h, w] latents of the image repeated over time
+    start: torch.Tensor  # [B, C, T', h, w] zeros (start-image latents)
+    depth: torch.Tensor  # [B, C, T', h, w] latents of the normalized depth repeated over time
+    reference: torch.Tensor | None  # [B, C, h, w] reference-image latent (zeros for "zero" configs)
+    motion: torch.Tensor | None  # [B, F, g, g] Motion Perception Module features
+
+    def model_input(self, noisy: torch.Tensor) -> torch.Tensor:
+        """``[noisy | control | start | depth]`` on channels, conditions broadcast to the batch."""
+        n = noisy.shape[0]
+        parts = [self.control, self.start, self.depth]
+        if parts[0].shape[0] not in (1, n):
+            raise InputError(f"conditions of batch {parts[0].shape[0]} cannot serve a batch of {n}")
+        return torch.cat([noisy] + [p.expand(n, *p.shape[1:]).to(noisy.dtype) for p in parts], dim=1)
+
+    def expanded(self, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Reference latent and motion features broadcast to a batch of ``n``."""
+        ref = None if self.reference is None else self.reference.expand(n, *self.reference.shape[1:])
+        mot = None if self.motion is None else self.motion.expand(n, *self.motion.shape[1:])
+        return ref, mot
+
+
+def encode_conditions(
+    cfg: STraGConfig,
+    codec,
+    transformer,
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    num_frames: int,
+    *,
+    with_motion: bool = True,
+) -> Conditions:
+    """Conditions from images ``[B, 3, H, W]`` (0..1) and depths ``[B, H, W]`` on the generation
+    grid: the one place that defines them, for training and inference alike."""
+    dtype = transformer.patch_embedding.weight.dtype
+    control = codec.encode_still(image * 2 - 1, num_frames).to(dtype)
+    depth_norm = torch.stack([depth_condition(d) for d in depth]).unsqueeze(1).expand(-1, 3, -1, -1)
+    depth_lat = codec.encode_still(depth_norm.contiguous(), num_frames).to(dtype)
+    reference = None
+    if cfg.use_reference_tokens:
+        reference = codec.encode_image(image * 2 - 1).to(dtype)
+        if cfg.reference_image == "zero":
+            reference = torch.zeros_like(reference)
+    motion = transformer.encode_motion(image.to(dtype)) if (cfg.use_mpm and with_motion) else None
+    return Conditions(control, torch.zeros_like(control), depth_lat, reference, motion)

@@ -1,0 +1,94 @@
+"""Photographic textures for procedural scenes, with disjoint train and held-out sets.
+
+Textures come from the sample photographs that scikit-image ships inside its wheel (no download).
+Grey photographs are tinted with a random colour. Without scikit-image, seeded procedural
+patterns stand in (and :data:`PHOTOS_AVAILABLE` is False), so the generator still runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger("more4d")
+
+# Split by photograph: no photograph appears in both (the two motorcycle views stay together).
+TRAIN_PHOTOS = (
+    "astronaut.png", "chelsea.png", "coffee.png", "ihc.png", "motorcycle_left.png", "motorcycle_right.png",
+    "hubble_deep_field.jpg", "brick.png", "camera.png", "grass.png", "gravel.png", "moon.png", "coins.png",
+)
+HELDOUT_PHOTOS = ("rocket.jpg", "retina.jpg", "color.png", "cell.png", "clock_motion.png", "text.png", "page.png")
+SPLITS = {"train": TRAIN_PHOTOS, "heldout": HELDOUT_PHOTOS}
+
+
+def _photo_dir() -> str | None:
+    try:
+        import skimage.data
+    except ImportError:
+        return None
+    return os.path.dirname(skimage.data.__file__)
+
+
+PHOTOS_AVAILABLE = _photo_dir() is not None
+
+
+@functools.cache
+def _load_photo(name: str) -> torch.Tensor:
+    import imageio.v3 as iio
+
+    arr = iio.imread(os.path.join(_photo_dir(), name))
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    arr = arr[..., :3]
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(255.0)
+
+
+def _procedural(rng: np.random.Generator, size: int) -> torch.Tensor:
+    """Fallback texture: smooth colour noise plus a stripe or checker pattern."""
+    coarse = torch.from_numpy(rng.random((3, 6, 6))).float()
+    base = F.interpolate(coarse[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    freq = float(rng.integers(3, 12))
+    if rng.random() < 0.5:
+        pattern = ((torch.floor(xx * freq) + torch.floor(yy * freq)) % 2)
+    else:
+        pattern = 0.5 + 0.5 * torch.sin(2 * np.pi * freq * (xx * np.cos(freq) + yy * np.sin(freq)))
+    return (0.7 * base + 0.3 * pattern).clamp(0, 1)
+
+
+def sample_texture(rng: np.random.Generator, split: str, size: int = 128) -> torch.Tensor:
+    """A ``[3, size, size]`` texture in 0..1: a random crop of a photograph of ``split``
+    (random scale, flip and tint for grey photos), or a procedural pattern without scikit-image."""
+    if split not in SPLITS:
+        raise ValueError(f"texture split must be one of {tuple(SPLITS)}, got {split!r}")
+    if not PHOTOS_AVAILABLE:
+        return _procedural(rng, size)
+    names = SPLITS[split]
+    photo = _load_photo(names[int(rng.integers(len(names)))])
+    _, h, w = photo.shape
+    crop = int(min(h, w) * rng.uniform(0.35, 0.9))
+    y0 = int(rng.integers(0, h - crop + 1))
+    x0 = int(rng.integers(0, w - crop + 1))
+    tex = photo[:, y0 : y0 + crop, x0 : x0 + crop]
+    if rng.random() < 0.5:
+        tex = tex.flip(-1)
+    tex = F.interpolate(tex[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    if float((tex[0] - tex[1]).abs().mean() + (tex[1] - tex[2]).abs().mean()) < 1e-3:  # grey photo: tint it
+        tint = torch.from_numpy(rng.uniform(0.35, 1.0, size=3)).float().view(3, 1, 1)
+        tex = tex * tint
+    return tex.clamp(0, 1).contiguous()
+
+
+def sample_texture_uv(texture: torch.Tensor, u: torch.Tensor, v: torch.Tensor, tiles: float = 1.0) -> torch.Tensor:
+    """Colours ``[..., 3]`` of ``texture`` at coordinates ``u, v`` (repeating every ``1 / tiles``)."""
+    shape = u.shape
+    gu = torch.remainder(u.reshape(-1) * tiles, 1.0) * 2 - 1
+    gv = torch.remainder(v.reshape(-1) * tiles, 1.0) * 2 - 1
+    grid = torch.stack([gu, gv], dim=-1).view(1, 1, -1, 2).to(texture.dtype)
+    out = F.grid_sample(texture[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0, :, 0].T.reshape(*shape, 3)

@@ -1,0 +1,41 @@
+"""Exponential moving average of trainable parameters (kept in float32)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EMA:
+    def __init__(self, module: nn.Module, decay: float = 0.999):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.names = [n for n, p in module.named_parameters() if p.requires_grad]
+        params = dict(module.named_parameters())
+        self.shadow = {n: params[n].detach().float().clone() for n in self.names}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, step: int) -> None:
+        """Blend the current weights in; the effective decay warms up as ``(1 + step) / (10 + step)``."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        params = dict(module.named_parameters())
+        shadow = [self.shadow[n] for n in self.names]
+        current = [params[n].detach().float() for n in self.names]
+        torch._foreach_lerp_(shadow, current, 1.0 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: nn.Module) -> None:
+        params = dict(module.named_parameters())
+        for n in self.names:
+            params[n].copy_(self.shadow[n].to(params[n].dtype))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.names) - set(state)
+        if missing:
+            raise KeyError(f"EMA state lacks {sorted(missing)[:5]}")
+        for n in self.names:
+            self.shadow[n].copy_(state[n])

@@ -1,0 +1,105 @@
+"""Training examples at the model's generation grid, from the procedural generator or a TrajScene
+folder, with a deterministic mirror augmentation.
+
+Every example is a function of its global index only (procedural seeds are ``offset + index``;
+mirroring is decided by the index), so a run resumed at step ``s`` sees exactly the data the
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..data.procedural.scene_generator import generate_sample
+from ..data.trajscene import TrajSceneDataset
+
+_SWAPS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
+_SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
+
+
+def mirror_caption(caption: str) -> str:
+    """The caption of the horizontally mirrored clip (left <-> right, clockwise <-> counterclockwise)."""
+    return _SWAP_RE.sub(lambda m: _SWAPS[m.group(1)], caption)
+
+
+def mirror_example(ex: dict) -> dict:
+    """Mirror an example about the vertical image axis (x -> -x about the principal point)."""
+    width = ex["image"].shape[-1]
+    k = ex["intrinsics"].clone()
+    k[0, 2] = width - k[0, 2]
+    tracks = ex["tracks"].flip(2).clone()
+    tracks[..., 0] = -tracks[..., 0]
+    return {
+        "image": ex["image"].flip(-1),
+        "depth": ex["depth"].flip(-1),
+        "intrinsics": k,
+        "tracks": tracks,
+        "caption": mirror_caption(ex["caption"]),
+        "index": ex["index"],
+    }
+
+
+def _mirror_for(index: int, prob: float) -> bool:
+    # a fixed hash of the index: deterministic, evenly spread
+    return prob > 0 and ((index * 2654435761) % 2**32) / 2**32 < prob
+
+
+class ProceduralExamples(Dataset):
+    """Procedural samples of ``split`` (train / heldout) at ``height x width``, ``num_frames``."""
+
+    def __init__(self, split: str, height: int, width: int, num_frames: int, *, seed_offset: int = 0,
+                 length: int = 10**9, mirror_prob: float = 0.5):
+        self.split, self.height, self.width, self.num_frames = split, height, width, num_frames
+        self.seed_offset, self.length, self.mirror_prob = seed_offset, length, mirror_prob
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        s = generate_sample(self.seed_offset + int(index), self.split, self.height, self.width, self.num_frames,
+                            with_visibility=False)
+        ex = {
+            "image": s.image.permute(2, 0, 1).contiguous(),
+            "depth": s.depth[0],
+            "intrinsics": s.intrinsics.float(),
+            "tracks": s.tracks.view(self.num_frames, self.height, self.width, 3),
+            "caption": s.caption,
+            "index": int(index),
+        }
+        return mirror_example(ex) if _mirror_for(int(index), self.mirror_prob) else ex
+
+
+class TrajSceneExamples(Dataset):
+    """Samples of a TrajScene folder, resampled to the training grid (image: antialiased resize;
+    tracks and depth: the points nearest to the new pixel centres)."""
+
+    def __init__(self, root, height: int, width: int, *, split: str | None = "train", mirror_prob: float = 0.5):
+        self.data = TrajSceneDataset(root, split=split)
+        self.height, self.width, self.mirror_prob = height, width, mirror_prob
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.data[int(index) % len(self.data)]
+        h0, w0 = sample.scene.grid_hw
+        rows = ((torch.arange(self.height) + 0.5) * h0 / self.height).long().clamp(max=h0 - 1)
+        cols = ((torch.arange(self.width) + 0.5) * w0 / self.width).long().clamp(max=w0 - 1)
+        grid = sample.scene.points_grid()[:, rows][:, :, cols]
+        image = F.interpolate(sample.image.permute(2, 0, 1)[None], size=(self.height, self.width), mode="bilinear",
+                              align_corners=False, antialias=True)[0].clamp(0, 1)
+        k = sample.scene.intrinsics_for((self.height, self.width)).float()
+        ex = {"image": image, "depth": grid[0, ..., 2].clone(), "intrinsics": k, "tracks": grid.contiguous(),
+              "caption": sample.caption, "index": int(index)}
+        return mirror_example(ex) if _mirror_for(int(index), self.mirror_prob) else ex
+
+
+def collate(examples: list[dict]) -> dict:
+    out = {k: torch.stack([e[k] for e in examples]) for k in ("image", "depth", "intrinsics", "tracks")}
+    out["caption"] = [e["caption"] for e in examples]
+    out["index"] = torch.tensor([e["index"] for e in examples])
+    return out

@@ -1,0 +1,210 @@
+"""The training loop: one code path for one CPU, one GPU, many GPUs and many nodes (Hugging Face
+accelerate), with mixed precision, gradient checkpointing, EMA, resumable checkpoints, a progress
+bar and a JSON-lines loss log.
+
+Launch with ``python -m more4d_core.train ...`` or ``accelerate launch -m more4d_core.train ...``.
+Data parallelism splits every global batch by rank; the examples of a step depend only on the
+step number, so resuming continues exactly where the run stopped (bit for bit on the CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoints import bundle
+from ..checkpoints.apply import load_into
+from ..checkpoints.bundle import save_bundle
+from ..generator import build_generator, load_generator
+from ..models.config import STraGConfig, get_config
+from .ema import EMA
+from .examples import ProceduralExamples, TrajSceneExamples, collate
+from .objective import FlowMatchingObjective, batch_fields
+from .state import latest_checkpoint, load_optimizer_state, save_training_state
+
+
+@dataclass
+class TrainArgs:
+    config: str = "more4d-small"
+    out: str = "runs/more4d-small"
+    data: str = "procedural"  # or a TrajScene folder
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 3e-4
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    text_dropout: float = 0.1
+    train_shift: float = 3.0
+    seed: int = 0
+    mixed_precision: str = "no"  # "bf16" / "fp16" on GPUs
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 500
+    log_every: int = 25
+    resume: bool = True
+    workers: int = 0
+    scale_samples: int = 128  # samples used to fit the codec's latent scale
+    export: str | None = None  # write the EMA model here at the end (single-file, float16)
+    stop_after: int | None = None  # stop (with a checkpoint) after this step; the schedule still spans `steps`
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _dataset(args: TrainArgs, cfg: STraGConfig):
+    if args.data == "procedural":
+        return ProceduralExamples("train", cfg.height, cfg.width, cfg.num_frames, seed_offset=args.seed * 10**7)
+    return TrajSceneExamples(args.data, cfg.height, cfg.width)
+
+
+def fit_latent_scale(codec, dataset, cfg: STraGConfig, samples: int) -> None:
+    """Per-channel scale of the motion latents, so the diffusion model sees unit-scale targets."""
+    if not hasattr(codec, "latent_scale") and not hasattr(codec, "motion_scale"):
+        return
+    batch = collate([dataset[10**8 + i] for i in range(samples)])  # indices never used in training
+    with torch.no_grad():
+        if hasattr(codec, "latent_scale"):
+            codec.latent_scale.fill_(1.0)
+            z = codec.encode_field(batch_fields(batch, cfg.normalization))
+            std = z.transpose(0, 1).reshape(z.shape[1], -1).std(dim=1)
+            codec.latent_scale.copy_(std.clamp(min=1e-3))
+        else:
+            codec.motion_scale.fill_(1.0)
+            z = codec.encode_field(batch_fields(batch, cfg.normalization))
+            codec.motion_scale.fill_(float(z.std().clamp(min=1e-3)))
+
+
+def train(args: TrainArgs) -> Path:
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    cfg = get_config(args.config)
+    out = Path(args.out)
+    gen = build_generator(cfg, seed=args.seed)
+    dataset = _dataset(args, cfg)
+    objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec,
+                                      text_dropout=args.text_dropout, train_shift=args.train_shift)
+    if args.gradient_checkpointing:
+        gen.transformer.enable_gradient_checkpointing()
+    params = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+
+    start_step = 0
+    resume_from = latest_checkpoint(out) if args.resume else None
+    if resume_from is not None:
+        for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
+            load_into(module, bundle.iter_component(resume_from / "model.safetensors", name), source=str(resume_from))
+        load_optimizer_state(resume_from, optimizer)
+        resumed = json.loads((resume_from / "trainer.json").read_text())
+        start_step = resumed["step"]
+    else:
+        fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
+    ema = EMA(objective, args.ema_decay)
+    if resume_from is not None:  # bundle keys ("transformer.*", "text_encoder.*") are the objective's names
+        from safetensors.torch import load_file
+
+        ema.load_state_dict({k: v.float() for k, v in load_file(str(resume_from / "ema.safetensors")).items()
+                             if k in ema.shadow})
+
+    model, optimizer = accelerator.prepare(objective, optimizer)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_rank = args.batch_size // world
+    if per_rank * world != args.batch_size:
+        raise ValueError(f"batch size {args.batch_size} must be divisible by the number of processes {world}")
+
+    def lr_at(step: int) -> float:
+        warm = min(1.0, (step + 1) / max(1, args.warmup))
+        progress = step / max(1, args.steps)
+        return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    info = {
+        "config": cfg.name, "seed": args.seed, "data": args.data, "git_revision": git_revision(),
+        "data_recipe": "procedural generator v1 (room + 1-3 textured objects, 1-2 movers, camera motion 25%, "
+                       "scikit-image photographs, train split, mirror augmentation)" if args.data == "procedural" else args.data,
+        "train_args": {k: v for k, v in asdict(args).items() if k != "info"}, **args.info,
+    }
+    log_path = out / "metrics.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps, disable=not accelerator.is_main_process,
+               desc="training", unit="step")
+    started = time.perf_counter()
+    samples_seen = 0
+    running = resumed.get("loss_avg") if resume_from is not None else None
+    last = args.steps if args.stop_after is None else min(args.steps, args.stop_after)
+    for step in bar:
+        if step >= last:
+            break
+        indices = range(step * args.batch_size + rank * per_rank, step * args.batch_size + (rank + 1) * per_rank)
+        batch = collate([dataset[i] for i in indices])
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 7919 + rank)
+        model.train()
+        with accelerator.autocast():
+            loss = model(batch, generator)
+        accelerator.backward(loss)
+        if args.grad_clip:
+            accelerator.clip_grad_norm_(params, args.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update(accelerator.unwrap_model(model), step)
+        samples_seen += args.batch_size
+        value = float(accelerator.gather(loss.detach().reshape(1)).mean())
+        running = value if running is None else 0.98 * running + 0.02 * value
+        elapsed = time.perf_counter() - started
+        bar.set_postfix(loss=f"{running:.4f}", sps=f"{samples_seen / elapsed:.1f}")
+        done = step + 1
+        if accelerator.is_main_process and (done % args.log_every == 0 or done == args.steps):
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps({"step": done, "loss": value, "loss_avg": running, "lr": lr_at(step),
+                                     "samples_per_s": samples_seen / elapsed, "elapsed_s": elapsed}) + "\n")
+        if accelerator.is_main_process and (done % args.checkpoint_every == 0 or done == last):
+            _checkpoint(out, done, cfg, gen, ema, optimizer, {**info, "samples_per_s": samples_seen / elapsed,
+                                                              "wall_time_s": elapsed, "loss_avg": running})
+        accelerator.wait_for_everyone()
+    bar.close()
+    if accelerator.is_main_process and args.export and last == args.steps:
+        _export(out, args, cfg, {**info, "steps": args.steps, "batch_size": args.batch_size})
+    return out
+
+
+def _ema_generator(gen, ema: EMA):
+    """A copy of the generator carrying the EMA weights."""
+    import copy
+
+    clone = copy.deepcopy(gen)
+    ema.copy_to(FlowMatchingObjective(clone.transformer, clone.text_encoder, clone.codec))
+    return clone
+
+
+def _checkpoint(out: Path, step: int, cfg, gen, ema: EMA, optimizer, info: dict) -> Path:
+    ema_gen = _ema_generator(gen, ema)
+    parts = {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}
+    ema_parts = {"transformer": ema_gen.transformer, "codec": ema_gen.codec, "text_encoder": ema_gen.text_encoder}
+    return save_training_state(out, step, cfg, parts, ema_parts, optimizer, {**info, "step": step})
+
+
+def _export(out: Path, args: TrainArgs, cfg: STraGConfig, info: dict) -> Path:
+    """The final EMA weights as a float16 single-file model (what ships as the default model)."""
+    latest = latest_checkpoint(out)
+    gen = load_generator(latest / "ema.safetensors")
+    header = bundle.read_header(latest / "ema.safetensors")
+    return save_bundle(Path(args.export), cfg,
+                       {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder},
+                       {**header.info, **info, "weights": "EMA", "dtype": "float16"}, dtype=torch.float16, overwrite=True)

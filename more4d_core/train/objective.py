@@ -1,0 +1,87 @@
+"""Training objectives.
+
+* :class:`FlowMatchingObjective` — the reference's loss: ``x_sigma = (1 - sigma) x0 + sigma eps``,
+  the DiT predicts the velocity ``eps - x0``, mean squared error; captions are dropped (replaced
+  by the empty prompt that classifier-free guidance uses) with probability ``text_dropout``. The
+  conditioning is built by the same function as at inference (``encode_conditions``), so the
+  reference-image input is identical in training and generation (the reference code trained with
+  a zero reference latent and generated with the real one).
+* :class:`CodecObjective` — reconstruction of the normalized motion field through the trajectory
+  codec, for codecs with trainable parts (the Wan VAE adaptors). The encoder adaptor is inside the
+  graph and receives gradients (in the reference it never did).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..geometry.normalization import NormalizationFactors
+from ..models.trajectory_codec import tracks_to_field
+from ..sampling.conditioning import encode_conditions
+
+
+def shifted_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
+    """The flow-matching noise level for uniform ``u`` under the scheduler's timestep shift."""
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def batch_fields(batch: dict, normalization: str) -> torch.Tensor:
+    """Normalized motion fields ``[B, 3, T, H, W]`` of a batch (per-sample normalization factors)."""
+    fields = []
+    for tracks, k in zip(batch["tracks"], batch["intrinsics"]):
+        h, w = tracks.shape[1:3]
+        f = NormalizationFactors.from_intrinsics(k, h, w) if normalization == "intrinsics" else NormalizationFactors()
+        fields.append(tracks_to_field(tracks.unsqueeze(0), f)[0])
+    return torch.stack(fields)
+
+
+class FlowMatchingObjective(nn.Module):
+    """Holds the trainable modules (DiT, text encoder) so that DDP wraps them together."""
+
+    def __init__(self, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module, *,
+                 text_dropout: float = 0.1, train_shift: float = 3.0):
+        super().__init__()
+        self.transformer = transformer
+        self.text_encoder = text_encoder
+        self.codec = codec
+        self.codec.requires_grad_(False)
+        self.text_dropout = float(text_dropout)
+        self.train_shift = float(train_shift)
+
+    def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        cfg = self.transformer.cfg
+        device = next(self.transformer.parameters()).device
+        images = batch["image"].to(device)
+        frames = batch["tracks"].shape[1]
+        with torch.no_grad():
+            x0 = self.codec.encode_field(batch_fields(batch, cfg.normalization).to(device)).float()
+        conditions = encode_conditions(cfg, self.codec, self.transformer, images, batch["depth"].to(device), frames)
+        b = x0.shape[0]
+        drop = torch.rand(b, generator=generator) < self.text_dropout
+        captions = ["" if d else c for d, c in zip(drop.tolist(), batch["caption"])]
+        text = self.text_encoder(captions).to(device)
+        u = torch.rand(b, generator=generator)
+        sigma = shifted_sigmas(u, self.train_shift).to(device).view(b, 1, 1, 1, 1)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        noisy = (1 - sigma) * x0 + sigma * noise
+        pred = self.transformer(
+            conditions.model_input(noisy), sigma.view(b) * 1000.0, text,
+            reference_latent=conditions.reference, motion_features=conditions.motion,
+        )
+        return torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+
+
+class CodecObjective(nn.Module):
+    """Field reconstruction through a codec with trainable parts."""
+
+    def __init__(self, codec: nn.Module, normalization: str):
+        super().__init__()
+        self.codec = codec
+        self.normalization = normalization
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        field = batch_fields(batch, self.normalization)
+        latents = self.codec.encode_field(field)
+        recon = self.codec.decode_field(latents, out_hw=tuple(field.shape[-2:]), num_frames=field.shape[2])
+        return torch.nn.functional.mse_loss(recon.float(), field.float())
