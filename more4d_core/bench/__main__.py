@@ -5,7 +5,9 @@ implementation run in the same process:
 
 * ``render`` — point renderer vs the reference's per-frame unique/amin/mean approach;
 * ``dit`` — one denoising step of the trajectory DiT vs stock diffusers Wan;
-* ``params`` — parameter counts and memory of every named config (meta device).
+* ``params`` — parameter counts and memory of every named config (meta device);
+* ``completion`` — classical hole filling: time per frame and flicker vs per-frame inpainting;
+* ``depth`` — the built-in depth prior on procedural scenes (AbsRel, delta < 1.25).
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = {"render": "render_bench", "dit": "dit_bench", "params": "params_bench"}
+BENCHMARKS = {
+    "render": "render_bench",
+    "dit": "dit_bench",
+    "params": "params_bench",
+    "completion": "completion_bench",
+    "depth": "depth_bench",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

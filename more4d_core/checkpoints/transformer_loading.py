@@ -117,11 +117,17 @@ def _widen_input(name: str, tensor: torch.Tensor, want: torch.Size) -> torch.Ten
     return wide
 
 
+def rebuild_rope(model, device) -> None:
+    """Wan rotary tables are not stored in checkpoints: build them on the device after loading."""
+    rope = model.rope
+    if any(b.is_meta for b in rope.buffers()):
+        model.rope = WanRotaryPosEmbed(rope.attention_head_dim, rope.patch_size, rope.max_seq_len).to(device)
+
+
 def rebuild_buffers(model: STraGTransformer, device: torch.device) -> None:
     """Recreate non-persistent / derived buffers after meta-device loading."""
     cfg = model.cfg
-    if any(b.is_meta for b in model.rope.buffers()):
-        model.rope = WanRotaryPosEmbed(cfg.head_dim, cfg.patch_size, cfg.rope_max_seq_len).to(device)
+    rebuild_rope(model, device)
     if cfg.use_mpm:
         trunk = model.omnimae_extractor.trunk
         if trunk.pos_embed.is_meta:

@@ -25,9 +25,10 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TOKENS_KEY = "grey_image_tokens"
 
 
-def grey_tokens_from_clip(folder: str | os.PathLike) -> torch.Tensor:
-    """Run a transformers ``CLIPVisionModel`` folder on a grey image: ``[1, tokens, hidden]``."""
-    from transformers import CLIPVisionConfig, CLIPVisionModel
+def clip_vision_encoder(folder: str | os.PathLike, device="cpu"):
+    """A function mapping an image ``[H, W, 3]`` (0..1) to CLIP tokens ``[1, tokens, hidden]`` (the
+    penultimate layer, as Wan uses), from a local transformers ``CLIPVisionModel`` folder."""
+    from transformers import CLIPVisionModel
 
     folder = Path(folder)
     model_dir = folder / "image_encoder" if (folder / "image_encoder").is_dir() else folder
@@ -36,15 +37,24 @@ def grey_tokens_from_clip(folder: str | os.PathLike) -> torch.Tensor:
             f"CLIP image encoder not found: expected {model_dir / 'config.json'} with safetensors weights "
             "(the image_encoder/ folder of a diffusers-format Wan2.1 I2V repository)"
         )
-    config = CLIPVisionConfig.from_pretrained(model_dir)
-    model = CLIPVisionModel.from_pretrained(model_dir, torch_dtype=torch.float32, use_safetensors=True).eval()
-    size = config.image_size
+    model = CLIPVisionModel.from_pretrained(model_dir, torch_dtype=torch.float32, use_safetensors=True).to(device).eval()
+    size = model.config.image_size
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    pixels = (torch.full((1, 3, size, size), GREY) - mean) / std
-    with torch.no_grad():
-        out = model(pixel_values=pixels, output_hidden_states=True)
-    return out.hidden_states[-2].float()
+
+    @torch.no_grad()
+    def encode(image: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(image).float().permute(2, 0, 1).unsqueeze(0)
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+        x = ((x - mean) / std).to(next(model.parameters()).device)
+        return model(pixel_values=x, output_hidden_states=True).hidden_states[-2].float()
+
+    return encode
+
+
+def grey_tokens_from_clip(folder: str | os.PathLike) -> torch.Tensor:
+    """The CLIP tokens of a uniform mid-grey image: ``[1, tokens, hidden]``."""
+    return clip_vision_encoder(folder)(torch.full((8, 8, 3), GREY))
 
 
 def load_grey_tokens(path: str | os.PathLike) -> torch.Tensor:

@@ -209,14 +209,13 @@ class TemporalBasisCodec(TrajectoryCodec):
         return self.encode_image(image).unsqueeze(2)  # a constant video is its first coefficient
 
 
-class WanVAECodec(TrajectoryCodec):
-    """Encoder adaptor + diffusers ``AutoencoderKLWan`` + decoder adaptor."""
+class WanVideoLatents(nn.Module):
+    """The Wan2.1 video VAE with its per-channel latent standardization (``(z - mean) / std``), as
+    the diffusion models see latents. Videos are ``[B, 3, T, H, W]`` in [-1, 1]."""
 
-    def __init__(self, vae: nn.Module, encoder_adaptor: nn.Module, decoder_adaptor: nn.Module):
+    def __init__(self, vae: nn.Module):
         super().__init__()
         self.vae = vae
-        self.encoder_adaptor = encoder_adaptor
-        self.decoder_adaptor = decoder_adaptor
         cfg = vae.config
         self.latent_channels = int(cfg.z_dim)
         self.temporal = int(getattr(cfg, "scale_factor_temporal", None) or 4)
@@ -226,23 +225,40 @@ class WanVAECodec(TrajectoryCodec):
         self.register_buffer("latents_mean", mean, persistent=False)
         self.register_buffer("latents_std", std, persistent=False)
 
-    def _standardize(self, z: torch.Tensor) -> torch.Tensor:
+    def encode(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        dist = self.vae.encode(video.to(self.vae.dtype)).latent_dist
+        z = dist.sample() if sample else dist.mode()
         return (z - self.latents_mean.to(z)) / self.latents_std.to(z)
 
-    def _encode(self, video: torch.Tensor, sample: bool) -> torch.Tensor:
-        dist = self.vae.encode(video.to(self.vae.dtype)).latent_dist
-        return self._standardize(dist.sample() if sample else dist.mode())
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        z = latents * self.latents_std.to(latents) + self.latents_mean.to(latents)
+        return self.vae.decode(z.to(self.vae.dtype)).sample.clamp(-1, 1)
+
+
+class WanVAECodec(TrajectoryCodec):
+    """Encoder adaptor + diffusers ``AutoencoderKLWan`` + decoder adaptor."""
+
+    def __init__(self, vae: nn.Module, encoder_adaptor: nn.Module, decoder_adaptor: nn.Module):
+        super().__init__()
+        self.video = WanVideoLatents(vae)
+        self.encoder_adaptor = encoder_adaptor
+        self.decoder_adaptor = decoder_adaptor
+        self.latent_channels = self.video.latent_channels
+        self.temporal = self.video.temporal
+        self.spatial = self.video.spatial
+
+    @property
+    def vae(self) -> nn.Module:
+        return self.video.vae
 
     def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        return self._encode(video, sample)
+        return self.video.encode(video, sample)
 
     def encode_field(self, field: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        return self._encode(self.encoder_adaptor(field.to(self.vae.dtype)), sample)
+        return self.video.encode(self.encoder_adaptor(field.to(self.vae.dtype)), sample)
 
     def decode_field(self, latents, out_hw=None, num_frames=None) -> torch.Tensor:
-        z = latents * self.latents_std.to(latents) + self.latents_mean.to(latents)
-        video = self.vae.decode(z.to(self.vae.dtype)).sample
-        return resize_field(self.decoder_adaptor(video).float(), out_hw)
+        return resize_field(self.decoder_adaptor(self.video.decode(latents)).float(), out_hw)
 
 
 def build_codec(cfg: STraGConfig, vae: nn.Module | None = None) -> TrajectoryCodec:

@@ -1,0 +1,217 @@
+"""4D-ViSM: diffusion completion of rendered frames with Wan2.1-Fun-InP (+ the MoRe4D LoRA).
+
+Model input per latent frame: ``[noisy (16) | mask (4) | masked-video latents (16)]``. Following
+the reference pipeline: the hole mask (1 = hole) zeroes the masked pixels of the [-1, 1] video
+before it is encoded; the mask channels are ``1 - hole`` (1 = known) with frame 0 repeated four
+times and the frames packed in groups of four, resized to the latent grid. CLIP tokens come from
+the first frame (the input view). Flow-matching Euler sampling with text guidance.
+
+Loading: the transformer from the authors' / VideoX-Fun layout (original Wan key names, sharded
+safetensors, Wan ``config.json``) or a diffusers folder, the VAE and umT5 as for the trajectory
+model, the LoRA merged at a user weight (0.55 by default). Offloading: ``"model"`` keeps only the
+running component on the GPU; ``"block"`` streams transformer blocks (diffusers group offload) for
+24 GB cards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoints import keymap
+from ..checkpoints.apply import load_into
+from ..checkpoints.io import iter_weights
+from ..checkpoints.transformer_loading import rebuild_rope
+from ..errors import InputError
+from ..models.image_context import clip_vision_encoder
+from ..models.trajectory_codec import WanVideoLatents
+from ..sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
+from .lora import merge_lora
+
+OFFLOAD_MODES = ("none", "model", "block")
+
+
+def pack_hole_mask(holes: torch.Tensor, latent_hw: tuple[int, int], temporal: int = 4) -> torch.Tensor:
+    """Hole mask ``[T, H, W]`` (1 = hole) -> mask latent ``[1, temporal, T', h, w]`` (1 = known)."""
+    t = holes.shape[0]
+    if (t - 1) % temporal:
+        raise InputError(f"frame count {t} must be 1 + a multiple of {temporal}")
+    m = holes.float().unsqueeze(0).unsqueeze(0)  # [1, 1, T, H, W]
+    m = torch.cat([m[:, :, :1].repeat_interleave(temporal, dim=2), m[:, :, 1:]], dim=2)
+    groups = m.shape[2] // temporal
+    m = m.view(1, groups, temporal, *m.shape[-2:]).transpose(1, 2)  # [1, temporal, T', H, W]
+    known = 1.0 - m
+    return F.interpolate(known.flatten(1, 2), size=latent_hw, mode="bilinear", align_corners=False).view(
+        1, temporal, groups, *latent_hw)
+
+
+def _weight_shape(folder: Path, key: str) -> tuple[int, ...] | None:
+    from safetensors import safe_open
+
+    from ..checkpoints.io import shard_files
+
+    for shard in shard_files(folder):
+        with safe_open(str(shard), framework="pt") as fh:
+            if key in fh.keys():
+                return tuple(fh.get_slice(key).get_shape())
+    return None
+
+
+def _wan_config(folder: Path) -> dict:
+    data = json.loads((folder / "config.json").read_text())
+    if data.get("_class_name") == "WanTransformer3DModel":
+        return {"diffusers": data}
+    image = _weight_shape(folder, "img_emb.proj.0.weight") if data.get("model_type", "i2v") == "i2v" else None
+    return {
+        "patch_size": tuple(data.get("patch_size", (1, 2, 2))),
+        "num_attention_heads": data["num_heads"],
+        "attention_head_dim": data["dim"] // data["num_heads"],
+        "in_channels": data["in_dim"],
+        "out_channels": data["out_dim"],
+        "text_dim": data.get("text_dim", 4096),
+        "freq_dim": data.get("freq_dim", 256),
+        "ffn_dim": data["ffn_dim"],
+        "num_layers": data["num_layers"],
+        "eps": data.get("eps", 1e-6),
+        "image_dim": image[0] if image else None,  # 1280 for CLIP ViT-H
+        "added_kv_proj_dim": data["dim"] if image else None,
+    }
+
+
+def load_inpaint_transformer(folder: str | os.PathLike, *, dtype=torch.bfloat16, device="cpu") -> nn.Module:
+    """The Fun-InP transformer as a diffusers ``WanTransformer3DModel`` (meta-device build + load)."""
+    from diffusers import WanTransformer3DModel
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"Wan2.1-Fun-InP transformer not found: expected {folder / 'config.json'} and its safetensors "
+            "(e.g. models/more4d/Wan2.1-Fun-V1.1-14B-InP/ or its transformer/ folder)"
+        )
+    cfg = _wan_config(folder)
+    if "diffusers" in cfg:
+        return WanTransformer3DModel.from_pretrained(folder, torch_dtype=dtype).to(device).eval()
+    with torch.device("meta"):
+        model = WanTransformer3DModel(**cfg)
+    load_into(model, iter_weights(folder), source=str(folder), dtype=dtype, device=device,
+              rename=keymap.authors_to_ours, keep_fp32=model._keep_in_fp32_modules or (), rebuild=rebuild_rope)
+    return model.eval()
+
+
+class ViSMCompleter:
+    """Diffusion completion of rendered videos with holes."""
+
+    def __init__(self, transformer: nn.Module, vae: nn.Module, text_encoder: nn.Module,
+                 clip_tokens: Callable[[torch.Tensor], torch.Tensor] | None, *, device="cpu", offload: str = "none"):
+        if offload not in OFFLOAD_MODES:
+            raise InputError(f"offload must be one of {OFFLOAD_MODES}, got {offload!r}")
+        self.transformer = transformer
+        self.latents = WanVideoLatents(vae)
+        self.text_encoder = text_encoder
+        self.clip_tokens = clip_tokens
+        self.device = torch.device(device)
+        self.offload = offload
+        if offload == "block" and self.device.type == "cuda":
+            transformer.enable_group_offload(self.device, torch.device("cpu"), offload_type="block_level",
+                                             num_blocks_per_group=1)
+
+    def _on(self, module: nn.Module) -> nn.Module:
+        if self.offload == "model":
+            module.to(self.device)
+        return module
+
+    def _off(self, module: nn.Module) -> None:
+        if self.offload == "model" and self.device.type == "cuda":
+            module.to("cpu")
+            torch.cuda.empty_cache()
+
+    @torch.no_grad()
+    def complete(
+        self,
+        frames: torch.Tensor,
+        holes: torch.Tensor,
+        prompt: str = "",
+        *,
+        negative_prompt: str = "",
+        steps: int = 50,
+        guidance_scale: float = 6.0,
+        shift: float = 5.0,
+        seed: int = 0,
+        preserve_known: bool = False,
+        progress=None,
+        should_cancel=None,
+    ) -> torch.Tensor:
+        """Completed frames ``[T, H, W, 3]`` (0..1) of ``frames`` with ``holes`` (1 = hole)."""
+        frames = torch.as_tensor(frames).float()
+        holes = torch.as_tensor(holes).float()
+        if frames.ndim != 4 or frames.shape[-1] != 3 or tuple(holes.shape) != tuple(frames.shape[:3]):
+            raise InputError(f"need frames [T, H, W, 3] and holes [T, H, W]; got {list(frames.shape)}, {list(holes.shape)}")
+        t, h, w = holes.shape
+        stride = self.latents.spatial * 2
+        if h % stride or w % stride:
+            raise InputError(f"frame size {w}x{h} must be a multiple of {stride}")
+        dtype = next(self.transformer.parameters()).dtype
+        video = frames.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1  # [1, 3, T, H, W]
+        masked = video * (holes < 0.5).float().unsqueeze(0).unsqueeze(0)
+        vae = self._on(self.latents)
+        masked_lat = vae.encode(masked.to(self.device))
+        self._off(self.latents)
+        mask_lat = pack_hole_mask(holes, tuple(masked_lat.shape[-2:]), self.latents.temporal).to(masked_lat)
+        cond = torch.cat([mask_lat, masked_lat], dim=1).to(dtype)
+        texts = self._on(self.text_encoder)([prompt, negative_prompt]).to(self.device, dtype)
+        self._off(self.text_encoder)
+        clip = None
+        if self.clip_tokens is not None:
+            clip = self.clip_tokens(frames[0]).to(self.device, dtype)
+        model = self._on(self.transformer)
+
+        def batched(x, tt):
+            n = x.shape[0]
+            inputs = torch.cat([x.to(dtype), cond.expand(n, -1, -1, -1, -1)], dim=1)
+            return model(inputs, tt, texts if n == 2 else texts[:1],
+                         encoder_hidden_states_image=None if clip is None else clip.expand(n, -1, -1),
+                         return_dict=False)[0].float()
+
+        noise = seeded_noise(tuple(masked_lat.shape), seed, self.device)
+        latents = sample_flow(guided_velocity(batched, guidance_scale), noise, steps=steps, shift=shift,
+                              progress=progress, should_cancel=should_cancel)
+        self._off(self.transformer)
+        out = self._on(self.latents).decode(latents.float())
+        self._off(self.latents)
+        out = ((out[0].permute(1, 2, 3, 0).float().cpu() + 1) / 2).clamp(0, 1)[:t]
+        if preserve_known:
+            known = (holes < 0.5).unsqueeze(-1)
+            out = torch.where(known, frames, out)
+        return out
+
+
+def load_completer(
+    transformer: str | os.PathLike,
+    *,
+    vae: str | os.PathLike,
+    text_encoder: str | os.PathLike,
+    clip: str | os.PathLike | None = None,
+    lora: str | os.PathLike | None = None,
+    lora_weight: float = 0.55,
+    dtype=torch.bfloat16,
+    device="cpu",
+    offload: str = "none",
+) -> ViSMCompleter:
+    """Everything 4D-ViSM needs, from local folders. ``clip`` is the CLIP image-encoder folder."""
+    from ..checkpoints.vae_loading import load_wan_vae
+    from ..models.text_encoders import UMT5TextEncoder
+
+    load_device = "cpu" if offload != "none" else device
+    model = load_inpaint_transformer(transformer, dtype=dtype, device=load_device)
+    if lora is not None:
+        merge_lora(model, lora, lora_weight)
+    vae_model = load_wan_vae(vae, dtype=torch.float32, device=load_device)
+    text = UMT5TextEncoder(text_encoder, dtype=dtype).to(load_device)
+    clip_fn = clip_vision_encoder(clip, load_device) if clip is not None else None
+    return ViSMCompleter(model, vae_model, text, clip_fn, device=device, offload=offload)

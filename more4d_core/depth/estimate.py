@@ -1,0 +1,95 @@
+"""One entry point for every depth source.
+
+``estimate_depth(image, backend=...)`` with backend ``"prior"`` (built-in, no weights),
+``"transformers"`` (a local transformers depth model folder) or ``"unidepth"`` (a local UniDepth V2
+folder); ``external_depth(depth_image, ...)`` converts a depth or disparity map coming from another
+node. Loaded models are kept in a small cache keyed by (backend, folder, device).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from .cleanup import clean_depth
+from .conversion import image_to_values, to_metric
+from .prior import prior_depth
+from .result import DepthResult, intrinsics_for
+
+BACKENDS = ("prior", "transformers", "unidepth")
+_LOADED: dict[tuple, object] = {}
+
+
+def _model(backend: str, folder: str | Path, device) -> object:
+    key = (backend, str(Path(folder).resolve()), str(device))
+    if key not in _LOADED:
+        if backend == "transformers":
+            from .transformers_backend import TransformersDepth
+
+            _LOADED[key] = TransformersDepth(folder, device=device)
+        else:
+            from .unidepth_backend import UniDepth
+
+            _LOADED[key] = UniDepth(folder, device=device)
+    return _LOADED[key]
+
+
+def estimate_depth(
+    image: torch.Tensor,
+    backend: str = "prior",
+    *,
+    model_folder: str | Path | None = None,
+    fov_deg: float | None = None,
+    median_depth: float = 3.0,
+    relative_mode: str | None = None,
+    cleanup: str | None = "snap",
+    device="cpu",
+) -> DepthResult:
+    """Metric depth + intrinsics of ``image`` ``[H, W, 3]`` (0..1).
+
+    ``fov_deg`` sets the horizontal field of view when the backend does not predict intrinsics
+    (default: f = image width, the reference's assumption). ``median_depth`` scales backends
+    without a metric scale (the prior, relative models). ``cleanup`` removes flying pixels at depth
+    edges (``"snap"``, ``"drop"`` or None).
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"depth backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "prior":
+        result = prior_depth(image, fov_deg=fov_deg, median_depth=median_depth)
+    else:
+        if model_folder is None:
+            raise FileNotFoundError(
+                f"the {backend} depth backend needs a model folder (under ComfyUI's models/more4d/depth/ or a path)"
+            )
+        model = _model(backend, model_folder, device)
+        if backend == "transformers":
+            result = model(image, fov_deg=fov_deg, median_depth=median_depth, relative_mode=relative_mode)
+        else:
+            k = None if fov_deg is None else intrinsics_for(*torch.as_tensor(image).shape[-3:-1], fov_deg)
+            result = model(image, k)
+    return clean_depth(result, mode=cleanup) if cleanup else result
+
+
+def external_depth(
+    depth_image: torch.Tensor,
+    *,
+    mode: str = "disparity",
+    median_depth: float = 3.0,
+    fov_deg: float | None = None,
+    size_hw: tuple[int, int] | None = None,
+    cleanup: str | None = "snap",
+) -> DepthResult:
+    """A depth or disparity map from another node (an IMAGE or MASK, brighter = nearer for
+    ``"disparity"``, brighter = farther for ``"depth"``) as metric depth with median ``median_depth``.
+    ``size_hw`` resizes it to the image it belongs to."""
+    values = image_to_values(depth_image)
+    if size_hw is not None and tuple(values.shape) != tuple(size_hw):
+        values = torch.nn.functional.interpolate(values[None, None], size=tuple(size_hw), mode="bilinear",
+                                                 align_corners=False)[0, 0]
+    depth, valid = to_metric(values, mode, median_depth)
+    h, w = depth.shape
+    result = DepthResult(depth, intrinsics_for(h, w, fov_deg), valid, "external", False,
+                         {"mode": mode, "median_depth": median_depth})
+    return clean_depth(result, mode=cleanup) if cleanup else result

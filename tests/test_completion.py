@@ -1,0 +1,123 @@
+"""Completion: classical (no holes, known pixels untouched, low flicker), the diffusion completer
+with a tiny Fun-InP-shaped model and a LoRA in the reference key format, and native Wan inputs."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from tiny_models import save_tiny_clip, save_tiny_umt5, save_tiny_vae
+
+from more4d_core.camera import camera_preset
+from more4d_core.checkpoints import keymap
+from more4d_core.completion import complete_classical, flicker, inpaint_spatial, motion_maps, to_vace_inputs
+from more4d_core.completion.diffusion import load_completer, load_inpaint_transformer, pack_hole_mask
+from more4d_core.completion.lora import merge_lora
+from more4d_core.data.analytic import make_analytic_scene
+from more4d_core.errors import FormatError, InputError
+from more4d_core.render import render_scene
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    scene = make_analytic_scene(48, 64, 9)
+    path = camera_preset("dolly", 9, scene_depth=scene.median_depth())
+    return scene, path, render_scene(scene, path, return_point_index=True)
+
+
+def test_classical_fill_is_complete_and_leaves_rendered_pixels(rendered):
+    scene, path, result = rendered
+    assert result.holes.any()
+    out = complete_classical(result, scene, path)
+    assert out.shape == result.frames.shape and torch.isfinite(out).all()
+    assert (out >= 0).all() and (out <= 1).all()
+    assert torch.equal(out[~result.holes], result.frames[~result.holes])
+    maps = motion_maps(result, scene, path)
+    base = torch.stack([torch.from_numpy(inpaint_spatial(f.numpy(), h.numpy())) for f, h in zip(result.frames, result.holes)])
+    assert flicker(out, result.holes, maps) < flicker(base, result.holes, maps)
+
+
+def test_classical_needs_the_point_index(rendered):
+    scene, path, _ = rendered
+    with pytest.raises(InputError, match="return_point_index"):
+        complete_classical(render_scene(scene, path), scene, path)
+
+
+def test_hole_mask_packing():
+    holes = torch.zeros(9, 16, 16)
+    holes[0, :8] = 1
+    holes[5:, :, :8] = 1
+    packed = pack_hole_mask(holes, (2, 2))
+    assert packed.shape == (1, 4, 3, 2, 2)
+    assert torch.equal(packed[0, :, 0], packed[0, :1, 0].expand(4, 2, 2))  # frame 0 repeated four times
+    assert packed[0, 0, 0, 0, 0] == 0 and packed[0, 0, 0, 1, 0] == 1  # 1 = known
+    assert packed[0, 3, 1, 0, 0] == 1 and packed[0, 0, 2, 0, 0] == 0  # frames 1-4 known, frame 5 holed on the left
+
+
+def _tiny_inp(tmp_path, lora_modules=("blocks.0.attn1.to_q", "blocks.1.ffn.net.2")):
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(0)
+    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=12,
+                                  out_channels=4, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2, image_dim=24,
+                                  added_kv_proj_dim=16)
+    folder = tmp_path / "fun_inp"
+    folder.mkdir()
+    save_file({keymap.ours_to_authors(k): v.contiguous() for k, v in model.state_dict().items()},
+              str(folder / "diffusion_pytorch_model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"dim": 16, "num_heads": 2, "num_layers": 2, "ffn_dim": 32, "freq_dim": 16,
+                                                    "in_dim": 12, "out_dim": 4, "text_dim": 16, "model_type": "i2v"}))
+    lora = {}
+    for path in lora_modules:
+        layer = model.get_submodule(path)
+        name = "lora_unet__" + keymap.ours_to_authors(f"{path}.weight")[: -len(".weight")].replace(".", "_")
+        lora[f"{name}.lora_down.weight"] = torch.randn(4, layer.in_features)
+        lora[f"{name}.lora_up.weight"] = torch.randn(layer.out_features, 4)
+        lora[f"{name}.alpha"] = torch.tensor(2.0)
+    save_file(lora, str(tmp_path / "vism_lora.safetensors"))
+    return model, folder, lora
+
+
+def test_fun_inp_loads_and_the_lora_merges(tmp_path):
+    model, folder, lora = _tiny_inp(tmp_path)
+    loaded = load_inpaint_transformer(folder, dtype=torch.float32)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    before = loaded.blocks[0].attn1.to_q.weight.clone()
+    assert merge_lora(loaded, tmp_path / "vism_lora.safetensors", 0.55) == {"merged": 2}
+    down = lora["lora_unet__blocks_0_self_attn_q.lora_down.weight"]
+    up = lora["lora_unet__blocks_0_self_attn_q.lora_up.weight"]
+    torch.testing.assert_close(loaded.blocks[0].attn1.to_q.weight, before + 0.55 * (2.0 / 4) * up @ down)
+    save_file({"lora_unet__blocks_9_self_attn_q.lora_down.weight": torch.zeros(1, 1)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(FormatError, match="no matching layer"):
+        merge_lora(loaded, tmp_path / "bad.safetensors")
+
+
+def test_diffusion_completion_end_to_end(tmp_path):
+    _, folder, _ = _tiny_inp(tmp_path)
+    save_tiny_vae(tmp_path / "wan" / "vae")
+    save_tiny_umt5(tmp_path / "wan")
+    save_tiny_clip(tmp_path / "wan")
+    completer = load_completer(folder, vae=tmp_path / "wan", text_encoder=tmp_path / "wan", clip=tmp_path / "wan",
+                               lora=tmp_path / "vism_lora.safetensors", dtype=torch.float32)
+    frames = torch.rand(5, 32, 32, 3)
+    holes = torch.zeros(5, 32, 32)
+    holes[:, 8:20, 8:20] = 1
+    steps = []
+    out = completer.complete(frames, holes, "a ball", steps=2, seed=1, progress=lambda i, n: steps.append(i))
+    assert out.shape == frames.shape and torch.isfinite(out).all() and steps == [1, 2]
+    again = completer.complete(frames, holes, "a ball", steps=2, seed=1)
+    assert torch.equal(out, again)
+    kept = completer.complete(frames, holes, "a ball", steps=1, preserve_known=True)
+    assert torch.equal(kept[holes < 0.5], frames[holes < 0.5])
+    with pytest.raises(InputError, match="multiple of"):
+        completer.complete(torch.rand(5, 24, 24, 3), torch.zeros(5, 24, 24))
+
+
+def test_vace_inputs():
+    frames = torch.rand(3, 4, 5, 3)
+    holes = torch.zeros(3, 4, 5, dtype=torch.bool)
+    holes[1, 2, 3] = True
+    video, mask = to_vace_inputs(frames, holes)
+    assert mask.dtype == torch.float32 and mask[1, 2, 3] == 1 and mask.sum() == 1
+    assert video[1, 2, 3].tolist() == [0.5, 0.5, 0.5] and torch.equal(video[0], frames[0])
