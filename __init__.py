@@ -13,6 +13,11 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+from .nodes import comfy_bridge as _bridge  # noqa: E402
+from .nodes import model_files as _model_files  # noqa: E402
+
+_bridge.install_memory_manager()
+_model_files.register()
 
 WEB_DIRECTORY = "./web"
 

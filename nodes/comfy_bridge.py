@@ -18,6 +18,15 @@ except ImportError:  # plain Python (tests, headless runner)
 
 
 
+OUTPUT_OVERRIDE: str | None = None  # the headless runner writes straight into its --out folder
+PROGRESS_HOOK = None  # outside ComfyUI: called as hook(done, total) by Progress
+
+
+def set_output_directory(path: str | None) -> None:
+    global OUTPUT_OVERRIDE
+    OUTPUT_OVERRIDE = path
+
+
 def _fallback_folder(kind: str) -> str:
     """``$MORE4D_OUTPUT_DIR/<kind>`` (or ``<tmp>/more4d/<kind>``), created on demand."""
     root = os.environ.get("MORE4D_OUTPUT_DIR") or os.path.join(tempfile.gettempdir(), "more4d")
@@ -28,6 +37,9 @@ def _fallback_folder(kind: str) -> str:
 
 def output_directory() -> str:
     """ComfyUI's output folder (outside ComfyUI: ``$MORE4D_OUTPUT_DIR/output`` or a temp folder)."""
+    if OUTPUT_OVERRIDE is not None:
+        os.makedirs(OUTPUT_OVERRIDE, exist_ok=True)
+        return OUTPUT_OVERRIDE
     return _fp.get_output_directory() if _fp is not None else _fallback_folder("output")
 
 
@@ -53,6 +65,8 @@ class Progress:
         check_interrupted()
         if self._bar is not None:
             self._bar.update_absolute(int(done), int(total or self.total))
+        elif PROGRESS_HOOK is not None:
+            PROGRESS_HOOK(int(done), int(total or self.total))
 
 
 def render_device(choice: str):
@@ -66,3 +80,66 @@ def render_device(choice: str):
             return dev if dev.type == "cuda" else torch.device("cpu")
         return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     return torch.device(choice)
+
+
+def torch_device(choice: str = "auto"):
+    """Device for model work: ComfyUI's device (honours --cpu) or CUDA when available outside it."""
+    import torch
+
+    if choice != "auto":
+        return torch.device(choice)
+    if _mm is not None:
+        return _mm.get_torch_device()
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def low_vram() -> bool:
+    """True when ComfyUI runs with --lowvram / --novram (models should be offloaded when idle)."""
+    if _mm is None:
+        return False
+    state = getattr(_mm, "vram_state", None)
+    names = {getattr(_mm.VRAMState, n, None) for n in ("LOW_VRAM", "NO_VRAM")} if hasattr(_mm, "VRAMState") else set()
+    return state in names
+
+
+def install_memory_manager() -> None:
+    """Inside ComfyUI: let its model management see and evict our cached models."""
+    if _mm is None:
+        return
+    from more4d_core.cache import MODEL_CACHE, MemoryManager
+
+    class ComfyMemoryManager(MemoryManager):
+        def before_load(self, nbytes, device):
+            if device.type == "cuda" and nbytes:
+                _mm.free_memory(int(nbytes * 1.2), device)
+
+        def activate(self, entry):
+            model = entry.model
+            if not hasattr(model, "to") or entry.device.type != "cuda":
+                return
+            patcher = entry.extra.get("patcher")
+            if patcher is None:
+                try:
+                    import comfy.model_patcher as _mp
+
+                    patcher = _mp.ModelPatcher(model, load_device=entry.device,
+                                               offload_device=_mm.unet_offload_device(), size=entry.nbytes)
+                    entry.extra["patcher"] = patcher
+                except Exception:  # older/newer ComfyUI without this API: manage the move ourselves
+                    patcher = False
+                    entry.extra["patcher"] = False
+            if patcher:
+                _mm.load_models_gpu([patcher])
+            else:
+                model.to(entry.device)
+
+        def release(self, entry):
+            if entry.device.type == "cuda" and low_vram() and not entry.extra.get("patcher"):
+                entry.model.to(_mm.unet_offload_device())
+                _mm.soft_empty_cache()
+
+        def forget(self, entry):
+            if hasattr(entry.model, "to"):
+                entry.model.to("cpu")
+
+    MODEL_CACHE.set_manager(ComfyMemoryManager())

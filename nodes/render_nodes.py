@@ -10,7 +10,7 @@ from more4d_core.render.visualize import depth_to_image, parse_color
 from more4d_core.scene import Scene4D
 
 from .comfy_bridge import Progress, render_device
-from .types import CAMERA_PATH, CATEGORY, SCENE, require
+from .types import CAMERA_PATH, CATEGORY, RENDER, SCENE, RenderBundle, require
 
 log = logging.getLogger("more4d")
 
@@ -34,12 +34,13 @@ class Render4D:
     )
     CATEGORY = CATEGORY
     FUNCTION = "render"
-    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE")
-    RETURN_NAMES = ("frames", "hole_mask", "depth")
+    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", RENDER)
+    RETURN_NAMES = ("frames", "hole_mask", "depth", "render")
     OUTPUT_TOOLTIPS = (
         "Rendered frames [T, H, W, 3]; holes are filled with the background colour.",
         "Hole mask [T, H, W]: 1 where no point landed (to inpaint), 0 elsewhere.",
         "Depth of the visible points as an image (near = bright, holes black).",
+        "The render with its scene and camera path, for Complete Frames.",
     )
 
     @classmethod
@@ -74,6 +75,8 @@ class Render4D:
             splat_radius=splat_size,
             background=parse_color(background),
             device=render_device(device),
+            return_point_index=True,
             progress=Progress(frames_total),
         )
-        return (result.frames, result.hole_mask(), depth_to_image(result.depth, result.holes))
+        bundle = RenderBundle(result, scene, camera_path)
+        return (result.frames, result.hole_mask(), depth_to_image(result.depth, result.holes), bundle)

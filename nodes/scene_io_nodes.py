@@ -47,6 +47,7 @@ class LoadScene4D:
     DESCRIPTION = "Load a 4D scene saved as a MoRe4D .npz scene file from ComfyUI's input or output folder."
     CATEGORY = CATEGORY
     FUNCTION = "load"
+    DYNAMIC_INPUTS = ("scene_file",)
     RETURN_TYPES = (SCENE,)
     RETURN_NAMES = ("scene",)
     OUTPUT_TOOLTIPS = ("The loaded 4D scene.",)

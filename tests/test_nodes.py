@@ -50,7 +50,8 @@ def test_node_declarations(node_id):
 def test_preset_to_render_to_save_to_load(small_scene, _folders):
     (path,) = CameraPathPreset().build("orbit", 0, 1.0, scene=small_scene)
     assert isinstance(path, CameraPath) and path.num_frames == small_scene.num_frames
-    frames, mask, depth = Render4D().render(small_scene, path, 0, 0, 1, "#102030", "cpu")
+    frames, mask, depth, bundle = Render4D().render(small_scene, path, 0, 0, 1, "#102030", "cpu")
+    assert bundle.scene is small_scene and bundle.result.point_index is not None
     assert frames.shape == (9, 24, 32, 3) and mask.shape == (9, 24, 32) and depth.shape == (9, 24, 32, 3)
     assert frames.dtype == mask.dtype == torch.float32
     holes = mask > 0.5
@@ -76,7 +77,7 @@ def test_preset_to_render_to_save_to_load(small_scene, _folders):
 
 def test_render_resamples_a_mismatched_path_and_sizes(small_scene):
     (path,) = CameraPathPreset().build("dolly", 25, 1.0, scene_depth=2.0)
-    frames, mask, _ = Render4D().render(small_scene, path, 64, 0, 2, "0,0,0", "auto")
+    frames, mask, _, _ = Render4D().render(small_scene, path, 64, 0, 2, "0,0,0", "auto")
     assert frames.shape == (9, 48, 64, 3)
     assert output_size((24, 32), 0, 12) == (12, 16)
 

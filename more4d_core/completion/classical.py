@@ -124,7 +124,6 @@ def complete_classical(
         if hole.any() and covered.any():
             src, hole_depth = _far_side(covered, depth[t])
             current_depth[hole] = hole_depth[hole]
-            spatial = _inpaint_from_background(current, hole, covered, depth[t], hole_depth, inpaint_radius)
             fill_from_prev = np.zeros_like(hole)
             if t > 0:
                 map_x, map_y = backward_maps(index[t], previous_xy, src)
@@ -135,14 +134,20 @@ def complete_classical(
                 # carry the previous frame's content over only where it shows the same (background) surface
                 fill_from_prev = hole & (warped >= 0).all(-1) & (warped_depth >= 0.9 * hole_depth)
                 current[fill_from_prev] = warped[fill_from_prev]
-            rest = hole & ~fill_from_prev
-            current[rest] = spatial[rest]
+            band = np.zeros_like(hole)
             if feather > 0 and fill_from_prev.any():
-                # next to rendered pixels, blend the carried-over content into the spatial fill
                 dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
-                weight = np.clip(dist / feather, 0.0, 1.0)[..., None]
                 band = fill_from_prev & (dist < feather)
-                current[band] = (weight * current + (1 - weight) * spatial)[band]
+            need = (hole & ~fill_from_prev) | band
+            if need.any():
+                # spatial fill only where needed, with the carried-over pixels as context
+                spatial = _inpaint_from_background(current, need, ~need, current_depth, hole_depth, inpaint_radius)
+                rest = hole & ~fill_from_prev
+                current[rest] = spatial[rest]
+                if band.any():
+                    # next to rendered pixels, blend the carried-over content into the spatial fill
+                    weight = np.clip(dist / feather, 0.0, 1.0)[..., None]
+                    current[band] = (weight * current + (1 - weight) * spatial)[band]
         elif hole.any():
             current[:] = 0.5  # nothing was rendered at all: neutral grey
         out[t] = current

@@ -39,6 +39,13 @@ def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path
     return target
 
 
+def _default_mode(folder: bool = False) -> int:
+    """The permissions a plain ``open()`` / ``mkdir()`` would give (temp files are created 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if folder else 0o666) & ~mask
+
+
 def _check_destination(target: Path, overwrite: bool) -> None:
     if target.exists() or target.is_symlink():
         if not overwrite:
@@ -61,6 +68,7 @@ def atomic_path(target: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         yield tmp
         if target.is_dir() and not target.is_symlink():
             raise OutputExistsError(f"{target} is a folder; refusing to replace it with a file")
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -98,6 +106,7 @@ def atomic_folder(target: str | os.PathLike, *, overwrite: bool = False) -> Iter
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(folder=True))
         old = None
         if target.exists() or target.is_symlink():
             if not target.is_dir() or target.is_symlink():

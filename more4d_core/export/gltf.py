@@ -48,9 +48,14 @@ def export_glb(
     frame_stride: int = 1,
     point_stride: int = 1,
     include_camera: bool = True,
+    camera_path=None,
     overwrite: bool = False,
 ) -> Path:
-    """Write the scene as an animated point-cloud ``folder/name`` (``.glb`` added when missing)."""
+    """Write the scene as an animated point-cloud ``folder/name`` (``.glb`` added when missing).
+
+    ``camera_path`` (a :class:`CameraPath`) is stored in ``extras.more4d.camera_path`` as row-major
+    4x4 camera-to-world matrices (OpenCV axes), for viewers that draw it.
+    """
     expect_type(scene, Scene4D, "scene")
     if not str(name).endswith(".glb"):
         name = f"{name}.glb"
@@ -153,7 +158,8 @@ def export_glb(
         "accessors": accessors,
         "bufferViews": views,
         "buffers": [{"byteLength": offset}],
-        "extras": {"more4d": {"fps": fps, "frames": chosen, "grid_hw": list(scene.grid_hw), "point_stride": point_stride}},
+        "extras": {"more4d": {"fps": fps, "frames": chosen, "grid_hw": list(scene.grid_hw), "point_stride": point_stride,
+                              **({"camera_path": camera_path.poses.reshape(-1, 16).tolist()} if camera_path is not None else {})}},
     }
     if cameras:
         doc["cameras"] = cameras

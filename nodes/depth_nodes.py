@@ -1,0 +1,95 @@
+"""Depth nodes: estimate depth (built-in prior, transformers models, UniDepth) or take a depth /
+disparity map from another node."""
+
+from __future__ import annotations
+
+from more4d_core.depth import DepthResult, depth_to_image, estimate_depth, external_depth
+from more4d_core.sampling.conditioning import as_image_tensor
+
+from . import model_files
+from .comfy_bridge import check_interrupted, torch_device
+from .types import CATEGORY, DEPTH, require
+
+_FOV_TIP = "Horizontal field of view in degrees when the backend does not predict it; 0 = f equals the image width (53.1 degrees)."
+_MEDIAN_TIP = "Metric scale for backends without one (the prior, relative models): the median distance in metres."
+_CLEANUP_TIP = "Flying pixels at depth edges become streaks when rendered: snap them to a side, drop them, or keep them."
+_OUTPUTS = dict(
+    RETURN_TYPES=(DEPTH, "IMAGE"),
+    RETURN_NAMES=("depth", "depth_preview"),
+    OUTPUT_TOOLTIPS=("Metric depth + intrinsics for Generate.", "Depth as an image (near = bright)."),
+)
+
+
+def _preview(result: DepthResult):
+    return depth_to_image(result.depth, "disparity")
+
+
+class EstimateDepth:
+    DESCRIPTION = (
+        "Metric depth and camera intrinsics of an image. 'prior' needs no weights but is a rough approximation; "
+        "'transformers' loads a depth model folder (Depth Anything V2, Depth Pro, ZoeDepth, DPT) from "
+        "models/more4d/depth/; 'unidepth' needs the unidepth package."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "estimate"
+    DYNAMIC_INPUTS = ("model_folder",)
+    RETURN_TYPES = _OUTPUTS["RETURN_TYPES"]
+    RETURN_NAMES = _OUTPUTS["RETURN_NAMES"]
+    OUTPUT_TOOLTIPS = _OUTPUTS["OUTPUT_TOOLTIPS"]
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        folders = [model_files.NONE] + model_files.candidates(files=False)
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The image to estimate depth for (the first of a batch)."}),
+                "backend": (["prior", "transformers", "unidepth"], {"default": "prior", "tooltip": "Depth estimator."}),
+                "model_folder": (folders, {"default": model_files.NONE, "tooltip": "The model folder for transformers / unidepth."}),
+                "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.5, "tooltip": _FOV_TIP}),
+                "median_depth": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 1000.0, "step": 0.05, "tooltip": _MEDIAN_TIP}),
+                "relative_mode": (["auto", "disparity", "depth"], {"default": "auto",
+                                  "tooltip": "How to read a relative model's output (auto = by model type)."}),
+                "cleanup": (["snap", "drop", "none"], {"default": "snap", "tooltip": _CLEANUP_TIP}),
+            }
+        }
+
+    def estimate(self, image, backend, model_folder, fov, median_depth, relative_mode, cleanup):
+        check_interrupted()
+        folder = None if model_folder == model_files.NONE else model_files.resolve(model_folder)
+        result = estimate_depth(
+            as_image_tensor(image), backend, model_folder=folder, fov_deg=fov or None, median_depth=median_depth,
+            relative_mode=None if relative_mode == "auto" else relative_mode,
+            cleanup=None if cleanup == "none" else cleanup, device=torch_device("auto"),
+        )
+        return (result, _preview(result))
+
+
+class DepthFromImage:
+    DESCRIPTION = (
+        "Use a depth or disparity map made by another node (e.g. a Depth Anything node's output image) as metric depth."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "convert"
+    RETURN_TYPES = _OUTPUTS["RETURN_TYPES"]
+    RETURN_NAMES = _OUTPUTS["RETURN_NAMES"]
+    OUTPUT_TOOLTIPS = _OUTPUTS["OUTPUT_TOOLTIPS"]
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The colour image the depth belongs to (sets the size)."}),
+                "depth_image": ("IMAGE", {"tooltip": "The depth or disparity map."}),
+                "mode": (["disparity", "depth"], {"default": "disparity",
+                         "tooltip": "disparity: brighter = nearer (most depth nodes); depth: brighter = farther."}),
+                "median_depth": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 1000.0, "step": 0.05, "tooltip": _MEDIAN_TIP}),
+                "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.5, "tooltip": _FOV_TIP}),
+                "cleanup": (["snap", "drop", "none"], {"default": "snap", "tooltip": _CLEANUP_TIP}),
+            }
+        }
+
+    def convert(self, image, depth_image, mode, median_depth, fov, cleanup):
+        img = as_image_tensor(image)
+        result = external_depth(depth_image, mode=mode, median_depth=median_depth, fov_deg=fov or None,
+                                size_hw=tuple(img.shape[:2]), cleanup=None if cleanup == "none" else cleanup)
+        return (require(result, DepthResult, "depth"), _preview(result))

@@ -1,0 +1,113 @@
+"""Motion conditioning (MAdaNorm strength) and trajectory generation nodes."""
+
+from __future__ import annotations
+
+from more4d_core.cache import MODEL_CACHE
+from more4d_core.depth import DepthResult
+from more4d_core.sampling.conditioning import as_image_tensor
+from more4d_core.sampling.flow_sampler import GenerationCancelled
+
+from .comfy_bridge import Progress, check_interrupted
+from .model_nodes import require_handle
+from .types import CATEGORY, DEPTH, MODEL, MOTION, SCENE, MotionConditioning, require
+
+GRID_CHOICES = ["image", "512", "384", "256", "128"]
+
+
+class MotionConditioningNode:
+    DESCRIPTION = (
+        "Motion Perception Module (MAdaNorm): how strongly the image's motion features modulate every DiT block. "
+        "0 = the plain model, 1 = as trained, above 1 = exaggerated."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (MOTION,)
+    RETURN_NAMES = ("motion_conditioning",)
+    OUTPUT_TOOLTIPS = ("Motion conditioning for the Generate node.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                                    "tooltip": "lambda: scales the MAdaNorm gate (0 disables the module)."})}}
+
+    def build(self, strength):
+        return (MotionConditioning(float(strength)),)
+
+
+def output_grid(image_hw: tuple[int, int], choice: str) -> tuple[int, int]:
+    """The trajectory grid: the image's size, or scaled so its longer side is ``choice`` pixels."""
+    h, w = image_hw
+    if choice == "image":
+        return h, w
+    side = int(choice)
+    scale = side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+class GenerateTrajectories:
+    DESCRIPTION = (
+        "4D-STraG: generate dense 3D trajectories for every pixel of the image (a 4D scene) from its depth and a "
+        "prompt describing the motion."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "generate"
+    RETURN_TYPES = (SCENE,)
+    RETURN_NAMES = ("scene",)
+    OUTPUT_TOOLTIPS = ("The 4D scene: 3D positions of every pixel's point in every frame.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (MODEL, {"tooltip": "From Load Trajectory Model."}),
+                "image": ("IMAGE", {"tooltip": "The input image (the first frame)."}),
+                "depth": (DEPTH, {"tooltip": "Metric depth and intrinsics of the image (Estimate Depth)."}),
+                "prompt": ("STRING", {"default": "the ball slides left quickly", "multiline": True,
+                                      "tooltip": "What moves and how."}),
+                "negative_prompt": ("STRING", {"default": "", "multiline": True,
+                                               "tooltip": "Guidance pushes away from this (empty = unconditional)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1, "control_after_generate": True,
+                                 "tooltip": "Noise seed; the same seed gives the same motion."}),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip": "Denoising steps; 0 = the model's default (50 for 14B, 20 for small)."}),
+                "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
+                                       "tooltip": "Text guidance; 0 = the model's default (6 for 14B, 1 for small)."}),
+                "shift": ("FLOAT", {"default": 5.0, "min": 0.1, "max": 20.0, "step": 0.1, "tooltip": "Flow-matching timestep shift."}),
+                "frames": ("INT", {"default": 49, "min": 2, "max": 257, "tooltip": "Frames to generate (the 14B model needs 1 + a multiple of 4)."}),
+                "fps": ("FLOAT", {"default": 8.0, "min": 1.0, "max": 60.0, "step": 1.0, "tooltip": "Frame rate of the motion."}),
+                "motion_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+                                           "tooltip": "Scales every displacement from frame 0 (0 = still)."}),
+                "grid": (GRID_CHOICES, {"default": "512", "tooltip": "Trajectory grid: the image size, or its longer side in pixels."}),
+            },
+            "optional": {
+                "motion_conditioning": (MOTION, {"tooltip": "MAdaNorm strength (default 1)."}),
+            },
+        }
+
+    def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
+                 motion_scale, grid, motion_conditioning=None):
+        require_handle(model, "trajectory", "model")
+        require(depth, DepthResult, "depth")
+        strength = 1.0
+        if motion_conditioning is not None:
+            strength = require(motion_conditioning, MotionConditioning, "motion_conditioning").strength
+        img = as_image_tensor(image)
+        if tuple(img.shape[:2]) != (depth.height, depth.width):
+            raise ValueError(f"the image is {img.shape[1]}x{img.shape[0]} but the depth is {depth.width}x{depth.height}; "
+                             "estimate the depth from this image")
+        check_interrupted()
+        with MODEL_CACHE.use(model) as gen:
+            total = int(steps or gen.config.steps)
+            try:
+                scene = gen.generate(img, depth.depth, depth.intrinsics, prompt, negative_prompt=negative_prompt,
+                                     seed=int(seed), steps=total, shift=shift, guidance_scale=guidance or None,
+                                     motion_strength=strength, num_frames=int(frames),
+                                     grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
+            except GenerationCancelled:
+                check_interrupted()
+                raise
+        if motion_scale != 1.0:
+            pts = scene.points
+            scene = scene.with_points(pts[:1] + motion_scale * (pts - pts[:1]),
+                                      metadata={**scene.metadata, "motion_scale": motion_scale})
+        return (scene,)
+

@@ -1,0 +1,80 @@
+"""Where model files live: ComfyUI's ``models/more4d/`` folder (registered at start-up) or, outside
+ComfyUI, ``$MORE4D_MODELS_DIR`` (default ``./models/more4d``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("more4d")
+FOLDER_NAME = "more4d"
+BUNDLED = "more4d-small (bundled)"
+NONE = "(none)"
+
+try:
+    import folder_paths as _fp
+except ImportError:
+    _fp = None
+
+
+def register() -> Path:
+    """Register ``models/more4d`` with ComfyUI (creating it) and return it."""
+    if _fp is not None:
+        root = Path(_fp.models_dir) / FOLDER_NAME
+        root.mkdir(parents=True, exist_ok=True)
+        if FOLDER_NAME not in getattr(_fp, "folder_names_and_paths", {}):
+            _fp.add_model_folder_path(FOLDER_NAME, str(root))
+        log.info("MoRe4D: model folder %s (trajectory models, Wan VAE / umT5 / CLIP folders, depth models, "
+                 "ViSM Fun-InP + LoRA)", root)
+        return root
+    return models_root()
+
+
+def models_root() -> Path:
+    if _fp is not None:
+        paths = _fp.get_folder_paths(FOLDER_NAME) if FOLDER_NAME in getattr(_fp, "folder_names_and_paths", {}) else []
+        if paths:
+            return Path(paths[0])
+        return Path(_fp.models_dir) / FOLDER_NAME
+    return Path(os.environ.get("MORE4D_MODELS_DIR", "models/more4d"))
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() or any(path.glob("*.safetensors")) or (path / "vae").is_dir()
+
+
+def candidates(*, files: bool = True, folders: bool = True, sub: str | None = None, depth: int = 2) -> list[str]:
+    """Names (relative to the models folder) of weight files and model folders, sorted."""
+    root = models_root() / sub if sub else models_root()
+    found: list[str] = []
+    if not root.is_dir():
+        return found
+
+    def walk(folder: Path, level: int):
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            rel = entry.relative_to(models_root()).as_posix()
+            if entry.is_file() and files and entry.suffix in (".safetensors", ".pth", ".bin", ".pt"):
+                found.append(rel)
+            elif entry.is_dir():
+                if folders and _is_model_dir(entry):
+                    found.append(rel + "/")
+                if level < depth:
+                    walk(entry, level + 1)
+
+    walk(root, 1)
+    return found
+
+
+def resolve(name: str) -> Path:
+    """The path of a listed name (or an absolute path), with an error naming the expected place."""
+    if not name or name == NONE:
+        raise FileNotFoundError("no model file selected")
+    path = Path(name)
+    if not path.is_absolute():
+        path = models_root() / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: put the file or folder under {models_root()} and refresh")
+    return path

@@ -1,0 +1,103 @@
+"""Executing a workflow graph with the node classes, outside ComfyUI (the headless runner's engine).
+
+Nodes run in dependency order; each gets its widget values and the outputs of the nodes linked
+into it. Only MoRe4D nodes and a stand-in for ComfyUI's ``LoadImage`` are known here; muted or
+bypassed nodes are skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import NODE_CLASS_MAPPINGS
+from .workflow_format import GraphNode, read_workflow
+
+ASSETS = Path(__file__).resolve().parents[1] / "more4d_core" / "assets"
+ASSET_PREFIX = "more4d_"  # "more4d_example.png" in a workflow = the pack's assets/example.png
+EXAMPLE_IMAGE_NAME = "more4d_example.png"
+
+
+def load_image_file(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ComfyUI's LoadImage returns: ``IMAGE [1, H, W, 3]`` float 0..1 and ``MASK [1, H, W]``."""
+    import imageio.v3 as iio
+
+    arr = np.asarray(iio.imread(path))
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    alpha = arr[..., 3].astype(np.float32) / 255.0 if arr.shape[-1] == 4 else None
+    image = torch.from_numpy(arr[..., :3].astype(np.float32) / 255.0).unsqueeze(0)
+    mask = torch.from_numpy(1.0 - alpha).unsqueeze(0) if alpha is not None else torch.zeros(1, *arr.shape[:2])
+    return image, mask
+
+
+class LoadImageStandIn:
+    """ComfyUI's LoadImage outside ComfyUI: a file name is looked up in the runner's image folder,
+    then among the pack's assets (the bundled example)."""
+
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "load"
+    search_paths: list[Path] = []
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ([], {"image_upload": True})}}
+
+    def load(self, image):
+        bundled = image[len(ASSET_PREFIX):] if image.startswith(ASSET_PREFIX) else None
+        for folder in [*self.search_paths, ASSETS]:
+            for name in (image, bundled):
+                if name and (Path(folder) / name).is_file():
+                    return load_image_file(Path(folder) / name)
+        if Path(image).is_file():
+            return load_image_file(image)
+        raise FileNotFoundError(f"image {image!r} not found in {[str(p) for p in self.search_paths] + [str(ASSETS)]}")
+
+
+RUNNABLE = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImageStandIn}
+
+
+def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | None = None,
+            on_node: Callable[[GraphNode, float], None] | None = None) -> dict[int, Any]:
+    """Run a workflow; returns every node's outputs. ``overrides`` replace widget values per node id."""
+    nodes = read_workflow(doc, RUNNABLE)
+    for node_id, values in (overrides or {}).items():
+        nodes[node_id].widgets.update(values)
+    unknown = sorted({n.type for n in nodes.values() if n.type not in RUNNABLE and n.mode == 0})
+    if unknown:
+        raise KeyError(f"this workflow uses nodes the headless runner cannot run: {', '.join(unknown)}")
+    results: dict[int, Any] = {}
+
+    def run(node_id: int, stack: tuple = ()):
+        if node_id in results:
+            return results[node_id]
+        if node_id in stack:
+            raise ValueError(f"the workflow has a cycle through node {node_id}")
+        node = nodes[node_id]
+        if node.mode != 0:
+            results[node_id] = None
+            return None
+        kwargs = dict(node.widgets)
+        for name, (src, slot) in node.links.items():
+            upstream = run(src, stack + (node_id,))
+            if upstream is None:
+                raise ValueError(f"node {node_id} ({node.type}) needs '{name}' from node {src}, which is muted")
+            kwargs[name] = upstream[slot]
+        cls = RUNNABLE[node.type]
+        start = time.perf_counter()
+        out = getattr(cls(), cls.FUNCTION)(**kwargs)
+        if isinstance(out, dict):  # output nodes: {"ui": ..., "result": ...}
+            out = {"ui": out.get("ui", {}), "result": out.get("result", ())}
+        if on_node is not None:
+            on_node(node, time.perf_counter() - start)
+        results[node_id] = out
+        return out
+
+    for node_id in sorted(nodes):
+        run(node_id)
+    return results

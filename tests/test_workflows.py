@@ -1,0 +1,145 @@
+"""Shipped workflows (validated against the node definitions, equal to their generator), the
+headless runner, the model cache, interruption and actionable errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from more4d_core.cache import MODEL_CACHE, MemoryManager, ModelCache, ModelHandle
+from more4d_core.errors import InputError
+from more4d_core.run import main as run_main
+from nodes import NODE_CLASS_MAPPINGS, comfy_bridge
+from nodes.model_nodes import LoadTrajectoryModel
+from nodes.runner import execute
+from nodes.workflow_format import check_workflow, read_workflow, widget_slots
+from nodes.workflow_library import CORE_NODES, WORKFLOWS
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = {"grid": "128", "steps": 2, "frames": 9}
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    comfy_bridge.set_output_directory(str(tmp_path / "out"))
+    yield tmp_path / "out"
+    comfy_bridge.set_output_directory(None)
+    comfy_bridge.PROGRESS_HOOK = None
+
+
+def _generate_id(doc):
+    return next(n["id"] for n in doc["nodes"] if n["type"] == "More4DGenerate")
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_shipped_workflows_are_valid_and_current(name):
+    path = REPO / "workflows" / f"{name}.json"
+    doc = json.loads(path.read_text())
+    assert doc == json.loads(json.dumps(WORKFLOWS[name]())), f"{path} is stale: run python -m nodes.workflow_library"
+    assert check_workflow(doc, NODE_CLASS_MAPPINGS, CORE_NODES) == []
+
+
+def test_checker_catches_broken_workflows():
+    doc = WORKFLOWS["more4d_default"]()
+    gen = next(n for n in doc["nodes"] if n["type"] == "More4DGenerate")
+    slots = [name for name, _ in widget_slots(NODE_CLASS_MAPPINGS["More4DGenerate"])]
+    gen["widgets_values"][slots.index("steps")] = 9999
+    doc["links"][0][5] = "LATENT"
+    doc["nodes"].append({"id": 99, "type": "NoSuchNode", "inputs": [], "outputs": []})
+    problems = "\n".join(check_workflow(doc, NODE_CLASS_MAPPINGS, CORE_NODES))
+    assert "9999 is outside" in problems and "labelled LATENT" in problems and "NoSuchNode" in problems
+
+
+def test_default_workflow_runs_and_the_cache_loads_once(out_dir):
+    doc = WORKFLOWS["more4d_default"]()
+    overrides = {_generate_id(doc): QUICK}
+    loads_before = MODEL_CACHE.loads
+    results = execute(doc, overrides=overrides)
+    files = [p.relative_to(out_dir).as_posix() for p in sorted(out_dir.rglob("*")) if p.is_file()]
+    assert files == ["more4d/dolly_00001.mp4", "more4d/orbit_00001.mp4", "more4d/scene_00001.glb", "more4d/scene_00001.npz"]
+    scene = results[_generate_id(doc)][0]
+    assert scene.num_frames == 9 and max(scene.grid_hw) == 128
+    execute(doc, overrides=overrides)  # a second queue run
+    assert MODEL_CACHE.loads - loads_before <= 1  # the model was loaded at most once (and not again)
+    assert (out_dir / "more4d" / "orbit_00002.mp4").is_file()
+
+
+def test_interrupting_generation_leaves_nothing_and_the_next_run_works(out_dir):
+    doc = WORKFLOWS["more4d_default"]()
+    overrides = {_generate_id(doc): QUICK}
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(done, total):
+        if done >= 1:
+            raise Interrupted("user pressed cancel")
+
+    comfy_bridge.PROGRESS_HOOK = interrupt
+    with pytest.raises(Interrupted):
+        execute(doc, overrides=overrides)
+    assert not out_dir.exists() or not [p for p in out_dir.rglob("*") if p.is_file()]
+    comfy_bridge.PROGRESS_HOOK = None
+    execute(doc, overrides=overrides)
+    assert len([p for p in out_dir.rglob("*.mp4")]) == 2
+
+
+def test_runner_command_line(tmp_path, capsys):
+    assert run_main(["--out", str(tmp_path), "--steps", "2", "--frames", "9", "--grid", "128",
+                     "--camera", "roll", "pan_x", "--prompt", "the box grows"]) == 0
+    out = capsys.readouterr().out
+    assert "More4DGenerate" in out and "peak memory" in out and "roll_00001.mp4" not in out  # prefixes stay
+    assert (tmp_path / "more4d" / "orbit_00001.mp4").is_file()
+    with pytest.raises(ValueError, match="camera preset nodes"):
+        run_main(["--out", str(tmp_path), "--camera", "a", "b", "c"])
+
+
+def test_external_depth_workflow_runs(out_dir):
+    doc = WORKFLOWS["more4d_external_depth"]()
+    results = execute(doc, overrides={_generate_id(doc): QUICK})
+    depth = next(v for k, v in results.items() if read_workflow(doc, {})[k].type == "More4DDepthFromImage")[0]
+    assert depth.backend == "external" and depth.depth.shape == (368, 512)
+
+
+def test_model_cache_shares_and_releases():
+    events = []
+
+    class Recorder(MemoryManager):
+        def before_load(self, nbytes, device):
+            events.append("before_load")
+
+        def activate(self, entry):
+            events.append("activate")
+
+        def release(self, entry):
+            events.append("release")
+
+        def forget(self, entry):
+            events.append("forget")
+
+    cache = ModelCache(Recorder(), max_entries=1)
+    calls = []
+    a = cache.handle("k", ("x",), "model x", lambda: calls.append(1) or torch.nn.Linear(2, 2))
+    b = cache.handle("k", ("x",), "model x", lambda: calls.append(1) or torch.nn.Linear(2, 2))
+    assert a == b and len(calls) == 1 and cache.stats() == {"loaded_models": 1, "loads": 1, "hits": 1}
+    with cache.use(a) as model:
+        assert isinstance(model, torch.nn.Linear)
+    cache.handle("k", ("y",), "model y", lambda: torch.nn.Linear(2, 2))  # evicts x (max 1 entry)
+    assert events == ["before_load", "activate", "release", "before_load", "forget"]
+    with pytest.raises(InputError, match="no longer loaded"):
+        cache.entry(a)
+    with pytest.raises(InputError, match="model handle"):
+        cache.entry("not a handle")
+    assert cache.drop() == 1 and len(cache) == 0
+
+
+def test_model_errors_are_actionable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MORE4D_MODELS_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        LoadTrajectoryModel().load("nope.safetensors", "auto", "auto", "cpu")
+    from nodes.generate_nodes import GenerateTrajectories
+
+    handle = ModelHandle("completion", ("c",), "a completion model")
+    with pytest.raises(TypeError, match="needs a trajectory model"):
+        GenerateTrajectories().generate(handle, torch.rand(1, 8, 8, 3), None, "", "", 0, 1, 1.0, 5.0, 9, 8.0, 1.0, "image")

@@ -1,0 +1,278 @@
+// MoRe4D 4D viewer: plays the animated point cloud of a MoRe4D GLB (one node per frame, as written by
+// more4d_core.export.gltf) with orbit controls, play/pause, frame scrubbing and the camera path drawn
+// as a curve. Plain WebGL, no library and no network access beyond the GLB it is given.
+
+const GLB_MAGIC = 0x46546c67;
+const JSON_CHUNK = 0x4e4f534a;
+const BIN_CHUNK = 0x004e4942;
+
+export function parseGLB(buffer) {
+  const view = new DataView(buffer);
+  if (view.getUint32(0, true) !== GLB_MAGIC) throw new Error("not a GLB file");
+  let offset = 12;
+  let json = null;
+  let bin = null;
+  while (offset < view.byteLength) {
+    const length = view.getUint32(offset, true);
+    const type = view.getUint32(offset + 4, true);
+    const start = offset + 8;
+    if (type === JSON_CHUNK) json = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, start, length)));
+    else if (type === BIN_CHUNK) bin = buffer.slice(start, start + length);
+    offset = start + length;
+  }
+  if (!json || !bin) throw new Error("GLB without JSON or binary chunk");
+  const accessor = (index) => {
+    const acc = json.accessors[index];
+    const bv = json.bufferViews[acc.bufferView];
+    const comps = { SCALAR: 1, VEC2: 2, VEC3: 3, VEC4: 4 }[acc.type];
+    const Type = acc.componentType === 5126 ? Float32Array : Uint8Array;
+    return new Type(bin, (bv.byteOffset || 0) + (acc.byteOffset || 0), acc.count * comps);
+  };
+  const frames = [];
+  let colors = null;
+  for (const node of json.nodes) {
+    if (node.mesh === undefined) continue;
+    const prim = json.meshes[node.mesh].primitives[0];
+    frames.push(accessor(prim.attributes.POSITION));
+    if (!colors && prim.attributes.COLOR_0 !== undefined) colors = accessor(prim.attributes.COLOR_0);
+  }
+  const extras = (json.extras && json.extras.more4d) || {};
+  return { frames, colors, fps: extras.fps || 8, cameraPath: extras.camera_path || null, count: frames.length ? frames[0].length / 3 : 0 };
+}
+
+const VERTEX = `
+attribute vec3 position; attribute vec4 color;
+uniform mat4 mvp; uniform float pointSize;
+varying vec4 vColor;
+void main() { gl_Position = mvp * vec4(position, 1.0); gl_PointSize = pointSize; vColor = color; }`;
+const FRAGMENT = `
+precision mediump float; varying vec4 vColor;
+void main() { gl_FragColor = vec4(vColor.rgb, 1.0); }`;
+
+function compile(gl, type, source) {
+  const shader = gl.createShader(type);
+  gl.shaderSource(shader, source);
+  gl.compileShader(shader);
+  if (!gl.getShaderParameter(shader, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(shader));
+  return shader;
+}
+
+function perspective(fovy, aspect, near, far) {
+  const f = 1 / Math.tan(fovy / 2);
+  const nf = 1 / (near - far);
+  return [f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (far + near) * nf, -1, 0, 0, 2 * far * near * nf, 0];
+}
+
+function multiply(a, b) {
+  const out = new Array(16).fill(0);
+  for (let c = 0; c < 4; c++) for (let r = 0; r < 4; r++) for (let k = 0; k < 4; k++) out[c * 4 + r] += a[k * 4 + r] * b[c * 4 + k];
+  return out;
+}
+
+function lookAt(eye, target, up) {
+  const sub = (p, q) => [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
+  const norm = (v) => { const l = Math.hypot(...v) || 1; return v.map((x) => x / l); };
+  const cross = (p, q) => [p[1] * q[2] - p[2] * q[1], p[2] * q[0] - p[0] * q[2], p[0] * q[1] - p[1] * q[0]];
+  const dot = (p, q) => p[0] * q[0] + p[1] * q[1] + p[2] * q[2];
+  const z = norm(sub(eye, target));
+  const x = norm(cross(up, z));
+  const y = cross(z, x);
+  return [x[0], y[0], z[0], 0, x[1], y[1], z[1], 0, x[2], y[2], z[2], 0, -dot(x, eye), -dot(y, eye), -dot(z, eye), 1];
+}
+
+export class Viewer4D {
+  constructor(canvas, options = {}) {
+    this.canvas = canvas;
+    const gl = canvas.getContext("webgl", { preserveDrawingBuffer: true, antialias: true });
+    if (!gl) throw new Error("WebGL is not available");
+    this.gl = gl;
+    const program = gl.createProgram();
+    gl.attachShader(program, compile(gl, gl.VERTEX_SHADER, VERTEX));
+    gl.attachShader(program, compile(gl, gl.FRAGMENT_SHADER, FRAGMENT));
+    gl.linkProgram(program);
+    this.program = program;
+    this.loc = {
+      position: gl.getAttribLocation(program, "position"),
+      color: gl.getAttribLocation(program, "color"),
+      mvp: gl.getUniformLocation(program, "mvp"),
+      pointSize: gl.getUniformLocation(program, "pointSize"),
+    };
+    this.pointSize = options.pointSize || 2;
+    this.background = options.background || [0.08, 0.09, 0.12];
+    this.frame = 0;
+    this.playing = false;
+    this.data = null;
+    this.yaw = 0;
+    this.pitch = 0;
+    this.distance = 1;
+    this.target = [0, 0, -1];
+    this._bindControls();
+  }
+
+  load(data) {
+    const gl = this.gl;
+    this.data = data;
+    this.positionBuffers = data.frames.map((frame) => {
+      const buf = gl.createBuffer();
+      gl.bindBuffer(gl.ARRAY_BUFFER, buf);
+      gl.bufferData(gl.ARRAY_BUFFER, frame, gl.STATIC_DRAW);
+      return buf;
+    });
+    this.colorBuffer = gl.createBuffer();
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.colorBuffer);
+    const colors = data.colors || new Uint8Array(data.count * 4).fill(255);
+    gl.bufferData(gl.ARRAY_BUFFER, colors, gl.STATIC_DRAW);
+    this.colorSize = colors.length / data.count;
+    this.pathBuffer = null;
+    if (data.cameraPath && data.cameraPath.length > 1) {
+      // camera centres (OpenCV) drawn in the viewer's glTF axes: (x, -y, -z)
+      const pts = new Float32Array(data.cameraPath.flatMap((m) => [m[3], -m[7], -m[11]]));
+      this.pathBuffer = gl.createBuffer();
+      gl.bindBuffer(gl.ARRAY_BUFFER, this.pathBuffer);
+      gl.bufferData(gl.ARRAY_BUFFER, pts, gl.STATIC_DRAW);
+      this.pathCount = data.cameraPath.length;
+    }
+    this._frameScene(data.frames[0]);
+    this.setFrame(0);
+  }
+
+  _frameScene(positions) {
+    let min = [Infinity, Infinity, Infinity];
+    let max = [-Infinity, -Infinity, -Infinity];
+    for (let i = 0; i < positions.length; i += 3) {
+      for (let k = 0; k < 3; k++) {
+        const v = positions[i + k];
+        if (Number.isFinite(v)) { min[k] = Math.min(min[k], v); max[k] = Math.max(max[k], v); }
+      }
+    }
+    this.target = [(min[0] + max[0]) / 2, (min[1] + max[1]) / 2, (min[2] + max[2]) / 2];
+    // start where the input camera was: at the origin, looking down -z
+    this.distance = Math.hypot(...this.target) || 1;
+    this.yaw = 0;
+    this.pitch = 0;
+  }
+
+  setFrame(index) {
+    if (!this.data) return;
+    const n = this.data.frames.length;
+    this.frame = ((index % n) + n) % n;
+    this.draw();
+    if (this.onframe) this.onframe(this.frame);
+  }
+
+  play() {
+    if (!this.data || this.playing) return;
+    this.playing = true;
+    let last = performance.now();
+    const step = (now) => {
+      if (!this.playing) return;
+      if (now - last >= 1000 / this.data.fps) { last = now; this.setFrame(this.frame + 1); }
+      this._raf = requestAnimationFrame(step);
+    };
+    this._raf = requestAnimationFrame(step);
+  }
+
+  pause() {
+    this.playing = false;
+    if (this._raf) cancelAnimationFrame(this._raf);
+  }
+
+  eye() {
+    const cp = Math.cos(this.pitch);
+    return [
+      this.target[0] - this.distance * cp * Math.sin(this.yaw),
+      this.target[1] + this.distance * Math.sin(this.pitch),
+      this.target[2] + this.distance * cp * Math.cos(this.yaw),
+    ];
+  }
+
+  draw() {
+    const gl = this.gl;
+    const { width, height } = this.canvas;
+    gl.viewport(0, 0, width, height);
+    gl.clearColor(...this.background, 1);
+    gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
+    if (!this.data) return;
+    gl.enable(gl.DEPTH_TEST);
+    gl.useProgram(this.program);
+    const proj = perspective(Math.PI / 3, width / Math.max(1, height), 0.01 * this.distance, 100 * this.distance);
+    const view = lookAt(this.eye(), this.target, [0, 1, 0]);
+    gl.uniformMatrix4fv(this.loc.mvp, false, new Float32Array(multiply(proj, view)));
+    gl.uniform1f(this.loc.pointSize, this.pointSize);
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.positionBuffers[this.frame]);
+    gl.enableVertexAttribArray(this.loc.position);
+    gl.vertexAttribPointer(this.loc.position, 3, gl.FLOAT, false, 0, 0);
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.colorBuffer);
+    gl.enableVertexAttribArray(this.loc.color);
+    gl.vertexAttribPointer(this.loc.color, this.colorSize, gl.UNSIGNED_BYTE, true, 0, 0);
+    gl.drawArrays(gl.POINTS, 0, this.data.count);
+    if (this.pathBuffer) {
+      gl.disableVertexAttribArray(this.loc.color);
+      gl.vertexAttrib4f(this.loc.color, 1.0, 0.75, 0.2, 1.0);
+      gl.bindBuffer(gl.ARRAY_BUFFER, this.pathBuffer);
+      gl.vertexAttribPointer(this.loc.position, 3, gl.FLOAT, false, 0, 0);
+      gl.drawArrays(gl.LINE_STRIP, 0, this.pathCount);
+      gl.uniform1f(this.loc.pointSize, this.pointSize * 3);
+      gl.drawArrays(gl.POINTS, Math.min(this.frame, this.pathCount - 1), 1);
+    }
+  }
+
+  _bindControls() {
+    let dragging = null;
+    this.canvas.addEventListener("pointerdown", (e) => { dragging = [e.clientX, e.clientY]; this.canvas.setPointerCapture(e.pointerId); });
+    this.canvas.addEventListener("pointerup", () => { dragging = null; });
+    this.canvas.addEventListener("pointermove", (e) => {
+      if (!dragging) return;
+      this.yaw += (e.clientX - dragging[0]) * 0.01;
+      this.pitch = Math.max(-1.5, Math.min(1.5, this.pitch + (e.clientY - dragging[1]) * 0.01));
+      dragging = [e.clientX, e.clientY];
+      this.draw();
+    });
+    this.canvas.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      this.distance *= Math.exp(e.deltaY * 0.001);
+      this.draw();
+    }, { passive: false });
+  }
+}
+
+// A self-contained widget: canvas + play/pause + frame slider + frame counter.
+export function createViewerElement(options = {}) {
+  const root = document.createElement("div");
+  root.className = "more4d-viewer";
+  root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;";
+  const canvas = document.createElement("canvas");
+  canvas.width = options.width || 480;
+  canvas.height = options.height || 360;
+  canvas.style.cssText = "width:100%;background:#15171e;border-radius:4px;cursor:grab;";
+  const bar = document.createElement("div");
+  bar.style.cssText = "display:flex;gap:6px;align-items:center;";
+  const button = document.createElement("button");
+  button.textContent = "Play";
+  const slider = document.createElement("input");
+  slider.type = "range";
+  slider.min = "0";
+  slider.value = "0";
+  slider.style.flex = "1";
+  const label = document.createElement("span");
+  label.style.cssText = "font:12px monospace;min-width:64px;text-align:right;";
+  bar.append(button, slider, label);
+  root.append(canvas, bar);
+  const viewer = new Viewer4D(canvas, options);
+  viewer.onframe = (f) => {
+    slider.value = String(f);
+    label.textContent = `${f + 1}/${viewer.data.frames.length}`;
+  };
+  button.addEventListener("click", () => {
+    if (viewer.playing) { viewer.pause(); button.textContent = "Play"; } else { viewer.play(); button.textContent = "Pause"; }
+  });
+  slider.addEventListener("input", () => { viewer.pause(); button.textContent = "Play"; viewer.setFrame(Number(slider.value)); });
+  root.viewer = viewer;
+  root.loadBuffer = (buffer) => {
+    const data = parseGLB(buffer);
+    slider.max = String(Math.max(0, data.frames.length - 1));
+    viewer.load(data);
+    return data;
+  };
+  return root;
+}
