@@ -78,3 +78,33 @@ def resolve(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: put the file or folder under {models_root()} and refresh")
     return path
+
+
+EXAMPLE_IMAGES = (("example.png", "more4d_example.png"), ("example_depth.png", "more4d_example_depth.png"))
+
+
+def install_example_images(input_dir: str | Path | None = None) -> list[Path]:
+    """Copy the bundled example image (and its depth map) into ComfyUI's input folder, where the
+    shipped workflows' LoadImage nodes look for them. Existing files are left alone; a read-only
+    input folder only logs a warning (the workflows then need the image picked by hand)."""
+    if input_dir is None:
+        if _fp is None:
+            return []
+        input_dir = _fp.get_input_directory()
+    from more4d_core.export.atomic import atomic_path
+
+    assets = Path(__file__).resolve().parents[1] / "more4d_core" / "assets"
+    copied = []
+    for src, name in EXAMPLE_IMAGES:
+        target = Path(input_dir) / name
+        if target.exists() or not (assets / src).is_file():
+            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                Path(tmp).write_bytes((assets / src).read_bytes())
+            copied.append(target)
+        except OSError as exc:
+            log.warning("MoRe4D: could not copy the example image to %s (%s); pick an image in LoadImage instead",
+                        target, exc)
+    return copied

@@ -143,3 +143,27 @@ def test_model_errors_are_actionable(tmp_path, monkeypatch):
     handle = ModelHandle("completion", ("c",), "a completion model")
     with pytest.raises(TypeError, match="needs a trajectory model"):
         GenerateTrajectories().generate(handle, torch.rand(1, 8, 8, 3), None, "", "", 0, 1, 1.0, 5.0, 9, 8.0, 1.0, "image")
+
+
+def test_example_images_are_installed_where_the_workflows_look(tmp_path):
+    from nodes import model_files
+    copied = model_files.install_example_images(tmp_path)
+    names = {p.name for p in copied}
+    assert names == {"more4d_example.png", "more4d_example_depth.png"}
+    # every image a shipped workflow loads is one of the installed files
+    for name, build in WORKFLOWS.items():
+        images = [n["widgets_values"][0] for n in build()["nodes"] if n["type"] == "LoadImage"]
+        assert images and set(images) <= names, name
+    # existing files (e.g. the user's own edit) are never overwritten
+    (tmp_path / "more4d_example.png").write_bytes(b"mine")
+    assert model_files.install_example_images(tmp_path) == []
+    assert (tmp_path / "more4d_example.png").read_bytes() == b"mine"
+
+
+def test_example_image_copy_failure_only_warns(tmp_path, caplog):
+    from nodes import model_files
+
+    blocker = tmp_path / "input"
+    blocker.write_text("a file where the folder should be")
+    assert model_files.install_example_images(blocker) == []
+    assert "could not copy the example image" in caplog.text
