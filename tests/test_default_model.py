@@ -36,10 +36,16 @@ def test_default_model_generates_at_the_users_resolution():
 
 def test_evaluation_harness_runs():
     gen = build_generator(MORE4D_TINY)
-    result = evaluate(gen, samples=3, steps=1, mean_samples=4, log=lambda *_: None)
-    assert set(result["table"]) == {"model", "model, wrong caption", "static", "mean motion"}
-    static = result["table"]["static"]
-    assert static.smoothness == pytest.approx(0.0)  # nothing moves
+    result = evaluate(gen, samples=3, steps=1, mean_samples=4, output_width=4 * MORE4D_TINY.width,
+                      log=lambda *_: None)
+    grid, output = result["tables"]["grid"], result["tables"]["output"]
+    assert set(grid) == set(output) == {"model", "model, wrong caption", "static", "mean motion"}
+    assert grid["static"].smoothness == pytest.approx(0.0)  # nothing moves
+    for method in grid:  # same predictions: same EPE, but finer pixels are stricter thresholds
+        assert output[method].epe3d == grid[method].epe3d
+        assert all(output[method].within[d] <= grid[method].within[d] for d in grid[method].within)
+        # a threshold of 4 output pixels is one grid pixel
+        assert output[method].within[4] == pytest.approx(grid[method].within[1])
     text = format_table(result)
-    assert "EPE3D" in text and "mean motion" in text
-    assert len(check_targets(result)) == 3
+    assert "EPE3D" in text and "mean motion" in text and "output" in text
+    assert len(check_targets(result, "grid")) == len(check_targets(result, "output")) == 3

@@ -4,7 +4,10 @@
   displacement fields (frames 1..T-1, every point) — scale-free and comparable across scenes.
 * TAPVid-3D-style accuracy: after a global median depth scaling of the prediction, the fraction of
   visible points whose 3D error is below ``delta * z / f`` (the distance that covers ``delta``
-  pixels at the point's true depth) for ``delta`` in {1, 2, 4, 8, 16}, and their average.
+  pixels at the point's true depth) for ``delta`` in {1, 2, 4, 8, 16}, and their average. A pixel
+  is a pixel of the evaluated grid unless ``pixel_scale`` says the tracks stand for a finer image
+  (``pixel_scale = 4`` scores a 128-pixel-wide grid in pixels of the 512-pixel-wide output it is
+  upsampled to: the same 3D errors against four times finer thresholds).
 * Temporal smoothness: mean norm of the second time difference of the normalized displacements
   (lower is smoother; compare with the ground truth's value).
 """
@@ -37,6 +40,8 @@ def score(
     visibility: torch.Tensor,
     intrinsics: torch.Tensor,
     factors: NormalizationFactors,
+    *,
+    pixel_scale: float = 1.0,
 ) -> TrajectoryScores:
     """Scores of predicted tracks ``[T, N, 3]`` against ground truth (same points, same frames)."""
     pred = pred.double()
@@ -46,7 +51,7 @@ def score(
     epe = (n_pred[1:] - n_gt[1:]).norm(dim=-1).mean().item()
     scale = gt[..., 2].median() / pred[..., 2].median().clamp(min=1e-9)
     err = (pred * scale - gt).norm(dim=-1)
-    focal = float(intrinsics[0, 0] + intrinsics[1, 1]) / 2.0
+    focal = pixel_scale * float(intrinsics[0, 0] + intrinsics[1, 1]) / 2.0
     vis = visibility.bool().clone()
     vis[0] = False  # frame 0 is given, not predicted
     within = {}
