@@ -35,6 +35,8 @@ _NODES = {
     "More4DCameraPathFromLoad3D": ("interop_nodes", "CameraPathFromLoad3D", "MoRe4D Camera Path from Load 3D View"),
     "More4DSceneToTracks": ("interop_nodes", "SceneToTracks", "MoRe4D Scene to Tracks"),
     "More4DCameraPathPreview": ("interop_nodes", "CameraPathPreview", "MoRe4D Draw Camera Path"),
+    "More4DSceneToSplat": ("interop_nodes", "SceneToSplat", "MoRe4D Scene to Splat (core SPLAT)"),
+    "More4DSceneTo3DFiles": ("interop_nodes", "SceneTo3DFiles", "MoRe4D Scene to 3D Files (core GLB / PLY)"),
 }
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

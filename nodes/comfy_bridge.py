@@ -48,6 +48,32 @@ def input_directory() -> str:
     return _fp.get_input_directory() if _fp is not None else _fallback_folder("input")
 
 
+def temp_directory() -> str:
+    """ComfyUI's temp folder (cleared at start-up; preview files go there)."""
+    if _fp is not None and hasattr(_fp, "get_temp_directory"):
+        path = _fp.get_temp_directory()
+        os.makedirs(path, exist_ok=True)
+        return path
+    return _fallback_folder("temp")
+
+
+def core_type(name: str):
+    """A value class of ComfyUI core's typed API (``comfy_api.latest.Types``), e.g. ``"SPLAT"`` or
+    ``"File3D"``; a clear error when this ComfyUI is too old to have it."""
+    try:
+        from comfy_api.latest import Types
+    except ImportError as exc:
+        raise RuntimeError(
+            f"this node needs ComfyUI's typed API (comfy_api.latest, type {name}); run it inside ComfyUI"
+        ) from exc
+    cls = getattr(Types, name, None)
+    if cls is None:
+        raise RuntimeError(
+            f"this ComfyUI has no core {name} type; update ComfyUI (the 3D / Gaussian splat nodes arrived in 2026)"
+        )
+    return cls
+
+
 def check_interrupted() -> None:
     """Raise ComfyUI's interrupt exception when the user pressed cancel (no-op outside ComfyUI)."""
     if _mm is not None:

@@ -1,6 +1,6 @@
 """Adapters to what ComfyUI core and popular packs pass around: MoGe geometry, camera formats
 (RealEstate10K files, [T, 4, 4] .npy, AnimateDiff-Evolved CameraCtrl poses, Load3D views), core
-TRACKS / spline-editor JSON, and a picture of a camera path."""
+TRACKS / spline-editor JSON, core SPLAT and 3D-file types, and a picture of a camera path."""
 
 from __future__ import annotations
 
@@ -11,17 +11,21 @@ from more4d_core.camera import CameraPath
 from more4d_core.camera.interpolation import compose_poses, hermite_positions, slerp_rotations
 from more4d_core.camera.visualize import draw_camera_path
 from more4d_core.errors import InputError
+from more4d_core.export import export_glb, export_ply_frame
+from more4d_core.export.naming import next_free_stem
 from more4d_core.interop import (
     depth_from_moge,
     path_from_load3d,
     path_from_matrices,
     path_from_realestate,
     path_from_realestate_text,
+    scene_splat_fields,
     scene_tracks,
     tracks_to_json,
 )
 from more4d_core.scene import Scene4D
 
+from .comfy_bridge import core_type, temp_directory
 from .scene_io_nodes import resolve_scene_file
 from .types import CAMERA_PATH, CATEGORY, DEPTH, SCENE, require
 
@@ -168,3 +172,69 @@ class CameraPathPreview:
         require(camera_path, CameraPath, "camera_path")
         points = require(scene, Scene4D, "scene").points0 if scene is not None else None
         return (draw_camera_path(camera_path, points, size),)
+
+
+class SceneToSplat:
+    DESCRIPTION = (
+        "The 4D scene as Gaussian splats of ComfyUI core's SPLAT type (one splat per point, the size of its pixel), "
+        "for core's Preview Splat, Save Splat, Render Splat and Merge/Transform Splat nodes."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "convert"
+    RETURN_TYPES = ("SPLAT",)
+    RETURN_NAMES = ("splat",)
+    OUTPUT_TOOLTIPS = ("Core SPLAT: one batch item per chosen frame (core's file writers save the first).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "scene": (SCENE, {"tooltip": "The 4D scene."}),
+            "frame": ("INT", {"default": 0, "min": -1, "max": 10000,
+                              "tooltip": "Frame to convert; -1 = every frame, as a batch of splats."}),
+            "point_stride": ("INT", {"default": 1, "min": 1, "max": 16,
+                                     "tooltip": "Keep every n-th row and column of points (fewer, larger splats)."}),
+            "size": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 8.0, "step": 0.1,
+                               "tooltip": "Splat size relative to a point's frame-0 pixel footprint."}),
+            "visible_only": ("BOOLEAN", {"default": False,
+                                         "tooltip": "Hide points occluded in the input camera at that frame."}),
+        }}
+
+    def convert(self, scene, frame, point_stride, size, visible_only):
+        require(scene, Scene4D, "scene")
+        frames = None if frame < 0 else [frame]
+        fields = scene_splat_fields(scene, frames, point_stride=point_stride, size=size, visible_only=visible_only)
+        return (core_type("SPLAT")(**fields),)
+
+
+class SceneTo3DFiles:
+    DESCRIPTION = (
+        "The 4D scene as ComfyUI core 3D files: an animated GLB point cloud (core Preview 3D / Save 3D Model play "
+        "it) and one frame as a PLY point cloud (core Preview Point Cloud / Save Point Cloud). Written to the temp "
+        "folder; core's save nodes copy them to output."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "convert"
+    RETURN_TYPES = ("FILE_3D_GLB", "FILE_3D_PLY")
+    RETURN_NAMES = ("animated_glb", "frame_ply")
+    OUTPUT_TOOLTIPS = ("Animated point cloud, one node per frame (glTF axes, y up).",
+                       "Point cloud of the chosen frame (glTF axes, y up).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "scene": (SCENE, {"tooltip": "The 4D scene."}),
+            "frame": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": "Frame written to the PLY."}),
+            "frame_stride": ("INT", {"default": 1, "min": 1, "max": 16,
+                                     "tooltip": "Keep every n-th frame in the GLB (smaller file)."}),
+            "point_stride": ("INT", {"default": 2, "min": 1, "max": 16,
+                                     "tooltip": "Keep every n-th row and column of points (smaller files)."}),
+        }}
+
+    def convert(self, scene, frame, frame_stride, point_stride):
+        require(scene, Scene4D, "scene")
+        file3d = core_type("File3D")
+        folder = temp_directory()
+        stem = next_free_stem(folder, "more4d_scene", (".glb", ".ply"))
+        glb = export_glb(scene, folder, stem, frame_stride=frame_stride, point_stride=point_stride)
+        ply = export_ply_frame(scene, folder, stem, frame, point_stride=point_stride)
+        return (file3d(str(glb), file_format="glb"), file3d(str(ply), file_format="ply"))

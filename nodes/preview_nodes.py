@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import uuid
 
 from more4d_core.camera import CameraPath
 from more4d_core.export.gltf import export_glb
 from more4d_core.scene import Scene4D
 
+from .comfy_bridge import temp_directory
 from .types import CAMERA_PATH, CATEGORY, SCENE, require
-
-try:
-    import folder_paths as _fp
-except ImportError:
-    _fp = None
-
-
-def temp_directory() -> str:
-    path = _fp.get_temp_directory() if _fp is not None else os.path.join(tempfile.gettempdir(), "more4d", "temp")
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 class Preview4D:

@@ -11,15 +11,19 @@ from more4d_core.camera import CameraPath, camera_preset
 from more4d_core.camera.path import rigid_inverse
 from more4d_core.data.analytic import make_analytic_scene
 from more4d_core.depth import DepthResult
+from more4d_core.errors import InputError
 from more4d_core.interop import (
     depth_from_moge,
     path_from_load3d,
     path_from_realestate,
     path_from_realestate_text,
+    scene_splat_fields,
     scene_tracks,
+    splat_colors,
     tracks_to_json,
 )
 from nodes import comfy_bridge
+from nodes.comfy_bridge import temp_directory
 from nodes.complete_nodes import CompleteFrames, WanVaceInputs
 from nodes.depth_nodes import DepthFromImage, EstimateDepth
 from nodes.interop_nodes import (
@@ -28,9 +32,11 @@ from nodes.interop_nodes import (
     CameraPathFromLoad3D,
     CameraPathPreview,
     DepthFromMoGe,
+    SceneTo3DFiles,
+    SceneToSplat,
     SceneToTracks,
 )
-from nodes.preview_nodes import Preview4D, temp_directory
+from nodes.preview_nodes import Preview4D
 from nodes.render_nodes import Render4D
 
 
@@ -135,3 +141,82 @@ def test_complete_node(tmp_path):
     with pytest.raises(ValueError, match="completion_model"):
         CompleteFrames().complete(bundle, "diffusion")
     assert comfy_bridge.output_directory()
+
+
+class _FakeTypes:
+    """Stand-in for ``comfy_api.latest.Types``: records what our nodes hand to core."""
+
+    class SPLAT:
+        def __init__(self, positions, scales, rotations, opacities, sh, counts=None):
+            self.positions, self.scales, self.rotations = positions, scales, rotations
+            self.opacities, self.sh, self.counts = opacities, sh, counts
+
+    class File3D:
+        def __init__(self, source, file_format=""):
+            self.source, self.format = source, file_format
+
+
+@pytest.fixture
+def fake_comfy_api(monkeypatch):
+    import sys
+    import types
+
+    pkg, latest = types.ModuleType("comfy_api"), types.ModuleType("comfy_api.latest")
+    latest.Types = _FakeTypes
+    pkg.latest = latest
+    monkeypatch.setitem(sys.modules, "comfy_api", pkg)
+    monkeypatch.setitem(sys.modules, "comfy_api.latest", latest)
+
+
+def test_scene_splats_sit_on_the_points_with_pixel_footprints():
+    scene = make_analytic_scene(24, 32, 5)
+    f = scene_splat_fields(scene)
+    n = 24 * 32
+    assert f["positions"].shape == (5, n, 3) and f["sh"].shape == (5, n, 1, 3)
+    assert torch.allclose(f["positions"][3], scene.frame(3).float())
+    # frame 0 projects to the pixel centres; a splat's sigma is half a pixel there
+    p0, k = f["positions"][0].double(), scene.intrinsics
+    u = p0[:, 0] * k[0, 0] / p0[:, 2] + k[0, 2]
+    j = torch.arange(n) % 32
+    assert torch.allclose(u, j.double() + 0.5, atol=1e-3)
+    sigma_px = f["scales"][0, :, 0].double() * (k[0, 0] + k[1, 1]) / 2 / p0[:, 2]
+    assert torch.allclose(sigma_px, torch.full_like(sigma_px, 0.5), atol=1e-4)
+    assert torch.allclose(f["rotations"].norm(dim=-1), torch.ones(5, n))
+    assert f["opacities"].min() == 1.0  # every point is finite
+    rgb = splat_colors(f["sh"][0])
+    assert torch.allclose(rgb * 255, scene.colors.float(), atol=0.01)
+    # a stride keeps grid points and grows the footprint; hidden points vanish with visible_only
+    g = scene_splat_fields(scene, [0, 4], point_stride=2, size=1.5, visible_only=True)
+    assert g["positions"].shape == (2, 12 * 16, 3)
+    assert torch.allclose(g["scales"][0, 0], f["scales"][0, 0] * 3)
+    keep = (torch.arange(0, 24, 2)[:, None] * 32 + torch.arange(0, 32, 2)[None]).reshape(-1)
+    assert torch.equal(g["opacities"][1, :, 0].bool(), scene.visibility[4][keep].bool())
+    with pytest.raises(InputError, match="out of range"):
+        scene_splat_fields(scene, [7])
+
+
+def test_core_3d_nodes(fake_comfy_api):
+    scene = make_analytic_scene(24, 32, 5)
+    (splat,) = SceneToSplat().convert(scene, -1, 1, 1.0, False)
+    assert isinstance(splat, _FakeTypes.SPLAT) and splat.positions.shape == (5, 24 * 32, 3)
+    (one,) = SceneToSplat().convert(scene, 2, 2, 1.0, True)
+    assert one.positions.shape == (1, 12 * 16, 3)
+    glb, ply = SceneTo3DFiles().convert(scene, 4, 2, 2)
+    assert glb.format == "glb" and ply.format == "ply"
+    import pygltflib
+
+    gltf = pygltflib.GLTF2().load(glb.source)
+    assert len(gltf.nodes) >= 3  # one node per kept frame (0, 2, 4)
+    with open(ply.source, "rb") as fh:
+        header = fh.read(200).decode("latin-1")
+    assert header.startswith("ply") and "element vertex 192" in header
+    again = SceneTo3DFiles().convert(scene, 0, 1, 1)
+    assert again[0].source != glb.source  # a new file each run, nothing overwritten
+
+
+def test_core_types_need_comfyui(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "comfy_api", None)
+    with pytest.raises(RuntimeError, match="inside ComfyUI"):
+        SceneToSplat().convert(make_analytic_scene(8, 8, 2), 0, 1, 1.0, False)
