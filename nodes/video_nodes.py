@@ -32,4 +32,7 @@ class SaveVideo:
         stem = next_free_stem(root, filename_prefix, (".mp4",))
         path = write_video(frames, root, stem, fps=fps)
         rel = Path(path).relative_to(Path(root).resolve()).as_posix()
-        return {"ui": {"text": [rel]}}
+        sub, _, name = rel.rpartition("/")
+        # "images" + "animated" is how core's video nodes show an MP4 in the node; "text" names the file
+        return {"ui": {"images": [{"filename": name, "subfolder": sub, "type": "output"}], "animated": (True,),
+                       "text": [rel]}}

@@ -16,6 +16,7 @@ from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from nodes.camera_nodes import CameraPathKeyframes, CameraPathPreset
 from nodes.render_nodes import Render4D, output_size
 from nodes.scene_io_nodes import LoadScene4D, SaveScene4D
+from nodes.video_nodes import SaveVideo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,6 +67,10 @@ def test_preset_to_render_to_save_to_load(small_scene, _folders):
     assert all((root / n).exists() for n in names)
     again = SaveScene4D().save(small_scene, "more4d/test", True, False, False, 1)
     assert again["ui"]["text"] == ["more4d/test_00002.npz"]
+
+    video = SaveVideo().save(frames, "more4d/clip", 8.0)["ui"]  # shown in the node like core's video nodes
+    assert video["images"] == [{"filename": "clip_00001.mp4", "subfolder": "more4d", "type": "output"}]
+    assert video["animated"] == (True,) and (root / "more4d" / "clip_00001.mp4").is_file()
 
     choices = LoadScene4D.INPUT_TYPES()["required"]["scene_file"][0]
     assert "output/more4d/test_00001.npz" in choices
