@@ -2,9 +2,12 @@
 
 * EPE3D on normalized displacements: mean L2 distance between predicted and true depth-normalized
   displacement fields (frames 1..T-1, every point) — scale-free and comparable across scenes.
-* TAPVid-3D-style accuracy: after a global median depth scaling of the prediction, the fraction of
-  visible points whose 3D error is below ``delta * z / f`` (the distance that covers ``delta``
-  pixels at the point's true depth) for ``delta`` in {1, 2, 4, 8, 16}, and their average. A pixel
+* TAPVid-3D accuracy: after TAPVid-3D's global "median" scaling of the prediction (the ratio of
+  the median distances from the camera of the ground-truth and predicted points, over the points
+  visible in the ground truth — our predictions have no occlusion flags), the fraction of visible
+  points whose 3D error is below ``delta * z / f`` (the distance that covers ``delta`` pixels at
+  the point's true depth, ``f`` the geometric mean of fx and fy) for ``delta`` in {1, 2, 4, 8,
+  16}, and their average. A pixel
   is a pixel of the evaluated grid unless ``pixel_scale`` says the tracks stand for a finer image
   (``pixel_scale = 4`` scores a 128-pixel-wide grid in pixels of the 512-pixel-wide output it is
   upsampled to: the same 3D errors against four times finer thresholds).
@@ -49,10 +52,14 @@ def score(
     n_pred = normalize_motion(pred, factors)
     n_gt = normalize_motion(gt, factors)
     epe = (n_pred[1:] - n_gt[1:]).norm(dim=-1).mean().item()
-    scale = gt[..., 2].median() / pred[..., 2].median().clamp(min=1e-9)
+    seen = visibility.bool()
+    if seen.any():
+        scale = gt.norm(dim=-1)[seen].median() / pred.norm(dim=-1)[seen].median().clamp(min=1e-12)
+    else:
+        scale = torch.ones((), dtype=torch.float64)
     err = (pred * scale - gt).norm(dim=-1)
-    focal = pixel_scale * float(intrinsics[0, 0] + intrinsics[1, 1]) / 2.0
-    vis = visibility.bool().clone()
+    focal = pixel_scale * float(intrinsics[0, 0] * intrinsics[1, 1]) ** 0.5
+    vis = seen.clone()
     vis[0] = False  # frame 0 is given, not predicted
     within = {}
     for delta in THRESHOLDS_PX:
