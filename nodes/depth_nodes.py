@@ -28,7 +28,7 @@ class EstimateDepth:
     DESCRIPTION = (
         "Metric depth and camera intrinsics of an image. 'prior' needs no weights but is a rough approximation; "
         "'transformers' loads a depth model folder (Depth Anything V2, Depth Pro, ZoeDepth, DPT) from "
-        "models/more4d/depth/; 'unidepth' needs the unidepth package."
+        "models/more4d/ (e.g. models/more4d/depth/) or the shared models/depth/; 'unidepth' needs the unidepth package."
     )
     CATEGORY = CATEGORY
     FUNCTION = "estimate"
@@ -39,7 +39,7 @@ class EstimateDepth:
 
     @classmethod
     def INPUT_TYPES(cls):
-        folders = [model_files.NONE] + model_files.candidates(files=False)
+        folders = [model_files.NONE] + model_files.depth_candidates()
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The image to estimate depth for (the first of a batch)."}),

@@ -1,5 +1,6 @@
 """Where model files live: ComfyUI's ``models/more4d/`` folder (registered at start-up) or, outside
-ComfyUI, ``$MORE4D_MODELS_DIR`` (default ``./models/more4d``)."""
+ComfyUI, ``$MORE4D_MODELS_DIR`` (default ``./models/more4d``). Depth models may also sit in the
+shared ``models/depth/`` folder next to it, where other depth packs keep theirs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ log = logging.getLogger("more4d")
 FOLDER_NAME = "more4d"
 BUNDLED = "more4d-small (bundled)"
 NONE = "(none)"
+DEPTH_FOLDER = "depth"
+DEPTH_PREFIX = "models/depth/"  # how entries of the shared depth folder are listed
 
 try:
     import folder_paths as _fp
@@ -27,6 +30,9 @@ def register() -> Path:
             _fp.add_model_folder_path(FOLDER_NAME, str(root))
         log.info("MoRe4D: model folder %s (trajectory models, Wan VAE / umT5 / CLIP folders, depth models, "
                  "ViSM Fun-InP + LoRA)", root)
+        depth = Path(_fp.models_dir) / DEPTH_FOLDER
+        if depth.is_dir() and DEPTH_FOLDER not in getattr(_fp, "folder_names_and_paths", {}):
+            _fp.add_model_folder_path(DEPTH_FOLDER, str(depth))
         return root
     return models_root()
 
@@ -38,6 +44,25 @@ def models_root() -> Path:
             return Path(paths[0])
         return Path(_fp.models_dir) / FOLDER_NAME
     return Path(os.environ.get("MORE4D_MODELS_DIR", "models/more4d"))
+
+
+def depth_root() -> Path:
+    """The shared depth-model folder: ComfyUI's ``models/depth`` (outside ComfyUI: next to ours)."""
+    if _fp is not None:
+        if DEPTH_FOLDER in getattr(_fp, "folder_names_and_paths", {}):
+            paths = _fp.get_folder_paths(DEPTH_FOLDER)
+            if paths:
+                return Path(paths[0])
+        return Path(_fp.models_dir) / DEPTH_FOLDER
+    return models_root().parent / DEPTH_FOLDER
+
+
+def depth_candidates() -> list[str]:
+    """Model folders for the depth backends: ours, then those of the shared ``models/depth``."""
+    root = depth_root()
+    shared = [DEPTH_PREFIX + p.name + "/" for p in sorted(root.iterdir())
+              if p.is_dir() and not p.name.startswith(".") and _is_model_dir(p)] if root.is_dir() else []
+    return candidates(files=False) + shared
 
 
 def _is_model_dir(path: Path) -> bool:
@@ -72,6 +97,11 @@ def resolve(name: str) -> Path:
     """The path of a listed name (or an absolute path), with an error naming the expected place."""
     if not name or name == NONE:
         raise FileNotFoundError("no model file selected")
+    if name.startswith(DEPTH_PREFIX):
+        path = depth_root() / name[len(DEPTH_PREFIX):]
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: put the depth model folder under {depth_root()} and refresh")
+        return path
     path = Path(name)
     if not path.is_absolute():
         path = models_root() / name

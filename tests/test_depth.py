@@ -132,3 +132,21 @@ def test_missing_depth_models_are_explained(tmp_path):
             estimate_depth(torch.rand(8, 8, 3), "unidepth", model_folder=tmp_path)
     with pytest.raises(InputError, match="backend"):
         estimate_depth(torch.rand(8, 8, 3), "magic")
+
+
+def test_depth_node_finds_models_in_the_shared_depth_folder(tmp_path, monkeypatch):
+    from nodes import model_files
+    from nodes.depth_nodes import EstimateDepth
+
+    monkeypatch.setenv("MORE4D_MODELS_DIR", str(tmp_path / "models" / "more4d"))
+    (tmp_path / "models" / "more4d").mkdir(parents=True)
+    _tiny_dpt(tmp_path / "models" / "depth" / "tiny-dpt")
+    (tmp_path / "models" / "depth" / "not-a-model").mkdir()
+    choices = EstimateDepth.INPUT_TYPES()["required"]["model_folder"][0]
+    assert "models/depth/tiny-dpt/" in choices and "models/depth/not-a-model/" not in choices
+    assert model_files.resolve("models/depth/tiny-dpt/") == tmp_path / "models" / "depth" / "tiny-dpt"
+    depth, _ = EstimateDepth().estimate(torch.rand(1, 24, 32, 3), "transformers", "models/depth/tiny-dpt/",
+                                        0.0, 3.0, "auto", "none")
+    assert depth.backend == "transformers:tiny-dpt" and depth.depth.shape == (24, 32)
+    with pytest.raises(FileNotFoundError, match="models/depth"):
+        model_files.resolve("models/depth/missing/")
