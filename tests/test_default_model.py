@@ -39,7 +39,8 @@ def test_evaluation_harness_runs():
     result = evaluate(gen, samples=3, steps=1, mean_samples=4, output_width=4 * MORE4D_TINY.width,
                       log=lambda *_: None)
     grid, output = result["tables"]["grid"], result["tables"]["output"]
-    assert set(grid) == set(output) == {"model", "model, wrong caption", "static", "mean motion"}
+    assert set(grid) == set(output) == {"model", "model, wrong caption", "static", "mean motion", "codec oracle"}
+    assert grid["codec oracle"].epe3d < grid["static"].epe3d  # the codec keeps the motion it is given
     assert grid["static"].smoothness == pytest.approx(0.0)  # nothing moves
     for method in grid:  # same predictions: same EPE, but finer pixels are stricter thresholds
         assert output[method].epe3d == grid[method].epe3d

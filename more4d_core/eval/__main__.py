@@ -11,6 +11,10 @@ The accuracy thresholds are in pixels, so they depend on the image they are coun
 are printed from the same predictions: pixels of the model's generation grid (e.g. 128 wide) and
 pixels of the output the grid is upsampled to (``--output-width``, default 512, the reference
 resolution 368x512). EPE3D and smoothness do not depend on it.
+
+A last row, "codec oracle", is the ground truth passed through the model's trajectory codec
+(encode, decode): the best any model with this codec could score, so a gap between it and the
+model is the denoiser's, not the representation's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,17 @@ def _factors(generator, k, hw) -> NormalizationFactors:
     return generator.normalization_factors(k, hw) if generator is not None else NormalizationFactors.from_intrinsics(k, *hw)
 
 
+@torch.no_grad()
+def _codec_round_trip(generator, tracks: torch.Tensor, hw: tuple[int, int], factors) -> torch.Tensor:
+    """Ground-truth tracks ``[T, N, 3]`` encoded and decoded by the generator's trajectory codec."""
+    grid = tracks.reshape(tracks.shape[0], *hw, 3)[None].float()
+    codec = generator.codec
+    dev = next((b.device for b in codec.buffers()), torch.device("cpu"))
+    latents = codec.encode_tracks(grid.to(dev), factors)
+    out = codec.decode_tracks(latents, grid[:, 0].to(dev), factors, num_frames=tracks.shape[0])
+    return out[0].reshape(tracks.shape).cpu()
+
+
 def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: int = 0, mean_samples: int = 256,
              height: int | None = None, width: int | None = None, num_frames: int | None = None,
              output_width: int = 512, log=print) -> dict:
@@ -43,7 +58,7 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
     train = [generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples)]
     mean = MeanMotion.from_tracks([s.tracks for s in train], [_factors(generator, s.intrinsics, (h, w)) for s in train])
     held = [generate_sample(seed + i, "heldout", h, w, frames) for i in range(samples)]
-    methods = ("model", "model, wrong caption", "static", "mean motion")
+    methods = ("model", "model, wrong caption", "static", "mean motion", "codec oracle")
     results: dict[str, dict[str, list[TrajectoryScores]]] = {u: {m: [] for m in methods} for u in units}
     gt_smooth = []
 
@@ -60,6 +75,7 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
             add(name, scene.points, s, f)
         add("static", static_tracks(p0, frames), s, f)
         add("mean motion", mean.predict(p0, f), s, f)
+        add("codec oracle", _codec_round_trip(generator, s.tracks, (h, w), f), s, f)
         gt_smooth.append(score(s.tracks, s.tracks, s.visibility, s.intrinsics, f).smoothness)
         if (i + 1) % 8 == 0:
             log(f"  evaluated {i + 1}/{len(held)} samples ({time.perf_counter() - start:.0f} s)")
