@@ -39,6 +39,17 @@ CORE_NODES: dict[str, dict] = {
 }
 
 
+def _input_image(**extra) -> dict:
+    """Node 1 of every workflow: the example image (copied into ComfyUI's input folder at start-up)."""
+    return {"id": 1, "type": "LoadImage", "pos": [0, 40], "size": [340, 360],
+            "widgets_values": [EXAMPLE_IMAGE_NAME, "image"], **extra}
+
+
+def _estimate_depth(widgets: dict) -> dict:
+    """Node 2: depth of the image from the Estimate Depth node."""
+    return {"id": 2, "type": "More4DEstimateDepth", "pos": [380, 40], "widgets": widgets, "inputs": {"image": (1, 0)}}
+
+
 def _generation_chain(image_src, depth_src, start_id: int, model_widgets: dict, generate_widgets: dict, x0=760):
     """Model loader -> motion conditioning -> generate, returning the node list and the scene node id."""
     m, c, g = start_id, start_id + 1, start_id + 2
@@ -70,9 +81,8 @@ def _render_branch(scene_id: int, start_id: int, preset: str, y: float, complete
 def default_workflow() -> dict:
     """CPU, no downloads: built-in depth prior, bundled model, orbit + dolly, classical completion."""
     nodes = [
-        {"id": 1, "type": "LoadImage", "pos": [0, 40], "size": [340, 360], "widgets_values": [EXAMPLE_IMAGE_NAME, "image"]},
-        {"id": 2, "type": "More4DEstimateDepth", "pos": [380, 40], "widgets": {"backend": "prior"},
-         "inputs": {"image": (1, 0)}},
+        _input_image(),
+        _estimate_depth({"backend": "prior"}),
     ]
     chain, scene = _generation_chain((1, 0), (2, 0), 3, {}, {})
     nodes += chain
@@ -85,8 +95,7 @@ def default_workflow() -> dict:
 def external_depth_workflow() -> dict:
     """Depth from another node's depth image (e.g. a Depth Anything node) instead of estimating it."""
     nodes = [
-        {"id": 1, "type": "LoadImage", "pos": [0, 40], "size": [340, 360], "widgets_values": [EXAMPLE_IMAGE_NAME, "image"],
-         "title": "Image"},
+        _input_image(title="Image"),
         {"id": 2, "type": "LoadImage", "pos": [0, 440], "size": [340, 360], "title": "Depth map (replace with your depth node)",
          "widgets_values": ["more4d_example_depth.png", "image"]},
         {"id": 3, "type": "More4DDepthFromImage", "pos": [380, 40], "inputs": {"image": (1, 0), "depth_image": (2, 0)}},
@@ -100,10 +109,8 @@ def external_depth_workflow() -> dict:
 def full_wan_workflow() -> dict:
     """The paper's pipeline with the full models from models/more4d/ (names as the README lists them)."""
     nodes = [
-        {"id": 1, "type": "LoadImage", "pos": [0, 40], "size": [340, 360], "widgets_values": [EXAMPLE_IMAGE_NAME, "image"]},
-        {"id": 2, "type": "More4DEstimateDepth", "pos": [380, 40],
-         "widgets": {"backend": "transformers", "model_folder": "depth/Depth-Anything-V2-Metric-Indoor-Large-hf/"},
-         "inputs": {"image": (1, 0)}},
+        _input_image(),
+        _estimate_depth({"backend": "transformers", "model_folder": "depth/Depth-Anything-V2-Metric-Indoor-Large-hf/"}),
         {"id": 40, "type": "More4DLoadCompletionModel", "pos": [1500, 800],
          "widgets": {"transformer": "Wan2.1-Fun-V1.1-14B-InP/", "vae": "Wan2.1-Fun-V1.1-14B-InP/",
                      "text_encoder": "Wan2.1-Fun-V1.1-14B-InP/", "clip": "Wan2.1-Fun-V1.1-14B-InP/",
@@ -128,9 +135,8 @@ def full_wan_workflow() -> dict:
 def native_wan_completion_workflow() -> dict:
     """Our render handed to ComfyUI's native Wan VACE nodes (a Wan 2.1 VACE model you already have)."""
     nodes = [
-        {"id": 1, "type": "LoadImage", "pos": [0, 40], "size": [340, 360], "widgets_values": [EXAMPLE_IMAGE_NAME, "image"]},
-        {"id": 2, "type": "More4DEstimateDepth", "pos": [380, 40], "widgets": {"backend": "prior"},
-         "inputs": {"image": (1, 0)}},
+        _input_image(),
+        _estimate_depth({"backend": "prior"}),
     ]
     chain, scene = _generation_chain((1, 0), (2, 0), 3, {}, {})
     nodes += chain
