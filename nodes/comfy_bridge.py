@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 try:  # inside ComfyUI
     import comfy.model_management as _mm
@@ -41,6 +42,11 @@ def output_directory() -> str:
         os.makedirs(OUTPUT_OVERRIDE, exist_ok=True)
         return OUTPUT_OVERRIDE
     return _fp.get_output_directory() if _fp is not None else _fallback_folder("output")
+
+
+def output_name(path, root: str) -> str:
+    """``path`` (written inside ``root``) as the forward-slash name the UI shows and the nodes list."""
+    return Path(path).relative_to(Path(root).resolve()).as_posix()
 
 
 def input_directory() -> str:

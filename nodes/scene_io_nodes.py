@@ -10,7 +10,7 @@ from more4d_core.export import export_glb, export_ply_sequence, load_scene, reso
 from more4d_core.export.naming import next_free_stem
 from more4d_core.scene import Scene4D
 
-from .comfy_bridge import check_interrupted, input_directory, output_directory
+from .comfy_bridge import check_interrupted, input_directory, output_directory, output_name
 from .types import CATEGORY, SCENE, require
 
 _ROOTS = {"input": input_directory, "output": output_directory}
@@ -115,5 +115,5 @@ class SaveScene4D:
             written.append(export_glb(scene, root, stem, point_stride=point_stride))
         if save_ply_frames:
             written.append(export_ply_sequence(scene, root, f"{stem}_ply", point_stride=point_stride))
-        names = [Path(p).relative_to(Path(root).resolve()).as_posix() for p in written]
+        names = [output_name(p, root) for p in written]
         return {"ui": {"text": names}}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from more4d_core.export.naming import next_free_stem
 from more4d_core.export.video import write_video
 
-from .comfy_bridge import check_interrupted, output_directory
+from .comfy_bridge import check_interrupted, output_directory, output_name
 from .types import CATEGORY
 
 
@@ -31,7 +29,7 @@ class SaveVideo:
         root = output_directory()
         stem = next_free_stem(root, filename_prefix, (".mp4",))
         path = write_video(frames, root, stem, fps=fps)
-        rel = Path(path).relative_to(Path(root).resolve()).as_posix()
+        rel = output_name(path, root)
         sub, _, name = rel.rpartition("/")
         # "images" + "animated" is how core's video nodes show an MP4 in the node; "text" names the file
         return {"ui": {"images": [{"filename": name, "subfolder": sub, "type": "output"}], "animated": (True,),
