@@ -22,6 +22,7 @@ import torch
 from ..checkpoints import bundle
 from ..checkpoints.apply import load_into
 from ..checkpoints.bundle import save_bundle
+from ..data.procedural.scene_generator import RECIPE
 from ..generator import build_generator, load_generator
 from ..models.config import STraGConfig, get_config
 from .ema import EMA
@@ -135,8 +136,7 @@ def train(args: TrainArgs) -> Path:
 
     info = {
         "config": cfg.name, "seed": args.seed, "data": args.data, "git_revision": git_revision(),
-        "data_recipe": "procedural generator v1 (room + 1-3 textured objects, 1-2 movers, camera motion 25%, "
-                       "scikit-image photographs, train split, mirror augmentation)" if args.data == "procedural" else args.data,
+        "data_recipe": f"{RECIPE}, train split, mirror augmentation" if args.data == "procedural" else args.data,
         "train_args": {k: v for k, v in asdict(args).items() if k != "info"}, **args.info,
     }
     log_path = out / "metrics.jsonl"

@@ -59,7 +59,10 @@ class Motion:
         return Pose(rot, pos, scale, deform)
 
 
-def _jitter(rng: np.random.Generator, value: float, rel: float = 0.1) -> float:
+AMOUNT_JITTER = 0.03  # relative spread of every amount the caption does not state (speeds, heights, angles)
+
+
+def _jitter(rng: np.random.Generator, value: float, rel: float = AMOUNT_JITTER) -> float:
     return float(value * rng.uniform(1 - rel, 1 + rel))
 
 

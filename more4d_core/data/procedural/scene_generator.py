@@ -22,11 +22,14 @@ import torch
 from ...camera.intrinsics import intrinsics_from_fov
 from ...geometry.projection import pixel_centers
 from ...scene import Scene4D
-from .motions import CameraMotion, Motion, rot_y, sample_camera_motion, sample_motion
+from .motions import AMOUNT_JITTER, CameraMotion, Motion, rot_y, sample_camera_motion, sample_motion
 from .shapes import Pose, Shape, intersect, surface_points
 from .textures import sample_texture, sample_texture_uv
 
 SPLIT_STREAMS = {"train": 1, "heldout": 2}
+CAMERA_MOTION_PROB = 0.5
+RECIPE = (f"procedural generator v2 (room + 1-3 textured objects, 1-2 movers, camera motion {CAMERA_MOTION_PROB:.0%}, "
+          f"amounts +-{AMOUNT_JITTER:.0%}, scikit-image photographs)")
 NAMES = {"sphere": "ball", "box": "box", "card": "card", "disc": "disc"}
 
 
@@ -130,6 +133,24 @@ def _render(objects: list[SceneObject], s: float, cam: CameraMotion, dirs_cam: t
     return best, ids, hits
 
 
+def _track_points(tracks, objects, ids0, params0, times, poses) -> None:
+    """Fill ``tracks [T, N, 3]``: every frame-0 pixel's material point in each frame's camera.
+
+    All frames of an object at once; an object that does not move is placed once.
+    """
+    rot = poses[:, :3, :3]  # camera-to-world
+    centre = poses[:, :3, 3]
+    for i, obj in enumerate(objects):
+        index = torch.nonzero(ids0 == i).squeeze(1)
+        if index.numel() == 0:
+            continue
+        if obj.shape.kind == "plane" or obj.motion.kind == "still":
+            world = surface_points(obj.shape, obj.pose(0.0), params0[i]).unsqueeze(0)  # [1, n, 3]
+        else:
+            world = torch.stack([surface_points(obj.shape, obj.pose(s), params0[i]) for s in times])
+        tracks[:, index] = torch.bmm(world - centre.unsqueeze(1), rot.expand(len(times), -1, -1))
+
+
 def _visibility(tracks, depth, object_id, ids0, k) -> torch.Tensor:
     """Visible: inside the frame, the same object at that pixel, not behind the ray-cast surface."""
     num_frames, height, width = depth.shape
@@ -155,7 +176,7 @@ def generate_sample(
     fps: float = 8.0,
     render_video: bool = False,
     with_visibility: bool = True,
-    camera_motion_prob: float = 0.25,
+    camera_motion_prob: float = CAMERA_MOTION_PROB,
     two_movers_prob: float = 0.3,
     texture_size: int = 128,
 ) -> ProceduralSample:
@@ -193,20 +214,18 @@ def generate_sample(
     frames = torch.empty(num_frames, height, width, 3) if render_video else None
     poses = torch.zeros(num_frames, 4, 4)
     cast_all = with_visibility or render_video
-    dist, ids, hits = dist0, ids0, hits0
     for t, s in enumerate(times):
-        if t > 0 and cast_all:
-            dist, ids, hits = _render(everything, s, cam, dirs_cam)
-        depth[t] = dist.view(height, width)
-        object_id[t] = ids.view(height, width)
         rot_c, centre = cam.pose(s)
         poses[t, :3, :3], poses[t, :3, 3], poses[t, 3, 3] = rot_c, centre, 1.0
-        for i, obj in enumerate(everything):
-            mask = ids0 == i
-            if mask.any():
-                world = surface_points(obj.shape, obj.pose(s), params0[i])
-                tracks[t, mask] = (world - centre) @ rot_c
-            if frames is not None:
+    _track_points(tracks, everything, ids0, params0, times, poses)
+    depth[:] = dist0.view(height, width)
+    object_id[:] = ids0.view(height, width)
+    for t, s in enumerate(times[1:] if cast_all else [], start=1):
+        dist, ids, hits = _render(everything, s, cam, dirs_cam)
+        depth[t] = dist.view(height, width)
+        object_id[t] = ids.view(height, width)
+        if frames is not None:
+            for i, obj in enumerate(everything):
                 sel = ids == i
                 if sel.any():
                     uv = hits[i].uv[sel]
