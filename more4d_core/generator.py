@@ -29,9 +29,10 @@ from .geometry.normalization import NormalizationFactors
 from .geometry.projection import backproject_depth
 from .models.config import STraGConfig
 from .models.dit import STraGTransformer
-from .models.trajectory_codec import TrajectoryCodec
+from .models.trajectory_codec import TrajectoryCodec, field_to_tracks
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
+from .sampling.still import check_still_threshold, hold_still
 from .scene import Scene4D
 
 
@@ -84,6 +85,7 @@ class TrajectoryGenerator(nn.Module):
         shift: float | None = None,
         guidance_scale: float | None = None,
         motion_strength: float = 1.0,
+        still_threshold: float | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
         grid_hw: tuple[int, int] | None = None,
@@ -94,7 +96,9 @@ class TrajectoryGenerator(nn.Module):
         """Generate the 4D scene of ``image`` (``[H, W, 3]`` 0..1) with metric ``depth`` ``[H, W]``
         and pixel ``intrinsics`` of the image. ``grid_hw`` is the output point grid (default the
         depth map's size); ``generation_hw`` the model's working grid (default: the trained area
-        at the image's aspect ratio)."""
+        at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
+        motion stays below that fraction of the image size exactly still (0 = off; see
+        :mod:`.sampling.still`)."""
         cfg = self.config
         steps = int(steps or cfg.steps)
         shift = float(cfg.shift if shift is None else shift)
@@ -102,6 +106,7 @@ class TrajectoryGenerator(nn.Module):
         frames = int(num_frames or cfg.num_frames)
         if not (math.isfinite(motion_strength) and 0.0 <= motion_strength <= 4.0):
             raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
+        still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()
         if depth.ndim == 3 and depth.shape[0] == 1:
@@ -149,7 +154,8 @@ class TrajectoryGenerator(nn.Module):
             progress=progress, should_cancel=should_cancel,
         )
         factors = self.normalization_factors(k_grid, grid_hw)
-        tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames)[0]
+        field = self.codec.decode_field(latents.float(), out_hw=grid_hw, num_frames=frames)
+        tracks = field_to_tracks(hold_still(field.float(), still), points0.unsqueeze(0).to(dev), factors)[0]
         meta = {
             "source": "more4d-generator",
             "model": cfg.name,
@@ -160,6 +166,7 @@ class TrajectoryGenerator(nn.Module):
             "shift": shift,
             "guidance_scale": guidance,
             "motion_strength": float(motion_strength),
+            "still_threshold": still,
             "generation_hw": list(gen_hw),
             "normalization": factors.to_dict(),
             "units": "metres",

@@ -6,6 +6,7 @@ from more4d_core.cache import MODEL_CACHE
 from more4d_core.depth import DepthResult
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
+from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
 from .comfy_bridge import Progress, check_interrupted
 from .model_nodes import require_handle
@@ -80,11 +81,16 @@ class GenerateTrajectories:
             },
             "optional": {
                 "motion_conditioning": (MOTION, {"tooltip": "MAdaNorm strength (default 1)."}),
+                "still_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": MAX_STILL_THRESHOLD, "step": 0.001,
+                                              "tooltip": "Points whose motion stays below this fraction of the image "
+                                                         "size are held exactly still (no background shimmer); "
+                                                         "0 = off, -1 = the model's default (0.008 for the bundled "
+                                                         "model, off for the authors' 14B)."}),
             },
         }
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
-                 motion_scale, grid, motion_conditioning=None):
+                 motion_scale, grid, motion_conditioning=None, still_threshold=-1.0):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -101,6 +107,7 @@ class GenerateTrajectories:
                 scene = gen.generate(img, depth.depth, depth.intrinsics, prompt, negative_prompt=negative_prompt,
                                      seed=int(seed), steps=total, shift=shift, guidance_scale=guidance or None,
                                      motion_strength=strength, num_frames=int(frames),
+                                     still_threshold=None if still_threshold < 0 else still_threshold,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:
                 check_interrupted()

@@ -13,7 +13,7 @@ from more4d_core.checkpoints import CheckpointMismatchError, keymap, load_transf
 from more4d_core.checkpoints.convert import convert
 from more4d_core.checkpoints.io import load_pickle_weights
 from more4d_core.checkpoints.vae_loading import load_adaptor, load_wan_vae
-from more4d_core.errors import FormatError
+from more4d_core.errors import FormatError, InputError
 from more4d_core.generator import build_generator, load_generator
 from more4d_core.models.config import MORE4D_TINY
 from more4d_core.models.dit import STraGTransformer
@@ -211,3 +211,15 @@ def test_motion_encoder_from_an_omnimae_file(tmp_path):
     assert sum(report.dropped.values()) == 3 and report.missing == []
     for key, value in other.state_dict().items():
         assert torch.equal(model.omnimae_extractor.state_dict()[key], value)
+
+
+def test_config_fields_added_later_take_the_named_configs_value():
+    from more4d_core.models.config import MORE4D_SMALL, STraGConfig
+
+    old = MORE4D_SMALL.to_dict()
+    del old["still_threshold"]  # a file written before the field existed
+    assert STraGConfig.from_dict(old) == MORE4D_SMALL
+    custom = {**old, "name": "my-model"}
+    assert STraGConfig.from_dict(custom).still_threshold == 0.0  # unknown names: the dataclass default
+    with pytest.raises(InputError, match="unknown model config fields"):
+        STraGConfig.from_dict({**old, "colour": 1})

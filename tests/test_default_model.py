@@ -39,7 +39,11 @@ def test_evaluation_harness_runs():
     result = evaluate(gen, samples=3, steps=1, mean_samples=4, output_width=4 * MORE4D_TINY.width,
                       log=lambda *_: None)
     grid, output = result["tables"]["grid"], result["tables"]["output"]
-    assert set(grid) == set(output) == {"model", "model, wrong caption", "static", "mean motion", "codec oracle"}
+    assert set(grid) == set(output) == {"model", "model, no still hold", "model, wrong caption", "static",
+                                        "mean motion", "codec oracle"}
+    # the per-scene-type breakdown covers the same scenes
+    groups = result["by_camera"]["grid"]["static"]
+    assert groups and set(groups) <= {True, False}
     assert grid["codec oracle"].epe3d < grid["static"].epe3d  # the codec keeps the motion it is given
     assert grid["static"].smoothness == pytest.approx(0.0)  # nothing moves
     for method in grid:  # same predictions: same EPE, but finer pixels are stricter thresholds
@@ -48,5 +52,5 @@ def test_evaluation_harness_runs():
         # a threshold of 4 output pixels is one grid pixel
         assert output[method].within[4] == pytest.approx(grid[method].within[1])
     text = format_table(result)
-    assert "EPE3D" in text and "mean motion" in text and "output" in text
+    assert "EPE3D" in text and "mean motion" in text and "output" in text and "by scene" in text
     assert len(check_targets(result, "grid")) == len(check_targets(result, "output")) == 3

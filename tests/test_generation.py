@@ -240,3 +240,42 @@ def test_conditioning_helpers():
     d = torch.tensor([[1.0, 3.0], [float("nan"), 5.0]])
     out = depth_condition(d)
     assert out.min() == -1 and out.max() == pytest.approx(1.0) and torch.isfinite(out).all()
+
+
+def test_hold_still_ramps_small_motion_to_zero():
+    from more4d_core.sampling.still import hold_still
+
+    field = torch.zeros(1, 3, 5, 1, 4)
+    field[0, 0, :, 0, 0] = torch.linspace(0, 0.003, 5)  # peak 0.003 < threshold / 2: held still
+    field[0, 1, :, 0, 1] = torch.linspace(0, 0.006, 5)  # peak halfway up the ramp: halved
+    field[0, 2, :, 0, 2] = torch.linspace(0, 0.05, 5)  # above the threshold: untouched
+    out = hold_still(field, 0.008)
+    assert torch.equal(out[..., 0], torch.zeros_like(out[..., 0]))
+    torch.testing.assert_close(out[..., 1], field[..., 1] * 0.5)
+    assert torch.equal(out[..., 2], field[..., 2]) and torch.equal(out[..., 3], field[..., 3])
+    assert hold_still(field, 0.0) is field
+    with pytest.raises(InputError, match="still threshold"):
+        hold_still(field, -0.1)
+
+
+def test_generator_still_threshold(tiny_gen, inputs):
+    import copy
+
+    from more4d_core.geometry.normalization import normalize_motion
+
+    image, depth, k = inputs
+    gen = copy.deepcopy(tiny_gen)
+    gen.codec.motion_scale.fill_(0.004)  # an untrained model moves everything a lot: make motions small
+    free = gen.generate(image, depth, k, PROMPT, seed=2, still_threshold=0.0)
+    held = gen.generate(image, depth, k, PROMPT, seed=2, still_threshold=0.016)
+    assert free.metadata["still_threshold"] == 0.0 and held.metadata["still_threshold"] == 0.016
+    assert MORE4D_TINY.still_threshold == 0.0  # the model's default: off for this config
+    assert torch.equal(gen.generate(image, depth, k, PROMPT, seed=2).points, free.points)
+    peak = normalize_motion(free.points.double(), gen.normalization_factors(k, (40, 48))).norm(dim=-1).amax(0)
+    still = peak < 0.0079
+    moving = peak > 0.0161
+    assert still.any() and moving.any()
+    assert torch.equal(held.points[:, still], held.points[:1, still].expand(held.num_frames, -1, -1))
+    torch.testing.assert_close(held.points[:, moving], free.points[:, moving])
+    with pytest.raises(InputError, match="still threshold"):
+        gen.generate(image, depth, k, PROMPT, still_threshold=0.5)

@@ -58,8 +58,9 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
     train = [generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples)]
     mean = MeanMotion.from_tracks([s.tracks for s in train], [_factors(generator, s.intrinsics, (h, w)) for s in train])
     held = [generate_sample(seed + i, "heldout", h, w, frames) for i in range(samples)]
-    methods = ("model", "model, wrong caption", "static", "mean motion", "codec oracle")
+    methods = ("model", "model, no still hold", "model, wrong caption", "static", "mean motion", "codec oracle")
     results: dict[str, dict[str, list[TrajectoryScores]]] = {u: {m: [] for m in methods} for u in units}
+    camera_moves: list[bool] = []
     gt_smooth = []
 
     def add(method, pred, s, f):
@@ -70,9 +71,12 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
         f = _factors(generator, s.intrinsics, (h, w))
         p0 = s.tracks[0]
         wrong = next(o.caption for o in held[i + 1 :] + held[:i] if o.caption != s.caption)
-        for name, caption in (("model", s.caption), ("model, wrong caption", wrong)):
-            scene = generator.generate(s.image, s.depth[0], s.intrinsics, caption, seed=seed + i, steps=steps)
+        for name, caption, still in (("model", s.caption, None), ("model, no still hold", s.caption, 0.0),
+                                     ("model, wrong caption", wrong, None)):
+            scene = generator.generate(s.image, s.depth[0], s.intrinsics, caption, seed=seed + i, steps=steps,
+                                       still_threshold=still)
             add(name, scene.points, s, f)
+        camera_moves.append(bool(s.params["camera"]["phrase"]))
         add("static", static_tracks(p0, frames), s, f)
         add("mean motion", mean.predict(p0, f), s, f)
         add("codec oracle", _codec_round_trip(generator, s.tracks, (h, w), f), s, f)
@@ -80,7 +84,13 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
         if (i + 1) % 8 == 0:
             log(f"  evaluated {i + 1}/{len(held)} samples ({time.perf_counter() - start:.0f} s)")
     tables = {u: {m: mean_scores(items) for m, items in per.items()} for u, per in results.items()}
-    return {"tables": tables, "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},
+    by_camera = {
+        u: {m: {moves: mean_scores([x for x, c in zip(items, camera_moves) if c == moves])
+                for moves in (True, False) if moves in camera_moves}
+            for m, items in per.items()}
+        for u, per in results.items()
+    }
+    return {"tables": tables, "by_camera": by_camera, "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},
             "gt_smoothness": sum(gt_smooth) / len(gt_smooth), "samples": len(held),
             "seconds": time.perf_counter() - start}
 
@@ -93,6 +103,12 @@ def format_table(result: dict, unit: str = "output") -> str:
                      + f" {s.within_avg:7.3f} {s.smoothness:8.5f}")
     lines.append(f"{'ground truth':22s} {'':8s} " + " ".join(f"{'':7s}" for _ in THRESHOLDS_PX)
                  + f" {'':7s} {result['gt_smoothness']:8.5f}")
+    groups = result.get("by_camera", {}).get(unit, {})
+    if groups:
+        lines.append(f"avg within by scene: {'method':22s} {'camera moves':>13s} {'camera still':>13s}")
+        for name, per in groups.items():
+            cells = [f"{per[m].within_avg:13.3f}" if m in per else f"{'-':>13s}" for m in (True, False)]
+            lines.append(f"{'':21s}{name:22s} " + " ".join(cells))
     return "\n".join(lines)
 
 
