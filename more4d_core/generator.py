@@ -29,10 +29,10 @@ from .geometry.normalization import NormalizationFactors
 from .geometry.projection import backproject_depth
 from .models.config import STraGConfig
 from .models.dit import STraGTransformer
-from .models.trajectory_codec import TrajectoryCodec, field_to_tracks
+from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
-from .sampling.still import check_still_threshold, hold_still
+from .sampling.still import check_still_threshold
 from .scene import Scene4D
 
 
@@ -154,8 +154,8 @@ class TrajectoryGenerator(nn.Module):
             progress=progress, should_cancel=should_cancel,
         )
         factors = self.normalization_factors(k_grid, grid_hw)
-        field = self.codec.decode_field(latents.float(), out_hw=grid_hw, num_frames=frames)
-        tracks = field_to_tracks(hold_still(field.float(), still), points0.unsqueeze(0).to(dev), factors)[0]
+        tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
+                                          still_threshold=still)[0]
         meta = {
             "source": "more4d-generator",
             "model": cfg.name,

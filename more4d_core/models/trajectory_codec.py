@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
+from ..sampling.still import hold_still
 from .config import STraGConfig
 from .vae_adaptors import DecoderAdaptor, EncoderAdaptor
 
@@ -93,10 +94,13 @@ class TrajectoryCodec(nn.Module):
         return self.encode_field(tracks_to_field(points, factors), sample=sample)
 
     def decode_tracks(
-        self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors, num_frames: int | None = None
+        self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors, num_frames: int | None = None,
+        still_threshold: float = 0.0,
     ) -> torch.Tensor:
+        """Metric tracks from latents; ``still_threshold`` > 0 holds near-still points still
+        (:func:`..sampling.still.hold_still`)."""
         field = self.decode_field(latents, out_hw=tuple(points0.shape[1:3]), num_frames=num_frames)
-        return field_to_tracks(field.float(), points0.float(), factors)
+        return field_to_tracks(hold_still(field.float(), still_threshold), points0.float(), factors)
 
 
 class PatchifyCodec(TrajectoryCodec):
