@@ -25,7 +25,7 @@ from torch import nn
 
 from .camera.intrinsics import scale_intrinsics, validate_intrinsics
 from .errors import InputError
-from .geometry.normalization import NormalizationFactors
+from .geometry.normalization import NormalizationFactors, factors_for
 from .geometry.projection import backproject_depth
 from .models.config import STraGConfig
 from .models.dit import STraGTransformer
@@ -67,9 +67,7 @@ class TrajectoryGenerator(nn.Module):
         return self.transformer.patch_embedding.weight.dtype
 
     def normalization_factors(self, intrinsics: torch.Tensor, grid_hw: tuple[int, int]) -> NormalizationFactors:
-        if self.config.normalization == "intrinsics":
-            return NormalizationFactors.from_intrinsics(intrinsics, *grid_hw)
-        return NormalizationFactors.reference()
+        return factors_for(self.config.normalization, intrinsics, *grid_hw)
 
     @torch.no_grad()
     def generate(

@@ -31,13 +31,16 @@ from .baselines import MeanMotion, static_tracks
 from .metrics import THRESHOLDS_PX, TrajectoryScores, mean_scores, score
 
 
-def _factors(generator, k, hw) -> NormalizationFactors:
-    return generator.normalization_factors(k, hw) if generator is not None else NormalizationFactors.from_intrinsics(k, *hw)
+def _metric_factors(k, hw) -> NormalizationFactors:
+    """Displacement as a fraction of the image size: the unit of EPE3D and of the mean-motion
+    baseline, whatever normalization the evaluated model generates in."""
+    return NormalizationFactors.from_intrinsics(k, *hw)
 
 
 @torch.no_grad()
-def _codec_round_trip(generator, tracks: torch.Tensor, hw: tuple[int, int], factors) -> torch.Tensor:
+def _codec_round_trip(generator, tracks: torch.Tensor, hw: tuple[int, int], intrinsics) -> torch.Tensor:
     """Ground-truth tracks ``[T, N, 3]`` encoded and decoded by the generator's trajectory codec."""
+    factors = generator.normalization_factors(intrinsics, hw)
     grid = tracks.reshape(tracks.shape[0], *hw, 3)[None].float()
     codec = generator.codec
     dev = next((b.device for b in codec.buffers()), torch.device("cpu"))
@@ -56,7 +59,7 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
     units = {"grid": 1.0, "output": output_width / w}
     start = time.perf_counter()
     train = [generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples)]
-    mean = MeanMotion.from_tracks([s.tracks for s in train], [_factors(generator, s.intrinsics, (h, w)) for s in train])
+    mean = MeanMotion.from_tracks([s.tracks for s in train], [_metric_factors(s.intrinsics, (h, w)) for s in train])
     held = [generate_sample(seed + i, "heldout", h, w, frames) for i in range(samples)]
     methods = ("model", "model, no still hold", "model, wrong caption", "static", "mean motion", "codec oracle")
     results: dict[str, dict[str, list[TrajectoryScores]]] = {u: {m: [] for m in methods} for u in units}
@@ -68,7 +71,7 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
             results[unit][method].append(score(pred, s.tracks, s.visibility, s.intrinsics, f, pixel_scale=scale))
 
     for i, s in enumerate(held):
-        f = _factors(generator, s.intrinsics, (h, w))
+        f = _metric_factors(s.intrinsics, (h, w))
         p0 = s.tracks[0]
         wrong = next(o.caption for o in held[i + 1 :] + held[:i] if o.caption != s.caption)
         for name, caption, still in (("model", s.caption, None), ("model, no still hold", s.caption, 0.0),
@@ -79,7 +82,7 @@ def evaluate(generator, *, samples: int = 48, steps: int | None = None, seed: in
         camera_moves.append(bool(s.params["camera"]["phrase"]))
         add("static", static_tracks(p0, frames), s, f)
         add("mean motion", mean.predict(p0, f), s, f)
-        add("codec oracle", _codec_round_trip(generator, s.tracks, (h, w), f), s, f)
+        add("codec oracle", _codec_round_trip(generator, s.tracks, (h, w), s.intrinsics), s, f)
         gt_smooth.append(score(s.tracks, s.tracks, s.visibility, s.intrinsics, f).smoothness)
         if (i + 1) % 8 == 0:
             log(f"  evaluated {i + 1}/{len(held)} samples ({time.perf_counter() - start:.0f} s)")

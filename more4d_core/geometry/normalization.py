@@ -15,6 +15,11 @@ The factors default to the constants the authors trained with (``fx = 0.75 / (36
 (``fx = K[0,0] / width``, ``fy = K[1,1] / height``: displacement as a fraction of the image size),
 which is what a model trained by us on varied intrinsics should use.
 
+A third choice, ``"focal"`` (``fx = fy = 1``), measures displacement in units of the focal length
+(on the ``z = 1`` plane): the field of a motion given in world units relative to the depth (as in
+our procedural data: "slides left" moves an object by a fraction of its distance) is then the same
+for every field of view, so a model does not have to guess the focal length from the image.
+
 The reference never applies the inverse at inference; we always do.
 """
 
@@ -55,6 +60,20 @@ class NormalizationFactors:
 
     def to_dict(self) -> dict:
         return {"fx": self.fx, "fy": self.fy}
+
+
+NORMALIZATIONS = ("reference", "intrinsics", "focal")
+
+
+def factors_for(mode: str, intrinsics: torch.Tensor, height: int, width: int) -> NormalizationFactors:
+    """The factors of a normalization ``mode`` (one of :data:`NORMALIZATIONS`) for a ``height x width`` grid."""
+    if mode == "intrinsics":
+        return NormalizationFactors.from_intrinsics(intrinsics, height, width)
+    if mode == "focal":
+        return NormalizationFactors(1.0, 1.0)
+    if mode == "reference":
+        return NormalizationFactors.reference()
+    raise InputError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {mode!r}")
 
 
 def safe_depth(z0: torch.Tensor) -> torch.Tensor:

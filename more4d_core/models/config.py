@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
+from ..geometry.normalization import NORMALIZATIONS
 
-CONFIG_VERSION = 1
+# 2: depth_condition added (files of version 1 were all trained with "minmax")
+CONFIG_VERSION = 2
+DEPTH_CONDITIONS = ("minmax", "max_ratio")
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ class STraGConfig:
     vae_base_dim: int = 96
     vae_z_dim: int = 16
     adaptor_channels: int = 128
-    normalization: str = "reference"  # "reference" constants or "intrinsics"-derived factors
+    normalization: str = "reference"  # "reference" constants, "intrinsics"-derived factors or "focal" (fx = fy = 1)
+    depth_condition: str = "minmax"  # depth map -> [-1, 1]: per-image min-max, or "max_ratio" (2 z / max z - 1)
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -109,8 +113,10 @@ class STraGConfig:
             raise InputError(f"mpm_alignment must be 'all_frames' or 'reference', got {self.mpm_alignment!r}")
         if self.text_encoder not in ("umt5", "word_hash"):
             raise InputError(f"text_encoder must be 'umt5' or 'word_hash', got {self.text_encoder!r}")
-        if self.normalization not in ("reference", "intrinsics"):
-            raise InputError(f"normalization must be 'reference' or 'intrinsics', got {self.normalization!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise InputError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
+        if self.depth_condition not in DEPTH_CONDITIONS:
+            raise InputError(f"depth_condition must be one of {', '.join(DEPTH_CONDITIONS)}, got {self.depth_condition!r}")
         if self.image_dim is not None and self.text_len != 512:
             # diffusers' Wan attention splits image and text context assuming 512 text tokens
             raise InputError("configs with CLIP image tokens need text_len = 512")
@@ -180,6 +186,8 @@ class STraGConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"unknown model config fields: {', '.join(unknown)}")
+        if version < 2:  # written before the field existed: the only depth condition then
+            data.setdefault("depth_condition", "minmax")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):
@@ -221,13 +229,17 @@ MORE4D_SMALL = STraGConfig(
     codec="dct",
     dct_coefficients=8,
     spatial_compression=4,
-    normalization="intrinsics",
+    # the procedural data's motions are world distances relative to depth: in focal units the field does
+    # not depend on the unseen field of view, and depth as a fraction of the farthest keeps the parallax
+    # of a camera move (proportional to far depth / depth) readable from the depth input
+    normalization="focal",
+    depth_condition="max_ratio",
     text_encoder="word_hash",
     height=96,
     width=128,
     steps=20,
     guidance_scale=1.0,  # measured: text guidance above 1 amplifies this small model's errors
-    still_threshold=0.008,  # ~1 pixel of the 128-wide grid over the clip (python -m more4d_core.eval shows the gain)
+    still_threshold=0.008,  # ~1 pixel of the 128-wide grid over the clip (focal units, fx ~0.8-1.1) (python -m more4d_core.eval shows the gain)
 )
 
 MORE4D_TINY = STraGConfig(

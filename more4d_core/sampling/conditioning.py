@@ -61,11 +61,20 @@ def resize_depth(depth: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(depth[None, None].float(), size=hw, mode="nearest")[0, 0]
 
 
-def depth_condition(depth: torch.Tensor) -> torch.Tensor:
-    """Depth map ``[H, W]`` -> per-image min-max normalized ``[H, W]`` in [-1, 1]."""
+def depth_condition(depth: torch.Tensor, mode: str = "minmax") -> torch.Tensor:
+    """Depth map ``[H, W]`` -> ``[H, W]`` in [-1, 1].
+
+    ``"minmax"`` (the reference): per-image min-max normalized. ``"max_ratio"``: ``2 z / max z - 1``,
+    which keeps the ratios of depths (a camera move's parallax goes with far depth / depth, lost by
+    min-max) and, like min-max, does not change with a global scale of the depth.
+    """
     d = depth.float().clamp(0.0, 1e4)
     d = torch.where(torch.isfinite(depth) & (depth >= 1e-5), d, torch.ones_like(d))
     lo, hi = d.min(), d.max()
+    if mode == "max_ratio":
+        return 2.0 * d / (hi + 1e-8) - 1.0
+    if mode != "minmax":
+        raise InputError(f"depth condition must be 'minmax' or 'max_ratio', got {mode!r}")
     return 2.0 * (d - lo) / (hi - lo + 1e-8) - 1.0
 
 
@@ -113,7 +122,7 @@ def encode_conditions(
     grid: the one place that defines them, for training and inference alike."""
     dtype = transformer.patch_embedding.weight.dtype
     control = codec.encode_still(image * 2 - 1, num_frames).to(dtype)
-    depth_norm = torch.stack([depth_condition(d) for d in depth]).unsqueeze(1).expand(-1, 3, -1, -1)
+    depth_norm = torch.stack([depth_condition(d, cfg.depth_condition) for d in depth]).unsqueeze(1).expand(-1, 3, -1, -1)
     depth_lat = codec.encode_still(depth_norm.contiguous(), num_frames).to(dtype)
     reference = None
     if cfg.use_reference_tokens:

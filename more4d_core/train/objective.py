@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..geometry.normalization import NormalizationFactors
+from ..geometry.normalization import factors_for
 from ..models.trajectory_codec import tracks_to_field
 from ..sampling.conditioning import encode_conditions
 
@@ -31,8 +31,7 @@ def batch_fields(batch: dict, normalization: str) -> torch.Tensor:
     fields = []
     for tracks, k in zip(batch["tracks"], batch["intrinsics"]):
         h, w = tracks.shape[1:3]
-        f = NormalizationFactors.from_intrinsics(k, h, w) if normalization == "intrinsics" else NormalizationFactors()
-        fields.append(tracks_to_field(tracks.unsqueeze(0), f)[0])
+        fields.append(tracks_to_field(tracks.unsqueeze(0), factors_for(normalization, k, h, w))[0])
     return torch.stack(fields)
 
 
