@@ -95,7 +95,7 @@ class TrajectoryGenerator(nn.Module):
         and pixel ``intrinsics`` of the image. ``grid_hw`` is the output point grid (default the
         depth map's size); ``generation_hw`` the model's working grid (default: the trained area
         at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
-        motion stays below that fraction of the image size exactly still (0 = off; see
+        motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
         :mod:`.sampling.still`)."""
         cfg = self.config
         steps = int(steps or cfg.steps)

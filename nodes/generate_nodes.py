@@ -82,8 +82,8 @@ class GenerateTrajectories:
             "optional": {
                 "motion_conditioning": (MOTION, {"tooltip": "MAdaNorm strength (default 1)."}),
                 "still_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": MAX_STILL_THRESHOLD, "step": 0.001,
-                                              "tooltip": "Points whose motion stays below this fraction of the image "
-                                                         "size are held exactly still (no background shimmer); "
+                                              "tooltip": "Points whose motion stays below this (about a fraction of "
+                                                         "the image size) are held exactly still (no background shimmer); "
                                                          "0 = off, -1 = the model's default (0.008 for the bundled "
                                                          "model, off for the authors' 14B)."}),
             },

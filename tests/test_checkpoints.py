@@ -223,3 +223,19 @@ def test_config_fields_added_later_take_the_named_configs_value():
     assert STraGConfig.from_dict(custom).still_threshold == 0.0  # unknown names: the dataclass default
     with pytest.raises(InputError, match="unknown model config fields"):
         STraGConfig.from_dict({**old, "colour": 1})
+
+
+def test_version_1_configs_keep_the_min_max_depth_they_were_trained_with():
+    from more4d_core.models.config import MORE4D_SMALL, STraGConfig
+
+    assert MORE4D_SMALL.depth_condition == "max_ratio"
+    v1 = MORE4D_SMALL.to_dict()
+    v1["config_version"] = 1
+    del v1["depth_condition"]  # version 1 had no such field: every model then saw min-max depth
+    assert STraGConfig.from_dict(v1).depth_condition == "minmax"
+    assert STraGConfig.from_dict(v1).replace(depth_condition="max_ratio") == MORE4D_SMALL
+    with pytest.raises(InputError, match="depth_condition"):
+        MORE4D_SMALL.replace(depth_condition="log")
+    with pytest.raises(InputError, match="normalization"):
+        MORE4D_SMALL.replace(normalization="pixels")
+

@@ -240,6 +240,14 @@ def test_conditioning_helpers():
     d = torch.tensor([[1.0, 3.0], [float("nan"), 5.0]])
     out = depth_condition(d)
     assert out.min() == -1 and out.max() == pytest.approx(1.0) and torch.isfinite(out).all()
+    # max_ratio keeps depth ratios (lost by min-max) and ignores a global scale, as min-max does
+    near_far = torch.tensor([[2.0, 8.0]])
+    assert depth_condition(near_far, "max_ratio")[0].tolist() == pytest.approx([-0.5, 1.0])
+    assert depth_condition(3 * near_far, "max_ratio")[0].tolist() == pytest.approx([-0.5, 1.0])
+    assert depth_condition(torch.tensor([[4.0, 8.0]]), "max_ratio")[0, 0] == pytest.approx(0.0)
+    assert depth_condition(torch.tensor([[4.0, 8.0]]))[0, 0] == -1  # min-max: both maps look alike
+    with pytest.raises(InputError, match="depth condition"):
+        depth_condition(d, "inverse")
 
 
 def test_hold_still_ramps_small_motion_to_zero():

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from more4d_core.geometry.normalization import (
     REFERENCE_FX,
     NormalizationFactors,
     denormalize_motion,
+    factors_for,
     normalize_motion,
 )
 
@@ -66,6 +69,23 @@ def test_factors_from_intrinsics():
     f = NormalizationFactors.from_intrinsics(k, 368, 512)
     assert f.fx == pytest.approx(float(k[0, 0]) / 512)
     assert f.fy == pytest.approx(float(k[1, 1]) / 368)
+
+
+def test_focal_normalization_does_not_depend_on_the_field_of_view():
+    # an object 4 m away sliding 0.12 x its depth: the same focal-unit field at every field of view,
+    # while the image-size field scales with the focal length
+    points = torch.tensor([[[0.5, 0.2, 4.0]], [[0.98, 0.2, 4.0]]])
+    fields = {}
+    for fov in (50.0, 65.0):
+        k = intrinsics_from_fov(96, 128, fov)
+        fields[fov] = {mode: normalize_motion(points, factors_for(mode, k, 96, 128))[1, 0, 0].item()
+                       for mode in ("focal", "intrinsics")}
+        assert factors_for("reference", k, 96, 128) == NormalizationFactors.reference()
+    assert fields[50.0]["focal"] == pytest.approx(0.12) and fields[65.0]["focal"] == pytest.approx(0.12)
+    assert fields[50.0]["intrinsics"] / fields[65.0]["intrinsics"] == pytest.approx(
+        math.tan(math.radians(32.5)) / math.tan(math.radians(25.0)))
+    with pytest.raises(InputError, match="normalization must be one of"):
+        factors_for("metres", k, 96, 128)
 
 
 def test_errors():

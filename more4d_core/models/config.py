@@ -97,7 +97,7 @@ class STraGConfig:
     steps: int = 50
     shift: float = 5.0
     guidance_scale: float = 6.0
-    still_threshold: float = 0.0  # motion below this (fraction of the image size) is held still; 0 = off
+    still_threshold: float = 0.0  # motion below this (normalized units, ~fraction of the image size) is held still; 0 = off
 
     def __post_init__(self):
         if self.dim % self.num_heads:
