@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..models.config import STraGConfig
+from ..models.config import DEPTH_CONDITIONS, STraGConfig
 
 
 def generation_size(image_hw: tuple[int, int], cfg: STraGConfig) -> tuple[int, int]:
@@ -68,13 +68,13 @@ def depth_condition(depth: torch.Tensor, mode: str = "minmax") -> torch.Tensor:
     which keeps the ratios of depths (a camera move's parallax goes with far depth / depth, lost by
     min-max) and, like min-max, does not change with a global scale of the depth.
     """
+    if mode not in DEPTH_CONDITIONS:
+        raise InputError(f"depth condition must be one of {', '.join(DEPTH_CONDITIONS)}, got {mode!r}")
     d = depth.float().clamp(0.0, 1e4)
     d = torch.where(torch.isfinite(depth) & (depth >= 1e-5), d, torch.ones_like(d))
     lo, hi = d.min(), d.max()
     if mode == "max_ratio":
         return 2.0 * d / (hi + 1e-8) - 1.0
-    if mode != "minmax":
-        raise InputError(f"depth condition must be 'minmax' or 'max_ratio', got {mode!r}")
     return 2.0 * (d - lo) / (hi - lo + 1e-8) - 1.0
 
 
