@@ -14,6 +14,7 @@ CLIP grey tokens for configs that use them) and runs one generation:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -34,6 +35,8 @@ from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
+
+log = logging.getLogger("more4d")
 
 
 class TrajectoryGenerator(nn.Module):
@@ -68,6 +71,17 @@ class TrajectoryGenerator(nn.Module):
 
     def normalization_factors(self, intrinsics: torch.Tensor, grid_hw: tuple[int, int]) -> NormalizationFactors:
         return factors_for(self.config.normalization, intrinsics, *grid_hw)
+
+    def read_prompt(self, prompt: str):
+        """What the text encoder reads of ``prompt`` (:class:`~.models.vocabulary.PromptReading`, for
+        the built-in word encoder; None for umT5); its warnings go to the log."""
+        read = getattr(self.text_encoder, "read", None)
+        if read is None:
+            return None
+        reading = read(prompt)
+        for warning in reading.warnings:
+            log.warning("prompt %r: %s", prompt, warning)
+        return reading
 
     @torch.no_grad()
     def generate(
@@ -130,6 +144,7 @@ class TrajectoryGenerator(nn.Module):
         depth_g = cond.resize_depth(depth, gen_hw).to(dev)
         conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0), frames,
                                             with_motion=motion_strength != 0.0)
+        reading = self.read_prompt(prompt)
         texts = self.text_encoder([prompt, negative_prompt]).to(dev, dt)
         image_tokens = self.image_tokens.to(dev, dt) if self.image_tokens is not None else None
 
@@ -158,6 +173,7 @@ class TrajectoryGenerator(nn.Module):
             "source": "more4d-generator",
             "model": cfg.name,
             "prompt": prompt,
+            **({"prompt_reading": reading.to_dict()} if reading is not None else {}),
             "negative_prompt": negative_prompt,
             "seed": int(seed),
             "steps": steps,

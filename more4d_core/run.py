@@ -69,6 +69,28 @@ def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
     return out
 
 
+def _report_example(doc: dict, results: dict) -> None:
+    """For the bundled example image (a procedural scene with known tracks): how the generated motion
+    compares with the truth, next to "nothing moves"."""
+    from nodes.runner import EXAMPLE_IMAGE_NAME
+
+    from .eval.example_check import EXAMPLE_PROMPT, check_example, format_example_check
+
+    nodes = {n["id"]: n for n in doc["nodes"]}
+    if not any(n["type"] == "LoadImage" and (n.get("widgets_values") or [None])[0] == EXAMPLE_IMAGE_NAME for n in nodes.values()):
+        return
+    for node_id, out in results.items():
+        if nodes[node_id]["type"] == "More4DGenerate" and out:
+            scene = out[0]
+            prompt = scene.metadata.get("prompt", "")
+            print(format_example_check(check_example(scene.points, scene.grid_hw)))
+            if prompt != EXAMPLE_PROMPT:
+                print(f"  (generated with the prompt {prompt!r}; the truth is {EXAMPLE_PROMPT!r})")
+            reading = scene.metadata.get("prompt_reading") or {}
+            if reading.get("warnings"):
+                print("  prompt: " + "; ".join(reading["warnings"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m more4d_core.run", description=__doc__.splitlines()[0])
     parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
@@ -129,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(out, dict):
                     written += [str(args.out / p) for p in out["ui"].get("text", [])]
             print(f"  total {time.perf_counter() - stage_start:.2f} s")
+            if image is None:
+                _report_example(doc, results)
     print(f"done in {time.perf_counter() - start:.1f} s, peak memory +{mem.peak_bytes / 2**20:.0f} MiB, "
           f"models loaded {MODEL_CACHE.loads} (cache hits {MODEL_CACHE.hits}); wrote:")
     for path in written:

@@ -1,11 +1,14 @@
 """The bundled default model and the evaluation harness."""
 
+import json
+
 import pytest
 import torch
 
 from more4d_core.camera.intrinsics import intrinsics_from_fov
 from more4d_core.checkpoints.bundle import read_header
-from more4d_core.eval.__main__ import check_targets, evaluate, format_table
+from more4d_core.eval.protocol import METHODS, evaluate
+from more4d_core.eval.report import check_targets, format_controls, format_table
 from more4d_core.generator import build_generator
 from more4d_core.models.config import MORE4D_TINY
 from more4d_core.weights import DEFAULT_MODEL, load_default_generator
@@ -34,23 +37,43 @@ def test_default_model_generates_at_the_users_resolution():
     assert torch.isfinite(scene.points).all() and torch.equal(scene.points[0], scene.points0)
 
 
-def test_evaluation_harness_runs():
+def test_evaluation_harness_scores_every_cell_and_control(tmp_path):
     gen = build_generator(MORE4D_TINY)
-    result = evaluate(gen, samples=3, steps=1, mean_samples=4, output_width=4 * MORE4D_TINY.width,
+    result = evaluate(gen, samples=4, steps=1, mean_samples=4, output_width=4 * MORE4D_TINY.width,
                       log=lambda *_: None)
-    grid, output = result["tables"]["grid"], result["tables"]["output"]
-    assert set(grid) == set(output) == {"model", "model, no still hold", "model, wrong caption", "static",
-                                        "mean motion", "codec oracle"}
-    # the per-scene-type breakdown covers the same scenes
-    groups = result["by_camera"]["grid"]["static"]
-    assert groups and set(groups) <= {True, False}
-    assert grid["codec oracle"].epe3d < grid["static"].epe3d  # the codec keeps the motion it is given
-    assert grid["static"].smoothness == pytest.approx(0.0)  # nothing moves
-    for method in grid:  # same predictions: same EPE, but finer pixels are stricter thresholds
-        assert output[method].epe3d == grid[method].epe3d
-        assert all(output[method].within[d] <= grid[method].within[d] for d in grid[method].within)
-        # a threshold of 4 output pixels is one grid pixel
-        assert output[method].within[4] == pytest.approx(grid[method].within[1])
-    text = format_table(result)
-    assert "EPE3D" in text and "mean motion" in text and "output" in text and "by scene" in text
-    assert len(check_targets(result, "grid")) == len(check_targets(result, "output")) == 3
+    assert result["split"] == "heldout" and result["seeds"] == [0, 3]
+    for unit in ("grid", "output"):
+        cells = result["cells"][unit]
+        assert set(cells) == set(METHODS)
+        static = cells["nothing moves"]
+        # "nothing moves" is right on still points (they move less than 2 output pixels)
+        assert static["camera still / still"]["within"]["16"] == 1.0 and static["camera still / still"]["epe3d"] < 1e-3
+        assert static["camera still / moving"]["within_avg"] < 1.0
+        oracle = cells["codec oracle"]["all scenes / all"]
+        assert oracle["epe3d"] < static["all scenes / all"]["epe3d"]  # the codec keeps the motion it is given
+    grid, output = result["cells"]["grid"], result["cells"]["output"]
+    for method in grid:  # same predictions: same EPE, a threshold of 4 output pixels is one grid pixel
+        a, b = grid[method]["all scenes / all"], output[method]["all scenes / all"]
+        assert a["epe3d"] == b["epe3d"] and b["within"]["4"] == pytest.approx(a["within"]["1"])
+    controls = result["controls"]
+    assert set(controls["still_prompt_drift_p99_px"]) == {"nothing moves", "the scene is still", "(empty prompt)"}
+    assert controls["named_object_share"]["cases"] >= 0 and controls["direction_correct"]["cases"] >= 0
+    text = format_table(result) + format_controls(result)
+    assert "camera still / moving" in text and "nothing moves" in text and "named object" in text
+    assert len(check_targets(result)) == 6
+    path = tmp_path / "r.json"
+    from more4d_core.eval.__main__ import main
+
+    assert main(["--model", str(_tiny_model(tmp_path)), "--samples", "2", "--steps", "1", "--mean-samples", "2",
+                 "--split", "validation", "--json", str(path), "--no-controls"]) in (0, 1)
+    saved = json.loads(path.read_text())
+    assert saved["split"] == "validation" and "targets" in saved and "model" in saved["cells"]["output"]
+
+
+def _tiny_model(tmp_path):
+    from more4d_core.checkpoints.bundle import save_bundle
+
+    gen = build_generator(MORE4D_TINY)
+    path = tmp_path / "tiny.safetensors"
+    save_bundle(path, MORE4D_TINY, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder})
+    return path

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from more4d_core.eval.metrics import THRESHOLDS_PX, score
+from more4d_core.eval.metrics import THRESHOLDS_PX, moving_points, score
 from more4d_core.geometry.normalization import NormalizationFactors
 
 K = torch.tensor([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]], dtype=torch.float64)
@@ -47,3 +47,76 @@ def test_hidden_points_are_not_scored():
     static = gt[:1].expand_as(gt).clone()
     s = score(static, gt, vis, K, FACTORS)
     assert all(v == 1.0 for v in s.within.values())
+
+
+def test_moving_points_follow_the_pixel_threshold():
+    gt = _tracks()  # a quarter of the points move 0.3 m sideways at 2-5 m depth, f = 100 px
+    moving = moving_points(gt, K)
+    assert moving[:10].all() and not moving[10:].any()  # 0.3 m at 5 m is 6 px > 2 px
+    # in a 50x coarser image 6 px become 0.12 px: nothing moves more than 2 px there
+    assert not moving_points(gt, K, pixel_scale=0.02).any()
+
+
+def test_scores_restricted_to_moving_or_still_points():
+    gt = _tracks()
+    vis = torch.ones(gt.shape[:2], dtype=torch.bool)
+    static = gt[:1].expand_as(gt).clone()
+    moving = moving_points(gt, K)
+    still = score(static, gt, vis, K, FACTORS, points=~moving)
+    assert still.epe3d == 0 and all(v == 1.0 for v in still.within.values())
+    assert still.points == 30 * 5  # 30 still points x 5 predicted frames
+    moved = score(static, gt, vis, K, FACTORS, points=moving)
+    # frame 1 moves 0.06 m: within 2 px for z >= 3 m, ... the last frame's 0.3 m is over 4 px for every point
+    assert moved.within[1] < 0.5 and moved.within[16] == 1.0 and moved.epe3d > 0
+
+
+def test_named_share_and_direction_controls_on_the_truth():
+    from more4d_core.data.procedural.scene_generator import generate_sample
+    from more4d_core.eval import controls
+
+    checked_share = checked_direction = 0
+    for seed in range(40):
+        s = generate_sample(seed, "heldout", 48, 64, 9)
+        if s.params["camera"]["phrase"] or len(s.params["movers"]) != 1:
+            continue
+        mover = s.params["movers"][0]
+        # the truth moves only the named mover: all of its motion is on the mover's pixels
+        assert controls.named_share(s.tracks, s, mover, 8.0) == pytest.approx(1.0)
+        other = [i for i in controls.nameable_objects(s) if i != mover]
+        if other:
+            assert controls.named_share(s.tracks, s, other[0], 8.0) == 0.0
+            checked_share += 1
+        cases = controls.direction_cases(s)
+        if cases:
+            (caption, axis, sign), (swapped, axis2, sign2) = cases
+            assert caption == s.caption and axis == axis2 and sign2 == -sign and swapped != caption
+            assert controls.direction_sign(s.tracks, s, axis) == sign  # the truth goes the captioned way
+            for a, b in controls.SWAPPED.items():
+                if f" {a}" in caption and not (a == "away" and "toward" in caption):
+                    assert f" {b}" in swapped
+            checked_direction += 1
+    assert checked_share >= 3 and checked_direction >= 3
+
+
+def test_still_drift_is_measured_in_output_pixels():
+    from more4d_core.eval.controls import still_drift
+
+    p0 = torch.tensor([[0.0, 0.0, 2.0], [0.5, 0.0, 4.0]], dtype=torch.float64)
+    tracks = torch.stack([p0, p0 + torch.tensor([[0.02, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)])
+    drift = still_drift(tracks, K, 4.0)  # 0.02 m at 2 m with f = 100: 1 px of the grid, 4 of the output
+    assert drift[0] == pytest.approx(4.0) and drift[1] == 0.0
+
+
+def test_the_example_check_scores_the_truth_as_perfect():
+    from more4d_core.data.procedural.scene_generator import generate_sample
+    from more4d_core.eval.example_check import EXAMPLE_PROMPT, EXAMPLE_SEED, EXAMPLE_SPLIT, check_example
+
+    truth = generate_sample(EXAMPLE_SEED, EXAMPLE_SPLIT, 192, 256, 49, with_visibility=False)
+    assert truth.caption == EXAMPLE_PROMPT
+    result = check_example(truth.tracks, (192, 256))
+    assert result["model"]["moving"] > 0.95 and result["model"]["still"] > 0.99
+    assert result["model"]["named_share"] > 0.95
+    assert result["nothing moves"]["still"] == 1.0 and result["nothing moves"]["moving"] < 0.3
+    # a scene with the depth scaled (e.g. another depth estimate) and the same relative motion scores the same
+    scaled = check_example(truth.tracks * 1.7, (192, 256))
+    assert scaled["model"]["moving"] == pytest.approx(result["model"]["moving"], abs=1e-6)

@@ -41,7 +41,8 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(batch):
 
 
 def _args(out, steps, **kw):
-    return TrainArgs(config="more4d-tiny", out=str(out), steps=steps, batch_size=2, lr=1e-3, warmup=2,
+    kw = {"lr": 1e-3, **kw}
+    return TrainArgs(config="more4d-tiny", out=str(out), steps=steps, batch_size=2, warmup=2,
                      checkpoint_every=2, log_every=1, scale_samples=4, **kw)
 
 
@@ -89,3 +90,20 @@ def test_codec_objective_trains_the_encoder_adaptor(batch):
     grads = [p.grad for p in codec.encoder_adaptor.parameters()]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
     assert all(p.grad is not None for p in codec.decoder_adaptor.parameters())
+
+
+def test_warm_start_begins_from_the_given_model(tmp_path):
+    from more4d_core.checkpoints.bundle import save_bundle
+
+    init = build_generator(MORE4D_TINY, seed=123)
+    init.codec.motion_scale.fill_(0.37)  # a latent scale the run must keep, not refit
+    path = tmp_path / "init.safetensors"
+    save_bundle(path, MORE4D_TINY, {"transformer": init.transformer, "codec": init.codec, "text_encoder": init.text_encoder})
+    out = train(_args(tmp_path / "warm", 1, init=str(path), recipe="v3", motion_weight=3.0, depth_noise=0.5,
+                      text_dropout=0.0, lr=0.0))
+    state = load_file(str(out / "step-0000001" / "model.safetensors"))
+    reference = init.transformer.state_dict()
+    assert all(torch.equal(state[f"transformer.{k}"].float(), v.float()) for k, v in reference.items())  # lr 0
+    assert float(state["codec.motion_scale"]) == pytest.approx(0.37)
+    info = json.loads((out / "step-0000001" / "trainer.json").read_text())
+    assert info["train_args"]["init"] == str(path) and "v3" in info["data_recipe"] and "perturbed" in info["data_recipe"]

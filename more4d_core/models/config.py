@@ -24,7 +24,9 @@ from ..errors import InputError
 from ..geometry.normalization import NORMALIZATIONS
 
 # 2: depth_condition added (files of version 1 were all trained with "minmax")
-CONFIG_VERSION = 2
+# 3: text_vocabulary added (files of version < 3 were all trained reading every word: "open")
+CONFIG_VERSION = 3
+TEXT_VOCABULARIES = ("open", "procedural")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 
 
@@ -89,6 +91,7 @@ class STraGConfig:
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
     word_hash_layers: int = 2
+    text_vocabulary: str = "open"  # word-hash words: every word ("open") or the trained words ("procedural", see models.vocabulary)
     # generation defaults
     num_frames: int = 49
     height: int = 368
@@ -115,6 +118,8 @@ class STraGConfig:
             raise InputError(f"text_encoder must be 'umt5' or 'word_hash', got {self.text_encoder!r}")
         if self.normalization not in NORMALIZATIONS:
             raise InputError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
+        if self.text_vocabulary not in TEXT_VOCABULARIES:
+            raise InputError(f"text_vocabulary must be one of {', '.join(TEXT_VOCABULARIES)}, got {self.text_vocabulary!r}")
         if self.depth_condition not in DEPTH_CONDITIONS:
             raise InputError(f"depth_condition must be one of {', '.join(DEPTH_CONDITIONS)}, got {self.depth_condition!r}")
         if self.image_dim is not None and self.text_len != 512:
@@ -188,6 +193,8 @@ class STraGConfig:
             raise InputError(f"unknown model config fields: {', '.join(unknown)}")
         if version < 2:  # written before the field existed: the only depth condition then
             data.setdefault("depth_condition", "minmax")
+        if version < 3:  # written before the field existed: every word was read
+            data.setdefault("text_vocabulary", "open")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):
@@ -235,6 +242,7 @@ MORE4D_SMALL = STraGConfig(
     normalization="focal",
     depth_condition="max_ratio",
     text_encoder="word_hash",
+    text_vocabulary="procedural",  # synonyms mapped to the trained words, unknown words named (models.vocabulary)
     height=96,
     width=128,
     steps=20,

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import InputError
 from .config import STraGConfig
+from .vocabulary import PromptReading, read_prompt
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -23,8 +24,16 @@ _WORD = re.compile(r"[a-z0-9]+")
 def hash_words(text: str, vocab: int, max_len: int) -> list[int]:
     """Stable word ids in ``1 .. vocab - 1`` (0 is padding): lower-cased alphanumeric words hashed
     with CRC-32, so the same word has the same id in every process and on every machine."""
-    words = _WORD.findall(str(text).lower())[:max_len]
+    return hash_list(_WORD.findall(str(text).lower())[:max_len], vocab)
+
+
+def hash_list(words: list[str], vocab: int) -> list[int]:
     return [1 + zlib.crc32(w.encode("utf-8")) % (vocab - 1) for w in words]
+
+
+def read_open(prompt: str, max_len: int) -> PromptReading:
+    """Every alphanumeric word is read (the "open" vocabulary of models trained before v3)."""
+    return PromptReading(str(prompt), _WORD.findall(str(prompt).lower()), max_len=max_len)
 
 
 class WordHashTextEncoder(nn.Module):
@@ -35,11 +44,13 @@ class WordHashTextEncoder(nn.Module):
     embeddings that were never trained). Paraphrase-robust text needs umT5.
     """
 
-    def __init__(self, vocab: int, dim: int, max_len: int, layers: int = 2, heads: int = 4):
+    def __init__(self, vocab: int, dim: int, max_len: int, layers: int = 2, heads: int = 4, words: str = "open"):
         super().__init__()
         if vocab < 2:
             raise InputError("word-hash vocabulary needs at least 2 entries")
-        self.vocab, self.max_len = vocab, max_len
+        if words not in ("open", "procedural"):
+            raise InputError(f"text vocabulary must be 'open' or 'procedural', got {words!r}")
+        self.vocab, self.max_len, self.words = vocab, max_len, words
         self.embed = nn.Embedding(vocab, dim, padding_idx=0)
         self.pos = nn.Parameter(torch.zeros(1, max_len, dim))
         nn.init.normal_(self.pos, std=0.02)
@@ -48,11 +59,19 @@ class WordHashTextEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
 
+    def read(self, prompt: str) -> PromptReading:
+        """What the encoder reads of ``prompt``: with the "procedural" vocabulary the trained words
+        (synonyms mapped, unknown words named, see :mod:`.vocabulary`); with "open" every word."""
+        if self.words == "procedural":
+            return read_prompt(prompt, self.max_len)
+        return read_open(prompt, self.max_len)
+
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
         ids = torch.zeros(len(prompts), self.max_len, dtype=torch.long)
         for i, p in enumerate(prompts):
-            words = hash_words(p, self.vocab, self.max_len)
-            ids[i, : len(words)] = torch.tensor(words, dtype=torch.long)
+            words = hash_list(self.read(p).kept, self.vocab)
+            if words:
+                ids[i, : len(words)] = torch.tensor(words, dtype=torch.long)
         return ids
 
     def forward(self, prompts: list[str]) -> torch.Tensor:
@@ -106,7 +125,8 @@ class UMT5TextEncoder(nn.Module):
 def build_text_encoder(cfg: STraGConfig, folder: str | Path | None = None) -> nn.Module:
     """The text encoder a config uses (``folder`` is required for umT5)."""
     if cfg.text_encoder == "word_hash":
-        return WordHashTextEncoder(cfg.word_hash_vocab, cfg.text_dim, cfg.text_len, cfg.word_hash_layers)
+        return WordHashTextEncoder(cfg.word_hash_vocab, cfg.text_dim, cfg.text_len, cfg.word_hash_layers,
+                                   words=cfg.text_vocabulary)
     if folder is None:
         raise FileNotFoundError(
             f"{cfg.name} uses the umT5-XXL text encoder: give the folder of a diffusers-format Wan2.1 "

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..data.procedural.scene_generator import generate_sample
 from ..data.trajscene import TrajSceneDataset
+from .depth_noise import perturb_depth
 
 _SWAPS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
 _SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
@@ -48,23 +50,36 @@ def _mirror_for(index: int, prob: float) -> bool:
     return prob > 0 and ((index * 2654435761) % 2**32) / 2**32 < prob
 
 
+def _depth_noise_for(index: int, prob: float) -> np.random.Generator | None:
+    """The random stream of an example's depth perturbation, or None when it keeps the true depth."""
+    rng = np.random.default_rng([7, int(index)])
+    return rng if prob > 0 and rng.random() < prob else None
+
+
 class ProceduralExamples(Dataset):
-    """Procedural samples of ``split`` (train / heldout) at ``height x width``, ``num_frames``."""
+    """Procedural samples of ``split`` (train / validation / heldout) at ``height x width``,
+    ``num_frames``, of data ``recipe``; with probability ``depth_noise`` the depth input is a
+    perturbed copy of the true depth (:mod:`.depth_noise`), the target stays the true motion."""
 
     def __init__(self, split: str, height: int, width: int, num_frames: int, *, seed_offset: int = 0,
-                 length: int = 10**9, mirror_prob: float = 0.5):
+                 length: int = 10**9, mirror_prob: float = 0.5, recipe: str = "v2", depth_noise: float = 0.0):
         self.split, self.height, self.width, self.num_frames = split, height, width, num_frames
         self.seed_offset, self.length, self.mirror_prob = seed_offset, length, mirror_prob
+        self.recipe, self.depth_noise = recipe, float(depth_noise)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict:
         s = generate_sample(self.seed_offset + int(index), self.split, self.height, self.width, self.num_frames,
-                            with_visibility=False)
+                            with_visibility=False, recipe=self.recipe)
+        depth = s.depth[0]
+        noise = _depth_noise_for(int(index), self.depth_noise)
+        if noise is not None:
+            depth = perturb_depth(depth, noise)
         ex = {
             "image": s.image.permute(2, 0, 1).contiguous(),
-            "depth": s.depth[0],
+            "depth": depth,
             "intrinsics": s.intrinsics.float(),
             "tracks": s.tracks.view(self.num_frames, self.height, self.width, 3),
             "caption": s.caption,

@@ -22,7 +22,7 @@ import torch
 from ..checkpoints import bundle
 from ..checkpoints.apply import load_into
 from ..checkpoints.bundle import save_bundle
-from ..data.procedural.scene_generator import RECIPE
+from ..data.procedural.scene_generator import RECIPES
 from ..generator import build_generator, load_generator
 from ..models.config import STraGConfig, get_config
 from .ema import EMA
@@ -45,6 +45,10 @@ class TrainArgs:
     ema_decay: float = 0.999
     text_dropout: float = 0.1
     train_shift: float = 3.0
+    recipe: str = "v2"  # procedural data recipe (scene_generator.RECIPES)
+    motion_weight: float = 0.0  # extra loss weight of latent cells whose points move (objective.motion_weights)
+    depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
+    init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
     seed: int = 0
     mixed_precision: str = "no"  # "bf16" / "fp16" on GPUs
     gradient_checkpointing: bool = False
@@ -69,7 +73,8 @@ def git_revision() -> str:
 
 def _dataset(args: TrainArgs, cfg: STraGConfig):
     if args.data == "procedural":
-        return ProceduralExamples("train", cfg.height, cfg.width, cfg.num_frames, seed_offset=args.seed * 10**7)
+        return ProceduralExamples("train", cfg.height, cfg.width, cfg.num_frames, seed_offset=args.seed * 10**7,
+                                  recipe=args.recipe, depth_noise=args.depth_noise)
     return TrajSceneExamples(args.data, cfg.height, cfg.width)
 
 
@@ -100,7 +105,8 @@ def train(args: TrainArgs) -> Path:
     gen = build_generator(cfg, seed=args.seed)
     dataset = _dataset(args, cfg)
     objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec,
-                                      text_dropout=args.text_dropout, train_shift=args.train_shift)
+                                      text_dropout=args.text_dropout, train_shift=args.train_shift,
+                                      motion_weight=args.motion_weight)
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -114,6 +120,9 @@ def train(args: TrainArgs) -> Path:
         load_optimizer_state(resume_from, optimizer)
         resumed = json.loads((resume_from / "trainer.json").read_text())
         start_step = resumed["step"]
+    elif args.init:  # warm start: every weight and the codec's latent scale from a model file
+        for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
+            load_into(module, bundle.iter_component(args.init, name), source=str(args.init))
     else:
         fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
     ema = EMA(objective, args.ema_decay)
@@ -136,7 +145,9 @@ def train(args: TrainArgs) -> Path:
 
     info = {
         "config": cfg.name, "seed": args.seed, "data": args.data, "git_revision": git_revision(),
-        "data_recipe": f"{RECIPE}, train split, mirror augmentation" if args.data == "procedural" else args.data,
+        "data_recipe": (f"{RECIPES[args.recipe]}, train split, mirror augmentation"
+                        + (f", depth input perturbed in {args.depth_noise:.0%}" if args.depth_noise else "")
+                        if args.data == "procedural" else args.data),
         "train_args": {k: v for k, v in asdict(args).items() if k != "info"}, **args.info,
     }
     log_path = out / "metrics.jsonl"

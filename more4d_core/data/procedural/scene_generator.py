@@ -7,7 +7,15 @@ tracker on a real video reports them), and mark a track visible at frame t when 
 at its pixel shows the same object at that depth (a z-buffer test against the true scene, which
 also catches occluders that were not visible at frame 0).
 
-Seeds: the train and held-out splits draw from separate random streams and separate photographs.
+Seeds: the train, validation and held-out splits draw from separate random streams and separate
+photographs.
+
+Recipes: ``"v2"`` is the evaluation distribution (and what the bundled model was trained on until
+recipe v3); ``"v3"`` is a training distribution over the same world: more scenes with two or three
+objects, fewer with two movers, scenes where nothing moves or only the camera moves (captions such as
+"nothing moves", "the scene is still" and the empty prompt), and generic subjects ("the object",
+"it", "the subject", ...) naming the most prominent object when it is the one that moves. A v2 sample
+is bit-identical to what the generator produced before v3 existed.
 """
 
 from __future__ import annotations
@@ -26,11 +34,21 @@ from .motions import AMOUNT_JITTER, CameraMotion, Motion, rot_y, sample_camera_m
 from .shapes import Pose, Shape, intersect, surface_points
 from .textures import sample_texture, sample_texture_uv
 
-SPLIT_STREAMS = {"train": 1, "heldout": 2}
+SPLIT_STREAMS = {"train": 1, "heldout": 2, "validation": 3}
 CAMERA_MOTION_PROB = 0.5
-RECIPE = (f"procedural generator v2 (room + 1-3 textured objects, 1-2 movers, camera motion {CAMERA_MOTION_PROB:.0%}, "
-          f"amounts +-{AMOUNT_JITTER:.0%}, scikit-image photographs)")
+RECIPES = {
+    "v2": (f"procedural generator v2 (room + 1-3 textured objects, 1-2 movers, camera motion {CAMERA_MOTION_PROB:.0%}, "
+           f"amounts +-{AMOUNT_JITTER:.0%}, scikit-image photographs)"),
+    "v3": (f"procedural generator v3 (v2 world; objects 1/2/3 with p 0.2/0.4/0.4, two movers 20%, 8% still scenes, "
+           f"7% camera-only scenes, generic subject for the most prominent lone mover 30%, camera motion "
+           f"{CAMERA_MOTION_PROB:.0%} otherwise, amounts +-{AMOUNT_JITTER:.0%}, scikit-image photographs)"),
+}
+RECIPE = RECIPES["v2"]
 NAMES = {"sphere": "ball", "box": "box", "card": "card", "disc": "disc"}
+# captions of scenes where nothing moves (recipe v3); the empty prompt means "nothing moves" too
+STILL_CAPTIONS = ("nothing moves", "the scene is still", "everything stays still", "")
+# what a user of real photos calls the main subject (recipe v3 trains them on the most prominent object)
+GENERIC_SUBJECTS = ("the object", "the subject", "it", "the thing", "the main object")
 
 
 @dataclass
@@ -94,8 +112,8 @@ def _room(rng: np.random.Generator, split: str, tex_size: int) -> tuple[list[Sce
     return out, depth
 
 
-def _objects(rng, split, tex_size, k_inv, width, height, wall_depth) -> list[SceneObject]:
-    count = int(rng.integers(1, 4))
+def _objects(rng, split, tex_size, k_inv, width, height, wall_depth, recipe: str = "v2") -> list[SceneObject]:
+    count = int(rng.integers(1, 4)) if recipe == "v2" else int(rng.choice([1, 2, 3], p=[0.2, 0.4, 0.4]))
     kinds = list(rng.permutation(["sphere", "box", "card", "disc"]))[:count]
     objects = []
     for kind in kinds:
@@ -177,27 +195,38 @@ def generate_sample(
     render_video: bool = False,
     with_visibility: bool = True,
     camera_motion_prob: float = CAMERA_MOTION_PROB,
-    two_movers_prob: float = 0.3,
+    two_movers_prob: float | None = None,
     texture_size: int = 128,
+    recipe: str = "v2",
 ) -> ProceduralSample:
-    """Generate one sample (deterministic in ``seed`` and ``split``).
+    """Generate one sample (deterministic in ``seed``, ``split`` and ``recipe``).
 
     ``with_visibility=False`` skips ray-casting frames 1..T (training needs only the tracks): the
     depth / object-id buffers then repeat frame 0 and visibility is all True.
     """
     if split not in SPLIT_STREAMS:
         raise ValueError(f"split must be one of {tuple(SPLIT_STREAMS)}, got {split!r}")
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {tuple(RECIPES)}, got {recipe!r}")
+    if two_movers_prob is None:
+        two_movers_prob = 0.3 if recipe == "v2" else 0.2
     rng = np.random.default_rng([SPLIT_STREAMS[split], int(seed)])
     fov = float(rng.uniform(50.0, 65.0))
     k = intrinsics_from_fov(height, width, fov).float()
     k_inv = torch.linalg.inv(k)
     room, wall_depth = _room(rng, split, texture_size)
-    objects = _objects(rng, split, texture_size, k_inv, width, height, wall_depth)
-    movers = [objects[0]] if (len(objects) == 1 or rng.random() > two_movers_prob) else objects[:2]
+    objects = _objects(rng, split, texture_size, k_inv, width, height, wall_depth, recipe)
+    scene_kind = "objects"
+    if recipe == "v3":
+        u = float(rng.random())
+        scene_kind = "still" if u < 0.08 else "camera only" if u < 0.15 else "objects"
+    movers = []
+    if scene_kind == "objects":
+        movers = [objects[0]] if (len(objects) == 1 or rng.random() > two_movers_prob) else objects[:2]
     for obj in movers:
         obj.motion = sample_motion(rng, obj.shape.kind, float(obj.base.position[2]), obj.shape.size[0])
     cam = CameraMotion()
-    if rng.random() < camera_motion_prob:
+    if scene_kind == "camera only" or (scene_kind == "objects" and rng.random() < camera_motion_prob):
         cam = sample_camera_motion(rng, wall_depth, min(float(o.base.position[2]) for o in objects))
     everything = room + objects
 
@@ -245,11 +274,24 @@ def generate_sample(
     else:
         visibility = torch.ones(num_frames, n, dtype=torch.bool)
 
-    clauses = [f"the {o.name} {o.motion.phrase}" for o in movers]
-    caption = " and ".join(clauses) + (f", while the camera {cam.phrase}" if cam.phrase else "")
+    subjects = [f"the {o.name}" for o in movers]
+    mover_ids = [len(room) + objects.index(o) for o in movers]
+    if recipe == "v3" and len(movers) == 1 and rng.random() < 0.3:
+        areas = torch.bincount(ids0, minlength=len(everything))[len(room):]
+        if int(areas.argmax()) == objects.index(movers[0]):  # the most prominent object is the one that moves
+            subjects[0] = GENERIC_SUBJECTS[int(rng.integers(len(GENERIC_SUBJECTS)))]
+    clauses = [f"{subject} {o.motion.phrase}" for subject, o in zip(subjects, movers)]
+    if clauses:
+        caption = " and ".join(clauses) + (f", while the camera {cam.phrase}" if cam.phrase else "")
+    elif cam.phrase:
+        caption = f"the camera {cam.phrase}"
+    else:
+        caption = STILL_CAPTIONS[int(rng.integers(len(STILL_CAPTIONS)))]
     params = {
         "seed": int(seed),
         "split": split,
+        "recipe": recipe,
+        "movers": mover_ids,  # indices into "objects" (room planes first)
         "fov_deg": fov,
         "objects": [
             {"name": o.name, "kind": o.shape.kind,

@@ -1,4 +1,4 @@
-"""Photographic textures for procedural scenes, with disjoint train and held-out sets.
+"""Photographic textures for procedural scenes, with disjoint train, validation and held-out sets.
 
 Textures come from the sample photographs that scikit-image ships inside its wheel (no download).
 Grey photographs are tinted with a random colour. Without scikit-image, seeded procedural
@@ -23,7 +23,9 @@ TRAIN_PHOTOS = (
     "hubble_deep_field.jpg", "brick.png", "camera.png", "grass.png", "gravel.png", "moon.png", "coins.png",
 )
 HELDOUT_PHOTOS = ("rocket.jpg", "retina.jpg", "color.png", "cell.png", "clock_motion.png", "text.png", "page.png")
-SPLITS = {"train": TRAIN_PHOTOS, "heldout": HELDOUT_PHOTOS}
+# the photographs neither of the others uses (added with the validation split; train and held-out unchanged)
+VALIDATION_PHOTOS = ("logo.png", "phantom.png", "chessboard_RGB.png", "horse.png")
+SPLITS = {"train": TRAIN_PHOTOS, "validation": VALIDATION_PHOTOS, "heldout": HELDOUT_PHOTOS}
 
 
 def _photo_dir() -> str | None:

@@ -1,0 +1,93 @@
+"""Controls that show whether the motion follows the prompt.
+
+* **named object** — in a still-camera scene with two or more objects, generate with the caption
+  naming each object in turn (the first mover's motion phrase, another subject); the share of
+  predicted motion (sum over points of the mean displacement, in output pixels) that falls on the
+  named object's true frame-0 pixels. 1 = only the named object moves.
+* **direction** — for a still-camera scene whose first mover translates (left / right, up / down,
+  toward the camera / away), generate with the true and with the swapped direction; a case counts
+  as right when the sign of the named object's mean predicted displacement along that axis (last
+  frame) matches the direction of the caption it was given.
+* **still prompts** — "nothing moves", "the scene is still" and the empty prompt: the 99th
+  percentile over points (and scenes) of each point's largest displacement over the clip, in output
+  pixels (the projection's image-plane displacement).
+"""
+
+from __future__ import annotations
+
+import torch
+
+STILL_PROMPTS = ("nothing moves", "the scene is still", "")
+ROOM_PARTS = 4  # the scene generator puts the room's planes first in params["objects"]
+MIN_OBJECT_PIXELS = 30  # objects smaller than this on the evaluated grid are not named
+SWAPPED = {"left": "right", "right": "left", "up": "down", "down": "up", "toward the camera": "away",
+           "away": "toward the camera"}
+
+
+def pixel_displacement(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_scale: float) -> torch.Tensor:
+    """``[T, N]``: image-plane distance of each point from its frame-0 projection, in pixels of an
+    image ``pixel_scale`` times the grid's size."""
+    p = tracks.double()
+    k = intrinsics.double()
+    z = p[..., 2].clamp(min=1e-6)
+    u = p[..., 0] / z * k[0, 0]
+    v = p[..., 1] / z * k[1, 1]
+    return torch.sqrt((u - u[:1]) ** 2 + (v - v[:1]) ** 2) * pixel_scale
+
+
+def still_drift(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_scale: float) -> torch.Tensor:
+    """``[N]``: each point's largest displacement over the clip, in output pixels."""
+    return pixel_displacement(tracks, intrinsics, pixel_scale).amax(dim=0)
+
+
+def nameable_objects(sample) -> list[int]:
+    """Indices (into ``params["objects"]``) of the objects large enough in frame 0 to be named."""
+    ids = sample.object_id[0].reshape(-1)
+    counts = torch.bincount(ids, minlength=len(sample.params["objects"]))
+    return [i for i in range(ROOM_PARTS, len(sample.params["objects"])) if int(counts[i]) >= MIN_OBJECT_PIXELS]
+
+
+def first_mover(sample) -> int | None:
+    movers = sample.params.get("movers") or []
+    return movers[0] if movers else None
+
+
+def named_caption(sample, index: int) -> str:
+    """The first mover's motion phrase with object ``index`` as its subject."""
+    mover = sample.params["objects"][first_mover(sample)]
+    return f"the {sample.params['objects'][index]['name']} {mover['motion']['phrase']}"
+
+
+def named_share(tracks: torch.Tensor, sample, index: int, pixel_scale: float) -> float:
+    """Share of the predicted motion on object ``index``'s true pixels."""
+    motion = pixel_displacement(tracks, sample.intrinsics, pixel_scale).mean(dim=0)
+    on = sample.object_id[0].reshape(-1) == index
+    total = float(motion.sum())
+    return float(motion[on].sum()) / total if total > 0 else 0.0
+
+
+def direction_cases(sample) -> list[tuple[str, int, float]]:
+    """``(caption, axis, expected sign)`` for the true and the swapped direction of a translating
+    first mover (empty when the first mover does not translate)."""
+    index = first_mover(sample)
+    if index is None:
+        return []
+    obj = sample.params["objects"][index]
+    motion = obj["motion"]
+    if motion["kind"] != "translate":
+        return []
+    vector = motion["vector"]
+    axis = max(range(3), key=lambda a: abs(vector[a]))
+    sign = 1.0 if vector[axis] > 0 else -1.0
+    direction = next(d for d in sorted(SWAPPED, key=len, reverse=True) if d in motion["phrase"])
+    clause = f"the {obj['name']} {motion['phrase']}"
+    swapped = f"the {obj['name']} {motion['phrase'].replace(direction, SWAPPED[direction])}"
+    caption = sample.caption
+    return [(caption, axis, sign), (caption.replace(clause, swapped, 1), axis, -sign)]
+
+
+def direction_sign(tracks: torch.Tensor, sample, axis: int) -> float:
+    """Sign of the first mover's mean predicted displacement along ``axis`` at the last frame."""
+    on = sample.object_id[0].reshape(-1) == first_mover(sample)
+    disp = (tracks[-1, on, axis] - tracks[0, on, axis]).double().mean()
+    return float(torch.sign(disp))

@@ -1,0 +1,168 @@
+"""The evaluation protocol: procedural scenes of one split, every method scored per cell, controls.
+
+Cells: scenes where the camera moves / stays still, crossed with points that move / stay still
+(a point moves when its true track moves more than 2 output pixels at some frame, see
+:func:`.metrics.moving_points`), plus "all". Methods:
+
+* ``model`` — the headline: the model as it generates, with no post-processing (still hold off);
+* ``model + still hold`` — the same generation with the still hold applied (post-processing);
+* ``model, wrong caption`` — another scene's caption;
+* ``nothing moves`` — every point stays at its frame-0 position;
+* ``mean motion`` — the average training motion field;
+* ``codec oracle`` — the ground truth through the model's trajectory codec (the representation's ceiling).
+
+The depth the model sees is the true depth or the built-in prior's (``depth="prior"``); with the
+prior the model's normalized motion is placed on the true frame-0 points, so the scores measure the
+motion it generates from that depth, not the depth's own error.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
+from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
+from ..sampling.still import hold_still
+from . import controls
+from .baselines import MeanMotion, static_tracks
+from .metrics import TrajectoryScores, mean_scores, moving_points, score
+
+METHODS = ("model", "model + still hold", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
+SCENES = ("camera still", "camera moves", "all scenes")
+POINTS = ("moving", "still", "all")
+DEPTHS = ("true", "prior")
+
+
+def metric_factors(k, hw) -> NormalizationFactors:
+    """Displacement as a fraction of the image size: the unit of EPE3D and of the mean-motion
+    baseline, whatever normalization the evaluated model generates in."""
+    return NormalizationFactors.from_intrinsics(k, *hw)
+
+
+@torch.no_grad()
+def codec_round_trip(generator, tracks: torch.Tensor, hw: tuple[int, int], intrinsics) -> torch.Tensor:
+    """Ground-truth tracks ``[T, N, 3]`` encoded and decoded by the generator's trajectory codec."""
+    factors = generator.normalization_factors(intrinsics, hw)
+    grid = tracks.reshape(tracks.shape[0], *hw, 3)[None].float()
+    codec = generator.codec
+    dev = next((b.device for b in codec.buffers()), torch.device("cpu"))
+    latents = codec.encode_tracks(grid.to(dev), factors)
+    out = codec.decode_tracks(latents, grid[:, 0].to(dev), factors, num_frames=tracks.shape[0])
+    return out[0].reshape(tracks.shape).cpu()
+
+
+def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: float) -> torch.Tensor:
+    """The still hold applied to generated tracks (the same ramp as at generation)."""
+    factors = generator.normalization_factors(intrinsics, hw)
+    field = normalize_motion(tracks.double(), factors)  # [T, N, 3]
+    held = hold_still(field.permute(2, 0, 1).reshape(1, 3, field.shape[0], *hw), threshold)
+    held = held[0].reshape(3, field.shape[0], -1).permute(1, 2, 0)
+    return denormalize_motion(held, tracks[0].double(), factors).float()
+
+
+def _on_true_points(generator, pred: torch.Tensor, gt: torch.Tensor, intrinsics, hw) -> torch.Tensor:
+    """Generated motion (normalized by its own frame-0 depth) placed on the true frame-0 points."""
+    factors = generator.normalization_factors(intrinsics, hw)
+    return denormalize_motion(normalize_motion(pred.double(), factors), gt[0].double(), factors).float()
+
+
+def _prior_depth(image: torch.Tensor, intrinsics) -> torch.Tensor:
+    from ..depth.estimate import estimate_depth
+
+    fov = float(2 * torch.rad2deg(torch.atan(image.shape[1] / (2 * intrinsics[0, 0]))))
+    return estimate_depth(image, "prior", fov_deg=fov).depth
+
+
+def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
+             depth: str = "true", still_threshold: float | None = None, with_controls: bool = True,
+             mean_samples: int = 256, height: int | None = None, width: int | None = None,
+             num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
+    """Score the model, the baselines and the controls on ``samples`` scenes of ``split`` (seeds
+    ``seed .. seed + samples - 1``); see the module doc. Returns a JSON-ready dict."""
+    if split not in SPLIT_STREAMS:
+        raise ValueError(f"split must be one of {tuple(SPLIT_STREAMS)}, got {split!r}")
+    if depth not in DEPTHS:
+        raise ValueError(f"depth must be one of {DEPTHS}, got {depth!r}")
+    cfg = generator.config
+    h, w, frames = height or cfg.height, width or cfg.width, num_frames or cfg.num_frames
+    hold = cfg.still_threshold if still_threshold is None else float(still_threshold)
+    units = {"grid": 1.0, "output": output_width / w}
+    out_scale = units["output"]
+    start = time.perf_counter()
+    train = [generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples)]
+    mean = MeanMotion.from_tracks([s.tracks for s in train], [metric_factors(s.intrinsics, (h, w)) for s in train])
+    scenes = [generate_sample(seed + i, split, h, w, frames) for i in range(samples)]
+    per: dict[str, dict[str, dict[str, list[TrajectoryScores]]]] = {
+        u: {m: {f"{sc} / {pt}": [] for sc in SCENES for pt in POINTS} for m in METHODS} for u in units}
+    drift = {p: [] for p in controls.STILL_PROMPTS}
+    shares, directions = [], []
+    camera_moves, gt_smooth, moving_fraction = [], [], []
+
+    def run(s, caption, d, k):
+        pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps, still_threshold=0.0).points
+        return _on_true_points(generator, pred, s.tracks, s.intrinsics, (h, w)) if depth == "prior" else pred
+
+    for i, s in enumerate(scenes):
+        f = metric_factors(s.intrinsics, (h, w))
+        d = s.depth[0] if depth == "true" else _prior_depth(s.image, s.intrinsics)
+        moves = bool(s.params["camera"]["phrase"])
+        camera_moves.append(moves)
+        moving = moving_points(s.tracks, s.intrinsics, pixel_scale=out_scale)
+        moving_fraction.append(float(moving.double().mean()))
+        wrong = next(o.caption for o in scenes[i + 1 :] + scenes[:i] if o.caption != s.caption)
+        model = run(s, s.caption, d, i)
+        preds = {
+            "model": model,
+            "model + still hold": with_still_hold(generator, model, s.intrinsics, (h, w), hold),
+            "model, wrong caption": run(s, wrong, d, i),
+            "nothing moves": static_tracks(s.tracks[0], frames),
+            "mean motion": mean.predict(s.tracks[0], f),
+            "codec oracle": codec_round_trip(generator, s.tracks, (h, w), s.intrinsics),
+        }
+        scene_cells = ("camera moves" if moves else "camera still", "all scenes")
+        for unit, scale in units.items():
+            for method, pred in preds.items():
+                for pt, mask in (("moving", moving), ("still", ~moving), ("all", None)):
+                    result = score(pred, s.tracks, s.visibility, s.intrinsics, f, pixel_scale=scale, points=mask)
+                    for sc in scene_cells:
+                        per[unit][method][f"{sc} / {pt}"].append(result)
+        gt_smooth.append(score(s.tracks, s.tracks, s.visibility, s.intrinsics, f).smoothness)
+        if with_controls:
+            for prompt in controls.STILL_PROMPTS:
+                drift[prompt].append(controls.still_drift(run(s, prompt, d, i), s.intrinsics, out_scale))
+            if not moves and controls.first_mover(s) is not None:
+                named = controls.nameable_objects(s)
+                if len(named) >= 2:
+                    for index in named:
+                        pred = run(s, controls.named_caption(s, index), d, i)
+                        shares.append(controls.named_share(pred, s, index, out_scale))
+                for caption, axis, sign in controls.direction_cases(s):
+                    directions.append(controls.direction_sign(run(s, caption, d, i), s, axis) == sign)
+        if (i + 1) % 8 == 0:
+            log(f"  evaluated {i + 1}/{len(scenes)} scenes ({time.perf_counter() - start:.0f} s)")
+
+    cells = {u: {m: {c: mean_scores(items) for c, items in by_cell.items()} for m, by_cell in by_method.items()}
+             for u, by_method in per.items()}
+    result = {
+        "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
+        "depth": depth, "steps": steps or cfg.steps, "still_hold_threshold": hold,
+        "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
+        "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
+        "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},
+        "cells": {u: {m: {c: (v.to_dict() if v is not None else None) for c, v in by_cell.items()}
+                      for m, by_cell in by_method.items()} for u, by_method in cells.items()},
+        "gt_smoothness": sum(gt_smooth) / len(gt_smooth),
+    }
+    if with_controls:
+        result["controls"] = {
+            "named_object_share": {"mean": sum(shares) / len(shares) if shares else None, "cases": len(shares)},
+            "direction_correct": {"fraction": sum(directions) / len(directions) if directions else None,
+                                  "cases": len(directions)},
+            "still_prompt_drift_p99_px": {
+                (p or "(empty prompt)"): (float(torch.quantile(torch.cat(v).float(), 0.99)) if v else None)
+                for p, v in drift.items()},
+        }
+    result["seconds"] = time.perf_counter() - start
+    return result
