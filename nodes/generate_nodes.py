@@ -64,7 +64,14 @@ class GenerateTrajectories:
                 "image": ("IMAGE", {"tooltip": "The input image (the first frame)."}),
                 "depth": (DEPTH, {"tooltip": "Metric depth and intrinsics of the image (Estimate Depth)."}),
                 "prompt": ("STRING", {"default": "the ball slides left quickly", "multiline": True,
-                                      "tooltip": "What moves and how."}),
+                                      "tooltip": "What moves and how. The bundled model reads English words of its "
+                                                 "training world (the ball / box / card / disc / it moves left, right, "
+                                                 "up, down, toward the camera, away, bounces, spins, grows, shrinks, "
+                                                 "waves, bends; the camera pans, rises, moves forward or back; nothing "
+                                                 "moves) and common synonyms (cube, sphere, rotates, jumps, drifts, "
+                                                 "fast, ...); 'the subject', 'the person', 'it' mean the most prominent "
+                                                 "object. Words it does not know are named in the log and in the "
+                                                 "scene's metadata."}),
                 "negative_prompt": ("STRING", {"default": "", "multiline": True,
                                                "tooltip": "Guidance pushes away from this (empty = unconditional)."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1, "control_after_generate": True,

@@ -65,9 +65,12 @@ def test_evaluation_harness_scores_every_cell_and_control(tmp_path):
     from more4d_core.eval.__main__ import main
 
     assert main(["--model", str(_tiny_model(tmp_path)), "--samples", "2", "--steps", "1", "--mean-samples", "2",
-                 "--split", "validation", "--json", str(path), "--no-controls"]) in (0, 1)
+                 "--split", "validation", "--json", str(path), "--no-controls", "--still-sweep", "0,0.004"]) in (0, 1)
     saved = json.loads(path.read_text())
     assert saved["split"] == "validation" and "targets" in saved and "model" in saved["cells"]["output"]
+    rows = saved["cells"]["output"]
+    assert rows["model + still hold 0"] == rows["model"]  # a zero threshold holds nothing
+    assert "model + still hold 0.004" in rows
 
 
 def _tiny_model(tmp_path):

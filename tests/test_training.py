@@ -72,7 +72,13 @@ def test_export_and_cli(tmp_path):
 
     header = read_header(tmp_path / "m.safetensors")
     assert header.info["weights"] == "EMA" and header.info["dtype"] == "float16" and header.info["steps"] == 2
-    assert header.config.name == "more4d-tiny"
+    assert header.config.name == "more4d-tiny" and header.config.still_threshold == 0.0
+    # the same command on a finished run only exports again, here with a still hold chosen afterwards
+    assert train_main(["--config", "more4d-tiny", "--steps", "2", "--batch-size", "2", "--out", str(out),
+                       "--checkpoint-every", "2", "--scale-samples", "4", "--export", str(tmp_path / "m.safetensors"),
+                       "--still-threshold", "0.004"]) == 0
+    again = read_header(tmp_path / "m.safetensors")
+    assert again.config.still_threshold == 0.004 and again.info["wall_time_s"] == header.info["wall_time_s"]
     assert all(v.dtype == torch.float16 for v in load_file(str(tmp_path / "m.safetensors")).values() if v.is_floating_point())
 
 

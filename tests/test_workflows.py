@@ -90,6 +90,9 @@ def test_runner_command_line(tmp_path, capsys):
                      "--camera", "roll", "pan_x", "--prompt", "the box grows"]) == 0
     out = capsys.readouterr().out
     assert "More4DGenerate" in out and "peak memory" in out and "roll_00001.mp4" not in out  # prefixes stay
+    # the bundled example's true motion is known: the runner scores the generated motion against it
+    assert "bundled example vs its true motion" in out and "nothing moves" in out and "share of the model's motion" in out
+    assert "generated with the prompt 'the box grows'" in out
     assert (tmp_path / "more4d" / "orbit_00001.mp4").is_file()
     with pytest.raises(ValueError, match="camera preset nodes"):
         run_main(["--out", str(tmp_path), "--camera", "a", "b", "c"])

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", default="true", choices=DEPTHS, help="depth the model sees: true or the built-in prior's")
     parser.add_argument("--still-threshold", type=float, default=None,
                         help="threshold of the 'model + still hold' row (default: the model's)")
+    parser.add_argument("--still-sweep", default="",
+                        help="comma-separated still-hold thresholds to score as extra rows (choose the threshold on validation)")
     parser.add_argument("--no-controls", action="store_true", help="skip the named-object, direction and still-prompt controls")
     parser.add_argument("--mean-samples", type=int, default=256, help="training samples of the mean-motion baseline")
     parser.add_argument("--output-width", type=int, default=512, help="width of the output image whose pixels count (default 512)")
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {path} ({gen.config.name}); {args.samples} {args.split} scenes, seeds {args.seed}..{args.seed + args.samples - 1}; "
           f"depth: {args.depth}; steps {args.steps or gen.config.steps}")
     result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, depth=args.depth,
-                      still_threshold=args.still_threshold, with_controls=not args.no_controls,
+                      still_threshold=args.still_threshold,
+                      still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
+                      with_controls=not args.no_controls,
                       mean_samples=args.mean_samples, output_width=args.output_width)
     result["model"] = str(path)
     counts = result["scene_counts"]

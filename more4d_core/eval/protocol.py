@@ -76,7 +76,8 @@ def _prior_depth(image: torch.Tensor, intrinsics) -> torch.Tensor:
 
 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
-             depth: str = "true", still_threshold: float | None = None, with_controls: bool = True,
+             depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
+             with_controls: bool = True,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
     """Score the model, the baselines and the controls on ``samples`` scenes of ``split`` (seeds
@@ -94,8 +95,10 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     train = [generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples)]
     mean = MeanMotion.from_tracks([s.tracks for s in train], [metric_factors(s.intrinsics, (h, w)) for s in train])
     scenes = [generate_sample(seed + i, split, h, w, frames) for i in range(samples)]
+    sweep = {f"model + still hold {t:g}": float(t) for t in still_sweep}  # threshold choices (on validation)
+    methods = METHODS + tuple(sweep)
     per: dict[str, dict[str, dict[str, list[TrajectoryScores]]]] = {
-        u: {m: {f"{sc} / {pt}": [] for sc in SCENES for pt in POINTS} for m in METHODS} for u in units}
+        u: {m: {f"{sc} / {pt}": [] for sc in SCENES for pt in POINTS} for m in methods} for u in units}
     drift = {p: [] for p in controls.STILL_PROMPTS}
     shares, directions = [], []
     camera_moves, gt_smooth, moving_fraction = [], [], []
@@ -120,6 +123,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
             "nothing moves": static_tracks(s.tracks[0], frames),
             "mean motion": mean.predict(s.tracks[0], f),
             "codec oracle": codec_round_trip(generator, s.tracks, (h, w), s.intrinsics),
+            **{name: with_still_hold(generator, model, s.intrinsics, (h, w), t) for name, t in sweep.items()},
         }
         scene_cells = ("camera moves" if moves else "camera still", "all scenes")
         for unit, scale in units.items():

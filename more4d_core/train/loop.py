@@ -25,6 +25,7 @@ from ..checkpoints.bundle import save_bundle
 from ..data.procedural.scene_generator import RECIPES
 from ..generator import build_generator, load_generator
 from ..models.config import STraGConfig, get_config
+from ..sampling.still import check_still_threshold
 from .ema import EMA
 from .examples import ProceduralExamples, TrajSceneExamples, collate
 from .objective import FlowMatchingObjective, batch_fields
@@ -49,6 +50,7 @@ class TrainArgs:
     motion_weight: float = 0.0  # extra loss weight of latent cells whose points move (objective.motion_weights)
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
+    still_threshold: float | None = None  # the exported model's default still hold (None: the config's); chosen on validation
     seed: int = 0
     mixed_precision: str = "no"  # "bf16" / "fp16" on GPUs
     gradient_checkpointing: bool = False
@@ -214,6 +216,8 @@ def _checkpoint(out: Path, step: int, cfg, gen, ema: EMA, optimizer, info: dict)
 def _export(out: Path, args: TrainArgs, cfg: STraGConfig, info: dict) -> Path:
     """The final EMA weights as a float16 single-file model (what ships as the default model)."""
     latest = latest_checkpoint(out)
+    if args.still_threshold is not None:
+        cfg = cfg.replace(still_threshold=check_still_threshold(args.still_threshold))
     gen = load_generator(latest / "ema.safetensors")
     header = bundle.read_header(latest / "ema.safetensors")
     return save_bundle(Path(args.export), cfg,
