@@ -24,9 +24,10 @@ from ..errors import InputError
 from ..geometry.normalization import NORMALIZATIONS
 
 # 2: depth_condition added (files of version 1 were all trained with "minmax")
-# 3: text_vocabulary added (files of version < 3 were all trained reading every word: "open")
+# 3: text_vocabulary and decode_guide added (files of version < 3 read every word and decode bilinearly)
 CONFIG_VERSION = 3
 TEXT_VOCABULARIES = ("open", "procedural")
+DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 
 
@@ -81,6 +82,7 @@ class STraGConfig:
     codec: str = "wan_vae"  # or "patchify", "dct"
     temporal_compression: int = 4
     dct_coefficients: int = 8
+    decode_guide: str = "none"  # dct codec: upsample the decoded field bilinearly ("none") or guided by the frame-0 depth ("depth")
     spatial_compression: int = 8
     vae_base_dim: int = 96
     vae_z_dim: int = 16
@@ -120,6 +122,8 @@ class STraGConfig:
             raise InputError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
         if self.text_vocabulary not in TEXT_VOCABULARIES:
             raise InputError(f"text_vocabulary must be one of {', '.join(TEXT_VOCABULARIES)}, got {self.text_vocabulary!r}")
+        if self.decode_guide not in DECODE_GUIDES:
+            raise InputError(f"decode_guide must be one of {', '.join(DECODE_GUIDES)}, got {self.decode_guide!r}")
         if self.depth_condition not in DEPTH_CONDITIONS:
             raise InputError(f"depth_condition must be one of {', '.join(DEPTH_CONDITIONS)}, got {self.depth_condition!r}")
         if self.image_dim is not None and self.text_len != 512:
@@ -193,8 +197,9 @@ class STraGConfig:
             raise InputError(f"unknown model config fields: {', '.join(unknown)}")
         if version < 2:  # written before the field existed: the only depth condition then
             data.setdefault("depth_condition", "minmax")
-        if version < 3:  # written before the field existed: every word was read
+        if version < 3:  # written before these fields existed: every word was read, decoding was bilinear
             data.setdefault("text_vocabulary", "open")
+            data.setdefault("decode_guide", "none")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):
@@ -235,6 +240,7 @@ MORE4D_SMALL = STraGConfig(
     motion_encoder_trainable=True,  # no pretrained weights at this size: learn it with the model
     codec="dct",
     dct_coefficients=8,
+    decode_guide="depth",  # motion edges on depth edges (codec oracle on validation: moving points 0.66 -> 0.76)
     spatial_compression=4,
     # the procedural data's motions are world distances relative to depth: in focal units the field does
     # not depend on the unseen field of view, and depth as a fraction of the farthest keeps the parallax

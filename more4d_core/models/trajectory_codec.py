@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
+from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, safe_depth
 from ..sampling.still import hold_still
-from .config import STraGConfig
+from .config import DECODE_GUIDES, STraGConfig
+from .guided_upsampling import guided_upsample
 from .vae_adaptors import DecoderAdaptor, EncoderAdaptor
 
 
@@ -161,10 +162,13 @@ class TemporalBasisCodec(TrajectoryCodec):
 
     temporal = 1
 
-    def __init__(self, coefficients: int = 8, spatial: int = 4):
+    def __init__(self, coefficients: int = 8, spatial: int = 4, decode_guide: str = "none"):
         super().__init__()
+        if decode_guide not in DECODE_GUIDES:
+            raise InputError(f"decode guide must be one of {', '.join(DECODE_GUIDES)}, got {decode_guide!r}")
         self.coefficients = int(coefficients)
         self.spatial = int(spatial)
+        self.decode_guide = decode_guide
         self.latent_channels = 3 * self.coefficients
         self.register_buffer("latent_scale", torch.ones(self.latent_channels), persistent=True)
 
@@ -199,6 +203,23 @@ class TemporalBasisCodec(TrajectoryCodec):
         coeffs = (latents * self.latent_scale.to(latents.dtype).view(1, -1, 1, 1, 1)).reshape(b, 3, self.coefficients, h, w)
         field = torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, latents.device, latents.dtype), coeffs)
         return resize_field(field, out_hw)
+
+    def decode_tracks(
+        self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors, num_frames: int | None = None,
+        still_threshold: float = 0.0,
+    ) -> torch.Tensor:
+        """With ``decode_guide="depth"`` the coefficients are upsampled to the output grid guided by the
+        frame-0 depth (:mod:`.guided_upsampling`: motion edges stay on depth edges); otherwise bilinearly."""
+        if self.decode_guide == "none":
+            return super().decode_tracks(latents, points0, factors, num_frames, still_threshold)
+        if num_frames is None:
+            raise InputError("the temporal-basis codec needs the number of frames to decode")
+        b, _, _, h, w = latents.shape
+        coeffs = (latents.float() * self.latent_scale.float().view(1, -1, 1, 1, 1))[:, :, 0]  # [B, 3K, h, w]
+        guide = torch.log(safe_depth(points0[..., 2].float()))
+        fine = guided_upsample(coeffs, guide).reshape(b, 3, self.coefficients, *guide.shape[-2:])
+        field = torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, fine.device, fine.dtype), fine)
+        return field_to_tracks(hold_still(field, still_threshold), points0.float(), factors)
 
     def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
         return self._project(video)
@@ -273,7 +294,7 @@ def build_codec(cfg: STraGConfig, vae: nn.Module | None = None) -> TrajectoryCod
                 f"the temporal-basis codec makes 3 x {cfg.dct_coefficients} latent channels but the config says "
                 f"{cfg.latent_channels}"
             )
-        return TemporalBasisCodec(cfg.dct_coefficients, cfg.spatial_compression)
+        return TemporalBasisCodec(cfg.dct_coefficients, cfg.spatial_compression, cfg.decode_guide)
     if cfg.codec == "patchify":
         if cfg.latent_channels != 3 * cfg.temporal_compression:
             raise InputError(
