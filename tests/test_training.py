@@ -113,3 +113,12 @@ def test_warm_start_begins_from_the_given_model(tmp_path):
     assert float(state["codec.motion_scale"]) == pytest.approx(0.37)
     info = json.loads((out / "step-0000001" / "trainer.json").read_text())
     assert info["train_args"]["init"] == str(path) and "v3" in info["data_recipe"] and "perturbed" in info["data_recipe"]
+
+
+def test_a_run_stopped_early_exports_the_step_it_stopped_at(tmp_path):
+    from more4d_core.checkpoints.bundle import read_header
+
+    train(_args(tmp_path / "run", 4, stop_after=2, export=str(tmp_path / "m.safetensors")))
+    header = read_header(tmp_path / "m.safetensors")
+    assert header.info["steps"] == 2 and header.info["scheduled_steps"] == 4
+    assert header.info["train_args"]["stop_after"] == 2

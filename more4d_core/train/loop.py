@@ -60,7 +60,7 @@ class TrainArgs:
     workers: int = 0
     scale_samples: int = 128  # samples used to fit the codec's latent scale
     export: str | None = None  # write the EMA model here at the end (single-file, float16)
-    stop_after: int | None = None  # stop (with a checkpoint) after this step; the schedule still spans `steps`
+    stop_after: int | None = None  # stop (with a checkpoint, exported with --export) after this step; the schedule still spans `steps`
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -192,8 +192,9 @@ def train(args: TrainArgs) -> Path:
                                                               "wall_time_s": elapsed, "loss_avg": running})
         accelerator.wait_for_everyone()
     bar.close()
-    if accelerator.is_main_process and args.export and last == args.steps:
-        _export(out, args, cfg, {**info, "steps": args.steps, "batch_size": args.batch_size})
+    if accelerator.is_main_process and args.export and start_step <= last:
+        # the run ended at `last` (all its steps, or --stop-after): export the EMA weights of that step
+        _export(out, args, cfg, {**info, "steps": last, "scheduled_steps": args.steps, "batch_size": args.batch_size})
     return out
 
 
