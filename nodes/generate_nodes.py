@@ -91,7 +91,7 @@ class GenerateTrajectories:
                 "still_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": MAX_STILL_THRESHOLD, "step": 0.001,
                                               "tooltip": "Points whose motion stays below this (about a fraction of "
                                                          "the image size) are held exactly still (no background shimmer); "
-                                                         "0 = off, -1 = the model's default (0.008 for the bundled "
+                                                         "0 = off, -1 = the model's default (0.016 for the bundled "
                                                          "model, off for the authors' 14B)."}),
             },
         }

@@ -122,3 +122,15 @@ def test_a_run_stopped_early_exports_the_step_it_stopped_at(tmp_path):
     header = read_header(tmp_path / "m.safetensors")
     assert header.info["steps"] == 2 and header.info["scheduled_steps"] == 4
     assert header.info["train_args"]["stop_after"] == 2
+
+
+def test_cli_options_without_a_default_get_their_annotated_type(tmp_path):
+    out = tmp_path / "run"
+    assert train_main(["--config", "more4d-tiny", "--steps", "2", "--stop-after", "1", "--batch-size", "2",
+                       "--out", str(out), "--scale-samples", "4", "--still-threshold", "0.004",
+                       "--export", str(tmp_path / "m.safetensors")]) == 0
+    from more4d_core.checkpoints.bundle import read_header
+
+    header = read_header(tmp_path / "m.safetensors")
+    assert header.info["train_args"]["stop_after"] == 1 and header.info["train_args"]["still_threshold"] == 0.004
+    assert header.config.still_threshold == 0.004 and header.info["steps"] == 1

@@ -15,12 +15,19 @@ def static_tracks(points0: torch.Tensor, num_frames: int) -> torch.Tensor:
 class MeanMotion:
     """The per-pixel, per-frame average of the normalized motion field over training samples."""
 
-    def __init__(self, fields: list[torch.Tensor]):
-        self.field = torch.stack([f.double() for f in fields]).mean(0)  # [T, N, 3]
+    def __init__(self, fields):
+        total, count = None, 0
+        for f in fields:  # a running sum: one field in memory at a time (256 fields in float64 are 3.7 GB)
+            total = f.double().clone() if total is None else total.add_(f.double())
+            count += 1
+        if total is None:
+            raise ValueError("the mean motion needs at least one field")
+        self.field = total / count  # [T, N, 3]
 
     @classmethod
-    def from_tracks(cls, tracks: list[torch.Tensor], factors: list[NormalizationFactors]) -> MeanMotion:
-        return cls([normalize_motion(t.double(), f) for t, f in zip(tracks, factors)])
+    def from_tracks(cls, tracks, factors) -> MeanMotion:
+        """From iterables of tracks and their normalization factors (generators are consumed lazily)."""
+        return cls(normalize_motion(t.double(), f) for t, f in zip(tracks, factors))
 
     def predict(self, points0: torch.Tensor, factors: NormalizationFactors) -> torch.Tensor:
         return denormalize_motion(self.field, points0.double(), factors).float()

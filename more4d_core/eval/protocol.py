@@ -92,8 +92,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     units = {"grid": 1.0, "output": output_width / w}
     out_scale = units["output"]
     start = time.perf_counter()
-    train = [generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples)]
-    mean = MeanMotion.from_tracks([s.tracks for s in train], [metric_factors(s.intrinsics, (h, w)) for s in train])
+    train = (generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples))
+    mean = MeanMotion(normalize_motion(s.tracks.double(), metric_factors(s.intrinsics, (h, w))) for s in train)
     scenes = [generate_sample(seed + i, split, h, w, frames) for i in range(samples)]
     sweep = {f"model + still hold {t:g}": float(t) for t in still_sweep}  # threshold choices (on validation)
     methods = METHODS + tuple(sweep)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .config import STraGConfig
+from .config import TEXT_VOCABULARIES, STraGConfig
 from .vocabulary import PromptReading, read_prompt
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -40,16 +40,18 @@ class WordHashTextEncoder(nn.Module):
     """Word-hash embedding + learned positions + a small Transformer encoder.
 
     Captions of procedural training data are short and compositional ("the ball slides left"),
-    which this captures; it does not know words it never saw in training (they hash to
-    embeddings that were never trained). Paraphrase-robust text needs umT5.
+    which this captures. With ``words="procedural"`` a prompt is first read into the trained words
+    (:mod:`.vocabulary`: synonyms mapped, unknown words dropped and named); with ``"open"`` (models
+    trained before that existed) every word is hashed, and words never seen in training hash to
+    embeddings that were never trained. Paraphrase-robust text needs umT5.
     """
 
     def __init__(self, vocab: int, dim: int, max_len: int, layers: int = 2, heads: int = 4, words: str = "open"):
         super().__init__()
         if vocab < 2:
             raise InputError("word-hash vocabulary needs at least 2 entries")
-        if words not in ("open", "procedural"):
-            raise InputError(f"text vocabulary must be 'open' or 'procedural', got {words!r}")
+        if words not in TEXT_VOCABULARIES:
+            raise InputError(f"text vocabulary must be one of {', '.join(TEXT_VOCABULARIES)}, got {words!r}")
         self.vocab, self.max_len, self.words = vocab, max_len, words
         self.embed = nn.Embedding(vocab, dim, padding_idx=0)
         self.pos = nn.Parameter(torch.zeros(1, max_len, dim))

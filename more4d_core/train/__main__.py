@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(defaults, f.name)
         if isinstance(value, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            parser.add_argument(flag, type=type(value) if value is not None else str, default=value)
+        else:  # options without a default take the type their annotation names ("int | None" -> int)
+            kind = type(value) if value is not None else {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+            parser.add_argument(flag, type=kind, default=value)
     args = TrainArgs(**{k: v for k, v in vars(parser.parse_args(argv)).items()})
     out = train(args)
     print(f"checkpoints in {out}" + (f"; exported {args.export}" if args.export else ""))
