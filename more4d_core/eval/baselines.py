@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
+from ..geometry.normalization import NormalizationFactors, denormalize_motion
 
 
 def static_tracks(points0: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -23,11 +23,6 @@ class MeanMotion:
         if total is None:
             raise ValueError("the mean motion needs at least one field")
         self.field = total / count  # [T, N, 3]
-
-    @classmethod
-    def from_tracks(cls, tracks, factors) -> MeanMotion:
-        """From iterables of tracks and their normalization factors (generators are consumed lazily)."""
-        return cls(normalize_motion(t.double(), f) for t, f in zip(tracks, factors))
 
     def predict(self, points0: torch.Tensor, factors: NormalizationFactors) -> torch.Tensor:
         return denormalize_motion(self.field, points0.double(), factors).float()

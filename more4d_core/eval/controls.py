@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import torch
 
+from ..geometry.projection import project_points
+
 STILL_PROMPTS = ("nothing moves", "the scene is still", "")
-ROOM_PARTS = 4  # the scene generator puts the room's planes first in params["objects"]
 MIN_OBJECT_PIXELS = 30  # objects smaller than this on the evaluated grid are not named
 SWAPPED = {"left": "right", "right": "left", "up": "down", "down": "up", "toward the camera": "away",
            "away": "toward the camera"}
@@ -27,12 +28,10 @@ SWAPPED = {"left": "right", "right": "left", "up": "down", "down": "up", "toward
 def pixel_displacement(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_scale: float) -> torch.Tensor:
     """``[T, N]``: image-plane distance of each point from its frame-0 projection, in pixels of an
     image ``pixel_scale`` times the grid's size."""
-    p = tracks.double()
-    k = intrinsics.double()
-    z = p[..., 2].clamp(min=1e-6)
-    u = p[..., 0] / z * k[0, 0]
-    v = p[..., 1] / z * k[1, 1]
-    return torch.sqrt((u - u[:1]) ** 2 + (v - v[:1]) ** 2) * pixel_scale
+    p = tracks.double().clone()
+    p[..., 2].clamp_(min=1e-6)  # a point pushed behind the camera counts as far off, not as NaN
+    uv, _ = project_points(p, intrinsics.double())
+    return (uv - uv[:1]).norm(dim=-1) * pixel_scale
 
 
 def still_drift(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_scale: float) -> torch.Tensor:
@@ -42,9 +41,9 @@ def still_drift(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_scale: flo
 
 def nameable_objects(sample) -> list[int]:
     """Indices (into ``params["objects"]``) of the objects large enough in frame 0 to be named."""
-    ids = sample.object_id[0].reshape(-1)
-    counts = torch.bincount(ids, minlength=len(sample.params["objects"]))
-    return [i for i in range(ROOM_PARTS, len(sample.params["objects"])) if int(counts[i]) >= MIN_OBJECT_PIXELS]
+    objects = sample.params["objects"]
+    counts = torch.bincount(sample.object_id[0].reshape(-1), minlength=len(objects))
+    return [i for i, o in enumerate(objects) if o["kind"] != "plane" and int(counts[i]) >= MIN_OBJECT_PIXELS]
 
 
 def first_mover(sample) -> int | None:

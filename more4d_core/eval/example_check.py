@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..data.procedural.scene_generator import generate_sample
-from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
+from ..geometry.normalization import NormalizationFactors, rebase_motion
 from .baselines import static_tracks
 from .controls import named_share
 from .metrics import moving_points, score
@@ -35,9 +35,8 @@ def _sample_grid(points: torch.Tensor, grid_hw: tuple[int, int], hw: tuple[int, 
 def check_example(points: torch.Tensor, grid_hw: tuple[int, int], *, output_width: int = 512) -> dict:
     """Scores of generated tracks ``[T, H*W, 3]`` (grid ``grid_hw``) of the bundled example."""
     truth = generate_sample(EXAMPLE_SEED, EXAMPLE_SPLIT, *TRUTH_HW, points.shape[0])
-    unit = NormalizationFactors(1.0, 1.0)
     sampled = _sample_grid(points.double(), grid_hw, TRUTH_HW)
-    pred = denormalize_motion(normalize_motion(sampled, unit), truth.tracks[0].double(), unit).float()
+    pred = rebase_motion(sampled, truth.tracks[0].double()).float()
     scale = output_width / TRUTH_HW[1]
     moving = moving_points(truth.tracks, truth.intrinsics, pixel_scale=scale)
     factors = NormalizationFactors.from_intrinsics(truth.intrinsics, *TRUTH_HW)

@@ -23,7 +23,7 @@ import time
 import torch
 
 from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
-from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
+from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
 from ..sampling.still import hold_still
 from . import controls
 from .baselines import MeanMotion, static_tracks
@@ -62,16 +62,11 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
     return denormalize_motion(held, tracks[0].double(), factors).float()
 
 
-def _on_true_points(generator, pred: torch.Tensor, gt: torch.Tensor, intrinsics, hw) -> torch.Tensor:
-    """Generated motion (normalized by its own frame-0 depth) placed on the true frame-0 points."""
-    factors = generator.normalization_factors(intrinsics, hw)
-    return denormalize_motion(normalize_motion(pred.double(), factors), gt[0].double(), factors).float()
-
-
 def _prior_depth(image: torch.Tensor, intrinsics) -> torch.Tensor:
+    from ..camera.intrinsics import fov_from_intrinsics
     from ..depth.estimate import estimate_depth
 
-    fov = float(2 * torch.rad2deg(torch.atan(image.shape[1] / (2 * intrinsics[0, 0]))))
+    fov, _ = fov_from_intrinsics(intrinsics, *image.shape[:2])
     return estimate_depth(image, "prior", fov_deg=fov).depth
 
 
@@ -105,7 +100,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
 
     def run(s, caption, d, k):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps, still_threshold=0.0).points
-        return _on_true_points(generator, pred, s.tracks, s.intrinsics, (h, w)) if depth == "prior" else pred
+        return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth == "prior" else pred
 
     for i, s in enumerate(scenes):
         f = metric_factors(s.intrinsics, (h, w))

@@ -134,3 +134,11 @@ def denormalize_motion(
     if force_frame0:
         out[0] = p0[0]
     return out
+
+
+def rebase_motion(tracks: torch.Tensor, points0: torch.Tensor) -> torch.Tensor:
+    """The motion of ``tracks`` ``[T, N, 3]``, relative to their own frame-0 depth, placed on other
+    frame-0 points ``[N, 3]`` (the same normalized motion; the factors cancel, so any will do).
+    Used to score motion generated from one depth map against tracks that start at another."""
+    unit = NormalizationFactors(1.0, 1.0)
+    return denormalize_motion(normalize_motion(tracks, unit), points0.to(tracks.dtype), unit)

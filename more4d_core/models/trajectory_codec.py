@@ -100,8 +100,13 @@ class TrajectoryCodec(nn.Module):
     ) -> torch.Tensor:
         """Metric tracks from latents; ``still_threshold`` > 0 holds near-still points still
         (:func:`..sampling.still.hold_still`)."""
-        field = self.decode_field(latents, out_hw=tuple(points0.shape[1:3]), num_frames=num_frames)
+        field = self.decode_field_on(latents, points0, num_frames)
         return field_to_tracks(hold_still(field.float(), still_threshold), points0.float(), factors)
+
+    def decode_field_on(self, latents: torch.Tensor, points0: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """The normalized field on the grid of the frame-0 points ``[B, H, W, 3]`` (codecs whose decoder
+        uses the frame-0 geometry override this)."""
+        return self.decode_field(latents, out_hw=tuple(points0.shape[1:3]), num_frames=num_frames)
 
 
 class PatchifyCodec(TrajectoryCodec):
@@ -197,29 +202,27 @@ class TemporalBasisCodec(TrajectoryCodec):
         return self._project(field) / self.latent_scale.to(field.dtype).view(1, -1, 1, 1, 1)
 
     def decode_field(self, latents, out_hw=None, num_frames=None) -> torch.Tensor:
-        if num_frames is None:
-            raise InputError("the temporal-basis codec needs the number of frames to decode")
-        b, ch, _, h, w = latents.shape
-        coeffs = (latents * self.latent_scale.to(latents.dtype).view(1, -1, 1, 1, 1)).reshape(b, 3, self.coefficients, h, w)
-        field = torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, latents.device, latents.dtype), coeffs)
-        return resize_field(field, out_hw)
+        return resize_field(self._expand(self._coefficients(latents), num_frames), out_hw)
 
-    def decode_tracks(
-        self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors, num_frames: int | None = None,
-        still_threshold: float = 0.0,
-    ) -> torch.Tensor:
+    def decode_field_on(self, latents: torch.Tensor, points0: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """With ``decode_guide="depth"`` the coefficients are upsampled to the output grid guided by the
         frame-0 depth (:mod:`.guided_upsampling`: motion edges stay on depth edges); otherwise bilinearly."""
         if self.decode_guide == "none":
-            return super().decode_tracks(latents, points0, factors, num_frames, still_threshold)
+            return super().decode_field_on(latents, points0, num_frames)
+        guide = torch.log(safe_depth(points0[..., 2].float()))
+        return self._expand(guided_upsample(self._coefficients(latents.float()), guide), num_frames)
+
+    def _coefficients(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, 3K, 1, h, w]`` -> basis coefficients ``[B, 3K, h, w]`` (latent scale undone)."""
+        return (latents * self.latent_scale.to(latents.dtype).view(1, -1, 1, 1, 1))[:, :, 0]
+
+    def _expand(self, coeffs: torch.Tensor, num_frames: int | None) -> torch.Tensor:
+        """Coefficients ``[B, 3K, h, w]`` -> field ``[B, 3, T, h, w]``."""
         if num_frames is None:
             raise InputError("the temporal-basis codec needs the number of frames to decode")
-        b, _, _, h, w = latents.shape
-        coeffs = (latents.float() * self.latent_scale.float().view(1, -1, 1, 1, 1))[:, :, 0]  # [B, 3K, h, w]
-        guide = torch.log(safe_depth(points0[..., 2].float()))
-        fine = guided_upsample(coeffs, guide).reshape(b, 3, self.coefficients, *guide.shape[-2:])
-        field = torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, fine.device, fine.dtype), fine)
-        return field_to_tracks(hold_still(field, still_threshold), points0.float(), factors)
+        b, _, h, w = coeffs.shape
+        coeffs = coeffs.reshape(b, 3, self.coefficients, h, w)
+        return torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, coeffs.device, coeffs.dtype), coeffs)
 
     def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
         return self._project(video)
