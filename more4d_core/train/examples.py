@@ -42,6 +42,7 @@ def mirror_example(ex: dict) -> dict:
         "tracks": tracks,
         "caption": mirror_caption(ex["caption"]),
         "index": ex["index"],
+        **({"mover_mask": ex["mover_mask"].flip(-1)} if "mover_mask" in ex else {}),
     }
 
 
@@ -84,6 +85,8 @@ class ProceduralExamples(Dataset):
             "tracks": s.tracks.view(self.num_frames, self.height, self.width, 3),
             "caption": s.caption,
             "index": int(index),
+            # pixels of the objects the caption makes move (the mover head's target)
+            "mover_mask": torch.isin(s.object_id[0], torch.tensor(s.params["movers"], dtype=torch.int64)),
         }
         return mirror_example(ex) if _mirror_for(int(index), self.mirror_prob) else ex
 
@@ -115,6 +118,8 @@ class TrajSceneExamples(Dataset):
 
 def collate(examples: list[dict]) -> dict:
     out = {k: torch.stack([e[k] for e in examples]) for k in ("image", "depth", "intrinsics", "tracks")}
+    if all("mover_mask" in e for e in examples):
+        out["mover_mask"] = torch.stack([e["mover_mask"] for e in examples])
     out["caption"] = [e["caption"] for e in examples]
     out["index"] = torch.tensor([e["index"] for e in examples])
     return out

@@ -48,6 +48,7 @@ class TrainArgs:
     train_shift: float = 3.0
     recipe: str = "v2"  # procedural data recipe (scene_generator.RECIPES)
     motion_weight: float = 0.0  # extra loss weight of latent cells whose points move (objective.motion_weights)
+    mover_weight: float = 0.0  # weight of the mover head's loss (mover_head.py: which tokens the caption makes move)
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
     still_threshold: float | None = None  # the exported model's default still hold (None: the config's); chosen on validation
@@ -108,7 +109,7 @@ def train(args: TrainArgs) -> Path:
     dataset = _dataset(args, cfg)
     objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec,
                                       text_dropout=args.text_dropout, train_shift=args.train_shift,
-                                      motion_weight=args.motion_weight)
+                                      motion_weight=args.motion_weight, mover_weight=args.mover_weight)
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -117,7 +118,7 @@ def train(args: TrainArgs) -> Path:
     start_step = 0
     resume_from = latest_checkpoint(out) if args.resume else None
     if resume_from is not None:
-        for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
+        for name, module in _parts(gen, objective).items():
             load_into(module, bundle.iter_component(resume_from / "model.safetensors", name), source=str(resume_from))
         load_optimizer_state(resume_from, optimizer)
         resumed = json.loads((resume_from / "trainer.json").read_text())
@@ -184,11 +185,12 @@ def train(args: TrainArgs) -> Path:
         bar.set_postfix(loss=f"{running:.4f}", sps=f"{samples_seen / elapsed:.1f}")
         done = step + 1
         if accelerator.is_main_process and (done % args.log_every == 0 or done == args.steps):
+            terms = {f"loss_{k}": v for k, v in getattr(accelerator.unwrap_model(model), "terms", {}).items()}
             with open(log_path, "a") as fh:
-                fh.write(json.dumps({"step": done, "loss": value, "loss_avg": running, "lr": lr_at(step),
+                fh.write(json.dumps({"step": done, "loss": value, "loss_avg": running, **terms, "lr": lr_at(step),
                                      "samples_per_s": samples_seen / elapsed, "elapsed_s": elapsed}) + "\n")
         if accelerator.is_main_process and (done % args.checkpoint_every == 0 or done == last):
-            _checkpoint(out, done, cfg, gen, ema, optimizer, {**info, "samples_per_s": samples_seen / elapsed,
+            _checkpoint(out, done, cfg, gen, objective, ema, optimizer, {**info, "samples_per_s": samples_seen / elapsed,
                                                               "wall_time_s": elapsed, "loss_avg": running})
         accelerator.wait_for_everyone()
     bar.close()
@@ -198,19 +200,23 @@ def train(args: TrainArgs) -> Path:
     return out
 
 
-def _ema_generator(gen, ema: EMA):
-    """A copy of the generator carrying the EMA weights."""
+def _parts(gen, objective: FlowMatchingObjective) -> dict:
+    """What a checkpoint holds: the generator's modules and the training-only mover head."""
+    parts = {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}
+    if objective.mover_head is not None:
+        parts["mover_head"] = objective.mover_head
+    return parts
+
+
+def _checkpoint(out: Path, step: int, cfg, gen, objective: FlowMatchingObjective, ema: EMA, optimizer,
+                info: dict) -> Path:
+    """Current and EMA weights (the EMA ones through a copy of the objective), optimizer, step."""
     import copy
 
-    clone = copy.deepcopy(gen)
-    ema.copy_to(FlowMatchingObjective(clone.transformer, clone.text_encoder, clone.codec))
-    return clone
-
-
-def _checkpoint(out: Path, step: int, cfg, gen, ema: EMA, optimizer, info: dict) -> Path:
-    ema_gen = _ema_generator(gen, ema)
-    parts = {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}
-    ema_parts = {"transformer": ema_gen.transformer, "codec": ema_gen.codec, "text_encoder": ema_gen.text_encoder}
+    ema_objective = copy.deepcopy(objective)
+    ema.copy_to(ema_objective)
+    parts = _parts(gen, objective)
+    ema_parts = _parts(ema_objective, ema_objective)
     return save_training_state(out, step, cfg, parts, ema_parts, optimizer, {**info, "step": step})
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from ..geometry.normalization import factors_for
 from ..models.trajectory_codec import tracks_to_field
 from ..sampling.conditioning import encode_conditions
+from .mover_head import MoverHead
 
 
 def shifted_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
@@ -51,11 +52,16 @@ def batch_fields(batch: dict, normalization: str) -> torch.Tensor:
 
 
 class FlowMatchingObjective(nn.Module):
-    """Holds the trainable modules (DiT, text encoder) so that DDP wraps them together."""
+    """Holds the trainable modules (DiT, text encoder) so that DDP wraps them together.
+
+    With ``mover_weight > 0`` a training-only :class:`~.mover_head.MoverHead` reads the last block's
+    tokens and is taught, with that weight, which tokens belong to the objects the caption makes
+    move (batches carry ``mover_mask``); the generator itself does not change.
+    """
 
     def __init__(self, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module, *,
                  text_dropout: float = 0.1, train_shift: float = 3.0, motion_weight: float = 0.0,
-                 moving_threshold: float = MOVING_THRESHOLD):
+                 moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -65,6 +71,9 @@ class FlowMatchingObjective(nn.Module):
         self.train_shift = float(train_shift)
         self.motion_weight = float(motion_weight)
         self.moving_threshold = float(moving_threshold)
+        self.mover_weight = float(mover_weight)
+        self.mover_head = MoverHead(transformer) if self.mover_weight > 0 else None
+        self.terms: dict[str, float] = {}  # the loss terms of the last call, for the log
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         cfg = self.transformer.cfg
@@ -91,9 +100,15 @@ class FlowMatchingObjective(nn.Module):
             reference_latent=conditions.reference, motion_features=conditions.motion,
         )
         err = (pred.float() - (noise - x0).float()) ** 2
-        if weights is None:
-            return err.mean()
-        return (err * weights).sum() / (weights.expand_as(err).sum())
+        loss = err.mean() if weights is None else (err * weights).sum() / (weights.expand_as(err).sum())
+        self.terms = {"flow": float(loss.detach())}
+        if self.mover_head is not None:
+            if "mover_mask" in batch:  # procedural data (a TrajScene folder has no object ids)
+                mover = self.mover_head.loss(batch["mover_mask"].to(device))
+                self.terms["mover"] = float(mover.detach())
+                loss = loss + self.mover_weight * mover
+            self.mover_head.forget()
+        return loss
 
 
 class CodecObjective(nn.Module):

@@ -1,0 +1,67 @@
+"""A training-only probe that teaches the transformer which regions the caption makes move.
+
+The flow-matching loss tells the model *that* its motion field is wrong, spread over every latent
+cell and noise level; which of two or three similar objects the caption's noun names is a small
+part of it and was learned slowly (named-object share of the predicted motion near chance). This
+head asks the question directly: from the last block's tokens (mean over the video frames), a
+linear layer predicts, per token, the share of its pixels that belong to an object the caption
+makes move (binary cross-entropy against that share, from the generator's object ids). The head
+only exists during training; gradients shape the transformer's tokens, the shipped model has no
+extra weights and generates exactly as before.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MoverHead(nn.Module):
+    """Per-token mover logits from the last transformer block (captured by a forward hook)."""
+
+    def __init__(self, transformer: nn.Module):
+        super().__init__()
+        cfg = transformer.cfg
+        self.proj = nn.Linear(cfg.dim, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+        self._with_ref = cfg.use_reference_tokens
+        self._patch = cfg.patch_size
+        self._tokens: torch.Tensor | None = None
+        self._latent_thw: tuple[int, int, int] | None = None
+        # hooks, not a sub-module: the transformer's weights (what ships) stay exactly the generator's
+        transformer.register_forward_pre_hook(self._remember_shape, with_kwargs=True)
+        transformer.blocks[-1].register_forward_hook(self._remember_tokens)
+
+    def _remember_shape(self, module, args, kwargs):
+        latents = args[0] if args else kwargs["latents"]
+        reference = kwargs.get("reference_latent", args[4] if len(args) > 4 else None)
+        self._latent_thw = tuple(latents.shape[2:])
+        self._has_ref = self._with_ref and reference is not None
+
+    def _remember_tokens(self, module, args, output):
+        self._tokens = output
+
+    def forget(self) -> None:
+        """Drop the captured tokens (they hold the step's graph; a copy of the head cannot take them)."""
+        self._tokens = None
+
+    def logits(self) -> torch.Tensor:
+        """``[B, h, w]`` mover logits of the last forward pass, on its token grid."""
+        if self._tokens is None or self._latent_thw is None:
+            raise RuntimeError("the mover head reads the transformer's last forward pass; none has run")
+        t, h, w = (n // p for n, p in zip(self._latent_thw, self._patch))
+        tokens = self._tokens
+        if self._has_ref:
+            tokens = tokens[:, h * w:]
+        b, _, dim = tokens.shape
+        video = tokens.reshape(b, t, h * w, dim).float().mean(dim=1)
+        return self.proj(video).view(b, h, w)
+
+    def loss(self, mover_mask: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of the token logits against each token's share of mover pixels
+        (``mover_mask``: ``[B, H, W]`` 1 on pixels of objects that move by the caption)."""
+        logits = self.logits()
+        share = F.adaptive_avg_pool2d(mover_mask.float().unsqueeze(1), tuple(logits.shape[-2:]))[:, 0]
+        return F.binary_cross_entropy_with_logits(logits, share)
