@@ -239,3 +239,35 @@ def test_version_1_configs_keep_the_min_max_depth_they_were_trained_with():
     with pytest.raises(InputError, match="normalization"):
         MORE4D_SMALL.replace(normalization="pixels")
 
+
+
+def test_without_config_json_an_unknown_size_asks_for_the_head_count(tmp_path):
+    # 48 wide with 6 heads and 3 blocks: no architecture we know, and 48 / 128 would have "guessed" 1 head
+    cfg = CFG.replace(num_heads=6, num_layers=3)
+    model = _model(cfg)
+    folder = _authors_checkpoint(tmp_path, model)
+    (folder / "config.json").unlink()
+    with pytest.raises(InputError, match="num_heads") as err:
+        load_transformer(folder, base=CFG.replace(num_layers=40))
+    assert "config.json" in str(err.value) and "48 wide, 3 blocks" in str(err.value)
+    loaded, _ = load_transformer(folder, num_heads=6, base=CFG)
+    assert loaded.cfg.num_heads == 6
+    assert torch.equal(_forward(loaded), _forward(model))
+    with pytest.raises(InputError, match="does not divide"):
+        load_transformer(folder, num_heads=5, base=CFG)
+
+
+def test_head_counts_of_known_architectures_come_from_their_published_configs():
+    from more4d_core.checkpoints.transformer_loading import config_from_weights
+
+    def shapes(dim, layers, ffn):
+        out = {"patch_embedding.weight": torch.Size([dim, 64, 1, 2, 2]), "head.head.weight": torch.Size([64, dim]),
+               "blocks.0.ffn.0.weight": torch.Size([ffn, dim]), "time_embedding.0.weight": torch.Size([dim, 256]),
+               "text_embedding.0.weight": torch.Size([dim, 4096])}
+        out.update({f"blocks.{i}.norm3.weight": torch.Size([dim]) for i in range(layers)})
+        return out
+
+    # Wan2.1-T2V-1.3B config.json: dim 1536, 30 layers, 12 heads; Wan2.1-14B: dim 5120, 40 layers, 40 heads
+    small_base = MORE4D_TINY.replace(use_mpm=False)
+    assert config_from_weights(shapes(1536, 30, 8960), small_base).num_heads == 12
+    assert config_from_weights(shapes(5120, 40, 13824), small_base).num_heads == 40

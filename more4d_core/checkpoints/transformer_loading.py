@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
-from ..errors import FormatError
-from ..models.config import MORE4D_14B, MotionEncoderConfig, STraGConfig, get_config
+from ..errors import FormatError, InputError
+from ..models.config import MORE4D_14B, NAMED_CONFIGS, MotionEncoderConfig, STraGConfig, get_config
 from ..models.dit import STraGTransformer
 from ..models.motion_encoder import sinusoid_table
 from . import bundle, keymap
@@ -63,9 +63,35 @@ def config_from_wan_json(data: dict, base: STraGConfig = MORE4D_14B) -> STraGCon
     return base.replace(name=base.name, **changes)
 
 
+# Head counts are not stored in weights. Those of the architectures we know, by (width, depth):
+# Wan2.1 14B and 1.3B (their config.json: 5120 wide, 40 blocks, 40 heads; 1536, 30, 12) and OmniMAE ViT-B
+# (768 wide, 12 blocks, 12 heads), plus our named configurations.
+_KNOWN_DIT_HEADS = {(5120, 40): 40, (1536, 30): 12}
+_KNOWN_VIT_HEADS = {(768, 12): 12}
+
+
+def _known_heads(what: str, width: int, depth: int, base_entry: tuple[int, int, int], known: dict,
+                 named: list[tuple[int, int, int]], given: int | None) -> int:
+    """The head count of a (width, depth) network: given, else ``base``'s when it has that size, else a
+    known architecture's; never a guess."""
+    if given:
+        if width % given:
+            raise InputError(f"num_heads={given} does not divide the {what} width {width}")
+        return int(given)
+    for w, d, heads in (base_entry, *((w, d, h) for (w, d), h in known.items()), *named):
+        if (w, d) == (width, depth):
+            return heads
+    raise InputError(
+        f"cannot tell the head count of this {what} ({width} wide, {depth} blocks): it is not stored in the weights "
+        "and matches no architecture we know. Put the model's config.json (from the repository it came from) beside "
+        "the weights, or pass num_heads= to load_transformer."
+    )
+
+
 def config_from_weights(shapes: dict[str, torch.Size], base: STraGConfig, num_heads: int | None = None) -> STraGConfig:
     """Infer the architecture from tensor shapes (authors' key names). Head counts are not stored in
-    weights: they keep ``base``'s head dims (DiT and ViT) unless ``num_heads`` is given."""
+    weights: ``num_heads`` when given, else ``base``'s or a known architecture's of the same width
+    and depth (DiT and motion ViT); an unknown size is an error, not a guess."""
     def shape(key):
         if key not in shapes:
             raise FormatError(f"cannot infer the model size: the checkpoint has no {key!r}")
@@ -76,7 +102,8 @@ def config_from_weights(shapes: dict[str, torch.Size], base: STraGConfig, num_he
     patch = tuple(int(v) for v in pe[2:])
     layers = 1 + max(int(m.group(1)) for k in shapes if (m := re.match(r"blocks\.(\d+)\.", k)))
     out = int(shape("head.head.weight")[0]) // (patch[0] * patch[1] * patch[2])
-    heads = num_heads or max(1, dim // base.head_dim)
+    heads = _known_heads("transformer", dim, layers, (base.dim, base.num_layers, base.num_heads), _KNOWN_DIT_HEADS,
+                         [(c.dim, c.num_layers, c.num_heads) for c in NAMED_CONFIGS.values()], num_heads)
     changes = dict(
         dim=dim,
         num_heads=heads,
@@ -97,9 +124,11 @@ def config_from_weights(shapes: dict[str, torch.Size], base: STraGConfig, num_he
         depth = 1 + max(int(m.group(1)) for k in shapes if (m := re.match(r"omnimae_extractor\.trunk\.blocks\.(\d+)\.", k)))
         embed = int(conv[0])
         me = base.motion_encoder
-        vit_head_dim = me.embed_dim // me.num_heads
+        vit_heads = _known_heads("motion ViT", embed, depth, (me.embed_dim, me.depth, me.num_heads), _KNOWN_VIT_HEADS,
+                                 [(c.motion_encoder.embed_dim, c.motion_encoder.depth, c.motion_encoder.num_heads)
+                                  for c in NAMED_CONFIGS.values()], None)
         changes["motion_encoder"] = MotionEncoderConfig(
-            embed_dim=embed, depth=depth, num_heads=max(1, embed // vit_head_dim),
+            embed_dim=embed, depth=depth, num_heads=vit_heads,
             mlp_ratio=shape("omnimae_extractor.trunk.blocks.0.mlp.fc1.weight")[0] / embed,
             patch_size=int(conv[-1]), tubelet=int(conv[2]), image_size=me.image_size, pos_frames=me.pos_frames,
         )
