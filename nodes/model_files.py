@@ -69,8 +69,9 @@ def _is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file() or any(path.glob("*.safetensors")) or (path / "vae").is_dir()
 
 
-def candidates(*, files: bool = True, folders: bool = True, sub: str | None = None, depth: int = 2) -> list[str]:
-    """Names (relative to the models folder) of weight files and model folders, sorted."""
+def candidates(*, files: bool = True, folders: bool = True, sub: str | None = None, depth: int = 3) -> list[str]:
+    """Names (relative to the models folder) of weight files and model folders, ``depth`` levels deep
+    (three: the authors' ``more4d-14b/vae/pytorch_model.bin`` is listed), sorted."""
     root = models_root() / sub if sub else models_root()
     found: list[str] = []
     if not root.is_dir():

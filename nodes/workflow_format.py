@@ -85,11 +85,14 @@ def read_workflow(doc: dict | str | Path, mappings: dict[str, type]) -> dict[int
     return nodes
 
 
-def check_workflow(doc: dict, mappings: dict[str, type], external: dict[str, dict] | None = None) -> list[str]:
+def check_workflow(doc: dict, mappings: dict[str, type], external: dict[str, dict] | None = None, *,
+                   files: str = "names") -> list[str]:
     """Problems of a workflow against node definitions (empty list = valid): unknown node types,
     links between sockets of different types, wrong widget counts, values out of range or not in
     their combo list. ``external`` describes non-MoRe4D nodes: ``{type: {"outputs": [...types],
-    "inputs": {name: type}, "widgets": n}}``."""
+    "inputs": {name: type}, "widgets": n}}``. Model-file inputs (a node's ``DYNAMIC_INPUTS``) list
+    what is on this machine: ``files="names"`` checks only that they are names, ``files="listed"``
+    that each is in the list the node offers now, as ComfyUI does when a workflow is queued."""
     external = external or {}
     problems: list[str] = []
     by_id = {n["id"]: n for n in doc["nodes"]}
@@ -107,7 +110,7 @@ def check_workflow(doc: dict, mappings: dict[str, type], external: dict[str, dic
                     if name == CONTROL and value not in CONTROL_VALUES:
                         problems.append(f"node {n['id']} ({t}): seed control {value!r} is not one of {CONTROL_VALUES}")
                     continue
-                if name in dynamic:  # file lists depend on the machine: only the type is checked
+                if name in dynamic and files != "listed":  # file lists depend on the machine: only the type
                     if not isinstance(value, str):
                         problems.append(f"node {n['id']} ({t}).{name}: {value!r} is not a file name")
                     continue

@@ -2,6 +2,7 @@
 headless runner, the model cache, interruption and actionable errors."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from more4d_core.cache import MODEL_CACHE, MemoryManager, ModelCache, ModelHandle
 from more4d_core.errors import InputError
 from more4d_core.run import main as run_main
-from nodes import NODE_CLASS_MAPPINGS, comfy_bridge
+from nodes import NODE_CLASS_MAPPINGS, comfy_bridge, model_files
 from nodes.model_nodes import LoadTrajectoryModel
 from nodes.runner import execute
 from nodes.workflow_format import check_workflow, read_workflow, widget_slots
@@ -38,6 +39,42 @@ def test_shipped_workflows_are_valid_and_current(name):
     doc = json.loads(path.read_text())
     assert doc == json.loads(json.dumps(WORKFLOWS[name]())), f"{path} is stale: run python -m nodes.workflow_library"
     assert check_workflow(doc, NODE_CLASS_MAPPINGS, CORE_NODES) == []
+
+
+def _placeholders(doc, models: Path) -> list[str]:
+    """Create an empty stand-in at every model path the workflow names (folders get a config.json,
+    what makes a folder a model folder); return the names."""
+    names = []
+    for n in doc["nodes"]:
+        cls = NODE_CLASS_MAPPINGS.get(n["type"])
+        dynamic = set(getattr(cls, "DYNAMIC_INPUTS", ()))
+        for (slot, _), value in zip(widget_slots(cls) if cls else [], n.get("widgets_values") or []):
+            if slot not in dynamic or value in (model_files.NONE, model_files.BUNDLED):
+                continue
+            path = (models.parent / "depth" / value[len(model_files.DEPTH_PREFIX):] if value.startswith(model_files.DEPTH_PREFIX)
+                    else models / value)
+            if value.endswith("/"):
+                path.mkdir(parents=True, exist_ok=True)
+                (path / "config.json").write_text("{}")
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"")
+            names.append(value)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_every_shipped_workflow_validates_once_its_files_exist(name, tmp_path, monkeypatch):
+    # ComfyUI rejects a queued workflow whose file names are not in the lists the nodes offer ("value not in list")
+    models = tmp_path / "models" / "more4d"
+    monkeypatch.setenv("MORE4D_MODELS_DIR", str(models))
+    doc = WORKFLOWS[name]()
+    named = _placeholders(doc, models)
+    assert check_workflow(doc, NODE_CLASS_MAPPINGS, CORE_NODES, files="listed") == []
+    if named:  # and the same check fails while the files are missing
+        shutil.rmtree(models)
+        problems = check_workflow(doc, NODE_CLASS_MAPPINGS, CORE_NODES, files="listed")
+        assert len(problems) == len(named), problems
 
 
 def test_checker_catches_broken_workflows():
