@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import FormatError
 
 MAX_LISTED = 12
+FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
 class CheckpointMismatchError(FormatError):
@@ -43,6 +44,20 @@ def _listing(title: str, keys: list[str]) -> str:
     return f"{title} ({len(keys)}): {shown}{more}"
 
 
+def _placed(name: str, tensor: torch.Tensor, dtype: torch.dtype | None, device: torch.device, keep: set) -> torch.Tensor:
+    """A checkpoint tensor in the dtype and on the device it will have in the model."""
+    target_dtype = tensor.dtype
+    stored_as_is = tensor.dtype in FLOAT8 or name.endswith("scale_weight")
+    if dtype is not None and tensor.is_floating_point() and not stored_as_is:
+        target_dtype = torch.float32 if keep.intersection(name.split(".")) else dtype
+    tensor = tensor.to(device=device, dtype=target_dtype)
+    if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+        # safetensors hands out tensors at arbitrary offsets; BLAS picks other kernels for
+        # unaligned data (slower, and not bit-identical to a freshly built model)
+        tensor = tensor.clone()
+    return tensor
+
+
 def load_into(
     model: nn.Module,
     weights: Iterable[tuple[str, torch.Tensor]],
@@ -56,6 +71,7 @@ def load_into(
     strict: bool = True,
     rebuild: Callable[[nn.Module, torch.device], None] | None = None,
     keep_fp32: Iterable[str] = (),
+    expand: Callable[[str, torch.Tensor], Iterable[tuple[str, torch.Tensor]]] | None = None,
 ) -> LoadReport:
     """Load ``weights`` into ``model`` (usually on the meta device) and return a report.
 
@@ -63,8 +79,10 @@ def load_into(
     are skipped on purpose; ``adapt(key, tensor, expected_shape)`` may reshape a tensor of another
     shape (e.g. widen an input conv) or return None to report a mismatch; ``rebuild`` recreates
     non-persistent state on the device; tensors inside modules named in ``keep_fp32`` stay float32
-    whatever ``dtype`` is (norms, modulation tables, time embedding). Raises :class:`CheckpointMismatchError` on shape
-    mismatches, and on missing or unexpected keys when ``strict``.
+    whatever ``dtype`` is (norms, modulation tables, time embedding); ``expand(name, tensor)`` turns one
+    renamed tensor into the model tensors it stands for (e.g. a bf16 weight into a float8 weight and
+    its scale, see :mod:`..models.fp8`). float8 tensors and scales keep their dtype. Raises
+    :class:`CheckpointMismatchError` on shape mismatches, and on missing or unexpected keys when ``strict``.
     """
     device = torch.device(device)
     keep = set(keep_fp32)
@@ -87,16 +105,12 @@ def load_into(
                 report.mismatched.append(f"{key}: checkpoint {list(tensor.shape)} vs model {list(want)}")
                 continue
             tensor = fixed
-        target_dtype = tensor.dtype
-        if dtype is not None and tensor.is_floating_point():
-            target_dtype = torch.float32 if keep.intersection(name.split(".")) else dtype
-        tensor = tensor.to(device=device, dtype=target_dtype)
-        if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
-            # safetensors hands out tensors at arbitrary offsets; BLAS picks other kernels for
-            # unaligned data (slower, and not bit-identical to a freshly built model)
-            tensor = tensor.clone()
-        state[name] = tensor
+        for name, tensor in (expand(name, tensor) if expand else ((name, tensor),)):
+            state[name] = _placed(name, tensor, dtype, device, keep)
     report.loaded = len(state)
+    for name, tensor in state.items():
+        if name in expected and tensor.shape != expected[name].shape:
+            report.mismatched.append(f"{name}: checkpoint {list(tensor.shape)} vs model {list(expected[name].shape)}")
     report.missing = sorted(k for k in expected if k not in state)
 
     problems = []

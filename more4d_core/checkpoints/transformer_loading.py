@@ -23,6 +23,7 @@ from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from ..errors import FormatError, InputError
 from ..models.config import MORE4D_14B, NAMED_CONFIGS, MotionEncoderConfig, STraGConfig, get_config
 from ..models.dit import STraGTransformer
+from ..models.fp8 import in_blocks, quantize_linears, quantize_on_load
 from ..models.motion_encoder import sinusoid_table
 from . import bundle, keymap
 from .apply import LoadReport, load_into
@@ -188,8 +189,13 @@ def load_transformer(
     strict: bool = True,
     num_heads: int | None = None,
     base: STraGConfig = MORE4D_14B,
+    fp8: bool = False,
 ) -> tuple[STraGTransformer, LoadReport]:
     """Build the transformer described by (or given for) ``source`` and load its weights.
+
+    ``fp8``: the linear layers of the transformer blocks hold float8 weights with per-tensor scales
+    (:mod:`..models.fp8`), quantized layer by layer as they are read and computed in ``dtype`` — half
+    the resident weights of bf16.
 
     ``config`` fixes the architecture; without it the layout's own config is used (bundle,
     diffusers ``config.json``) or, for the authors' layout, ``base`` updated from their Wan
@@ -226,6 +232,10 @@ def load_transformer(
         rename, dropped = keymap.authors_to_ours, keymap.dropped_reason
     with torch.device("meta"):
         model = STraGTransformer.from_stgconfig(cfg)
+    expand = None
+    if fp8:
+        quantize_linears(model, dtype, where=in_blocks)
+        expand = quantize_on_load(model)
     report = load_into(
         model,
         weights,
@@ -238,6 +248,7 @@ def load_transformer(
         strict=strict,
         rebuild=rebuild_buffers,
         keep_fp32=STraGTransformer._keep_in_fp32_modules,
+        expand=expand,
     )
     if not strict and report.missing:
         log.warning("MoRe4D: %s left %d tensors at their initial values", source, len(report.missing))
