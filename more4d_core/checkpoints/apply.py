@@ -105,8 +105,8 @@ def load_into(
                 report.mismatched.append(f"{key}: checkpoint {list(tensor.shape)} vs model {list(want)}")
                 continue
             tensor = fixed
-        for name, tensor in (expand(name, tensor) if expand else ((name, tensor),)):
-            state[name] = _placed(name, tensor, dtype, device, keep)
+        for part, value in (expand(name, tensor) if expand else ((name, tensor),)):
+            state[part] = _placed(part, value, dtype, device, keep)
     report.loaded = len(state)
     for name, tensor in state.items():
         if name in expected and tensor.shape != expected[name].shape:
