@@ -7,7 +7,8 @@ implementation run in the same process:
 * ``dit`` — one denoising step of the trajectory DiT vs stock diffusers Wan;
 * ``params`` — parameter counts and memory of every named config (meta device);
 * ``completion`` — classical hole filling: time per frame and flicker vs per-frame inpainting;
-* ``depth`` — the built-in depth prior on procedural scenes (AbsRel, delta < 1.25).
+* ``depth`` — the built-in depth prior on procedural scenes (AbsRel, delta < 1.25);
+* ``memory`` — peak device memory of the 14B pipelines per memory mode, estimated without a GPU.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "params": "params_bench",
     "completion": "completion_bench",
     "depth": "depth_bench",
+    "memory": "memory_bench",
 }
 
 
