@@ -60,10 +60,28 @@ class TrajectoryGenerator(nn.Module):
         self.text_encoder = text_encoder
         self.register_buffer("image_tokens", image_tokens, persistent=False)
         self.info = dict(info or {})
+        self.placement = None  # a memory.placement.Placement once a memory mode is applied
 
     @property
     def device(self) -> torch.device:
+        if self.placement is not None:
+            return self.placement.device
         return next(self.transformer.parameters()).device
+
+    def apply_memory_mode(self, mode, device) -> None:
+        """Run under memory ``mode`` (:mod:`.memory.modes`) on ``device``: float8 layers must already be
+        in place (the loaders quantize while reading); this sets where each model sits while it runs."""
+        from .memory.placement import Placement
+
+        self.placement = Placement(mode, device)
+        self.placement.install(self.text_encoder, self.codec, transformer=self.transformer)
+        if self.image_tokens is not None:
+            self.image_tokens = self.image_tokens.to(device)
+
+    def _stage(self, module: nn.Module):
+        import contextlib
+
+        return contextlib.nullcontext(module) if self.placement is None else self.placement.stage(module)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -140,35 +158,42 @@ class TrajectoryGenerator(nn.Module):
 
         # conditioning on the generation grid
         dev, dt = self.device, self.dtype
+        stage = self._stage
         image_g = cond.resize_image(img, gen_hw).to(dev)
         depth_g = cond.resize_depth(depth, gen_hw).to(dev)
-        conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0), frames,
-                                            with_motion=motion_strength != 0.0)
         reading = self.read_prompt(prompt)
-        texts = self.text_encoder([prompt, negative_prompt]).to(dev, dt)
+        with stage(self.text_encoder):
+            texts = self.text_encoder([prompt, negative_prompt]).to(dev, dt)
         image_tokens = self.image_tokens.to(dev, dt) if self.image_tokens is not None else None
 
-        def batched(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            n = x.shape[0]
-            reference, motion = conditions.expanded(n)
-            return self.transformer(
-                conditions.model_input(x.to(dt)),
-                t,
-                texts if n == 2 else texts[:1],
-                image_tokens=None if image_tokens is None else image_tokens.expand(n, -1, -1),
-                reference_latent=reference,
-                motion_features=motion,
-                motion_strength=motion_strength,
-            ).float()
+        with stage(self.transformer):
+            with stage(self.codec):
+                conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0),
+                                                    frames, with_motion=motion_strength != 0.0)
 
-        noise = seeded_noise(tuple(conditions.control.shape), seed, dev)
-        latents = sample_flow(
-            guided_velocity(batched, guidance), noise, steps=steps, shift=shift,
-            progress=progress, should_cancel=should_cancel,
-        )
+            def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
+                n = x.shape[0]
+                reference, motion = conditions.expanded(n)
+                return self.transformer(
+                    conditions.model_input(x.to(dt)),
+                    t,
+                    texts[rows],
+                    image_tokens=None if image_tokens is None else image_tokens.expand(n, -1, -1),
+                    reference_latent=reference,
+                    motion_features=motion,
+                    motion_strength=motion_strength,
+                ).float()
+
+            noise = seeded_noise(tuple(conditions.control.shape), seed, dev)
+            as_batch = self.placement is None or self.placement.mode.guidance_batch
+            latents = sample_flow(
+                guided_velocity(batched, guidance, as_batch=as_batch), noise, steps=steps, shift=shift,
+                progress=progress, should_cancel=should_cancel,
+            )
         factors = self.normalization_factors(k_grid, grid_hw)
-        tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
-                                          still_threshold=still)[0]
+        with stage(self.codec):
+            tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
+                                              still_threshold=still)[0]
         meta = {
             "source": "more4d-generator",
             "model": cfg.name,
@@ -218,6 +243,7 @@ def load_generator(
     motion_encoder: str | os.PathLike | None = None,
     dtype: torch.dtype = torch.float32,
     device="cpu",
+    memory: str | None = None,
 ) -> TrajectoryGenerator:
     """Load a generator.
 
@@ -226,6 +252,11 @@ def load_generator(
     authors' ``encoder_adaptor`` / ``decoder_adaptor``), ``text_encoder`` (umT5 folder) and
     ``clip`` (CLIP image-encoder folder or grey-token cache). ``motion_encoder`` replaces the
     Motion Perception Module's ViT weights (e.g. OmniMAE's ``vitb_pretrain.torch``).
+
+    ``memory`` — a memory mode (:mod:`.memory.modes`: ``"bf16"``, ``"24gb"``, ``"16gb"`` or ``"auto"``,
+    the fastest that fits the device's free memory): float8 transformer blocks and umT5 layers are
+    quantized while reading, everything is loaded into CPU memory and each model visits ``device``
+    as its mode says. None (default): every model on ``device`` in ``dtype``.
     """
     from .checkpoints import bundle
     from .checkpoints.apply import load_into
@@ -237,7 +268,16 @@ def load_generator(
     from .models.vae_adaptors import DecoderAdaptor, EncoderAdaptor
 
     model = Path(model)
-    transformer, _ = load_transformer(model, config=config, dtype=dtype, device=device)
+    mode = None
+    run_device = torch.device(device)
+    if memory is not None:
+        from .memory.placement import choose_mode
+
+        mode, why = choose_mode(memory, run_device)
+        log.info("MoRe4D memory mode %s (%s)", mode.describe(), why)
+        device = "cpu"  # loaded into CPU memory; the placement brings each model to the run device
+    fp8 = mode is not None and mode.weights == "fp8"
+    transformer, _ = load_transformer(model, config=config, dtype=dtype, device=device, fp8=fp8)
     cfg = transformer.cfg
     if motion_encoder is not None:
         load_motion_encoder(transformer, motion_encoder)
@@ -259,13 +299,18 @@ def load_generator(
             )
         enc = load_adaptor(encoder_adaptor, "encoder", cfg.adaptor_channels, device=device) if encoder_adaptor else EncoderAdaptor(cfg.adaptor_channels)
         dec = load_adaptor(decoder_adaptor, "decoder", cfg.adaptor_channels, device=device) if decoder_adaptor else DecoderAdaptor(cfg.adaptor_channels)
-        codec = WanVAECodec(load_wan_vae(vae, dtype=dtype, device=device), enc, dec)
+        # the adaptors run in the VAE's dtype (float32 adaptors on a bf16 VAE failed at the first decode)
+        codec = WanVAECodec(load_wan_vae(vae, dtype=dtype, device=device), enc.to(device, dtype), dec.to(device, dtype))
     if cfg.text_encoder == "word_hash":
         text = build_text_encoder(cfg)
         if is_bundle:
             from_bundle("text_encoder", text)
     else:
         text = build_text_encoder(cfg, text_encoder)
+        if fp8:
+            from .models.fp8 import in_umt5_blocks, quantize_linears
+
+            quantize_linears(text.model, dtype, where=in_umt5_blocks)
     tokens = None
     if cfg.image_dim is not None:
         if clip is None:
@@ -275,4 +320,7 @@ def load_generator(
             )
         tokens = grey_tokens(clip)
     gen = TrajectoryGenerator(cfg, transformer, codec, text, tokens, info=header.info if header else {})
-    return gen.to(device=device).eval()
+    gen = gen.to(device=device).eval()
+    if mode is not None:
+        gen.apply_memory_mode(mode, run_device)
+    return gen

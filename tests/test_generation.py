@@ -94,18 +94,38 @@ def test_progress_and_cancellation(tiny_gen, inputs):
 def test_guidance_one_runs_a_single_batch():
     sizes = []
 
-    def velocity(x, t):
-        sizes.append(x.shape[0])
+    def velocity(x, t, rows):
+        sizes.append((x.shape[0], rows.start, rows.stop))
         return torch.zeros_like(x)
 
     from more4d_core.sampling import guided_velocity
 
     noise = torch.randn(1, 2, 3)
     out = sample_flow(guided_velocity(velocity, 1.0), noise, steps=4, shift=5.0)
-    assert sizes == [1] * 4 and torch.equal(out, noise)  # zero velocity: nothing moves
+    assert sizes == [(1, 0, 1)] * 4 and torch.equal(out, noise)  # zero velocity: nothing moves
     sizes.clear()
     sample_flow(guided_velocity(velocity, 6.0), noise, steps=2, shift=5.0)
-    assert sizes == [2, 2]
+    assert sizes == [(2, 0, 2)] * 2
+    sizes.clear()
+    sample_flow(guided_velocity(velocity, 6.0, as_batch=False), noise, steps=2, shift=5.0)
+    assert sizes == [(1, 0, 1), (1, 1, 2)] * 2
+
+
+def test_guidance_as_two_passes_equals_guidance_as_a_batch():
+    from more4d_core.sampling import guided_velocity
+
+    weight = torch.tensor([[1.5], [-0.5]])  # a different "model" for the conditional and unconditional rows
+
+    def velocity(x, t, rows):
+        w = weight[rows].repeat(x.shape[0] // weight[rows].shape[0], 1)
+        return x * w.view(-1, 1, 1) + t.view(-1, 1, 1)
+
+    x, t = torch.randn(1, 2, 3), torch.tensor([0.3])
+    batch = guided_velocity(velocity, 4.0)(x, t)
+    passes = guided_velocity(velocity, 4.0, as_batch=False)(x, t)
+    expected = (x * -0.5 + 0.3) + 4.0 * ((x * 1.5 + 0.3) - (x * -0.5 + 0.3))  # v_u + g (v_c - v_u), by hand
+    torch.testing.assert_close(batch, expected)
+    torch.testing.assert_close(passes, expected)
 
 
 def test_flow_sampler_recovers_a_known_target():
@@ -287,3 +307,72 @@ def test_generator_still_threshold(tiny_gen, inputs):
     torch.testing.assert_close(held.points[:, moving], free.points[:, moving])
     with pytest.raises(InputError, match="still threshold"):
         gen.generate(image, depth, k, PROMPT, still_threshold=0.5)
+
+
+@pytest.fixture(scope="module")
+def full_layout(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("full_layout")
+    torch.manual_seed(0)
+    transformer = STraGTransformer.from_stgconfig(TINY_FULL)
+    for blk in transformer.blocks:
+        blk.spatial_guidance_self.gate.data.fill_(0.3)
+        blk.spatial_guidance_ffn.gate.data.fill_(0.3)
+    save_authors_layout(transformer, tmp_path / "transformer", shards=2)
+    save_tiny_vae(tmp_path / "wan" / "vae")
+    save_tiny_umt5(tmp_path / "wan", d_model=TINY_FULL.text_dim)
+    save_tiny_clip(tmp_path / "wan", hidden=TINY_FULL.image_dim)
+    from more4d_core.models.vae_adaptors import DecoderAdaptor
+
+    (tmp_path / "decoder_prompt").mkdir()
+    torch.save(DecoderAdaptor(8).state_dict(), tmp_path / "decoder_prompt" / "pytorch_model.bin")
+    paths = dict(config=TINY_FULL, vae=tmp_path / "wan", text_encoder=tmp_path / "wan", clip=tmp_path / "wan",
+                 decoder_adaptor=tmp_path / "decoder_prompt", dtype=torch.bfloat16)
+    plain = load_generator(tmp_path / "transformer", **paths)
+    return tmp_path / "transformer", paths, plain
+
+
+def _motion(gen, guidance):
+    g = torch.Generator().manual_seed(0)
+    image, depth = torch.rand(32, 32, 3, generator=g), torch.rand(32, 32, generator=g) + 2
+    s = gen.generate(image, depth, intrinsics_from_fov(32, 32, 60.0), PROMPT, steps=2, seed=0, guidance_scale=guidance)
+    return s.points - s.points0
+
+
+def test_placement_and_streaming_do_not_change_the_result(full_layout, monkeypatch):
+    from more4d_core.memory import modes
+
+    source, paths, plain = full_layout
+    assert torch.equal(_motion(load_generator(source, memory="bf16", **paths), 3.0), _motion(plain, 3.0))
+    # 1 of 2 blocks streamed, each model on the device only for its stage: the same numbers
+    monkeypatch.setitem(modes.MODES, "16gb", modes.MemoryMode("16gb", "bf16", 1, True, True))
+    streamed = load_generator(source, memory="16gb", **paths)
+    assert len(streamed.placement.streamers) == 1
+    assert torch.equal(_motion(streamed, 3.0), _motion(plain, 3.0))
+    # guidance as two passes: the same function (in float32; bf16 kernels round differently per batch size)
+    fp32 = {**paths, "dtype": torch.float32}
+    monkeypatch.setitem(modes.MODES, "16gb", modes.MemoryMode("16gb", "bf16", 1, True, False))
+    torch.testing.assert_close(_motion(load_generator(source, memory="16gb", **fp32), 3.0),
+                               _motion(load_generator(source, **fp32), 3.0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("memory", ["24gb", "16gb"])
+def test_float8_modes_run_the_14b_layout_pipeline(full_layout, memory, monkeypatch, caplog):
+    from more4d_core.memory import modes
+    from more4d_core.models.fp8 import FP8Linear
+
+    source, paths, plain = full_layout
+    # at toy size "16gb" keeps 1 of the 2 blocks resident and streams the other
+    monkeypatch.setitem(modes.MODES, "16gb", modes.MemoryMode("16gb", "fp8", 1, True, False))
+    with caplog.at_level("INFO", logger="more4d"):
+        moded = load_generator(source, memory=memory, **paths)
+    assert f"memory mode {memory}" in caplog.text and "chosen" in caplog.text
+    assert isinstance(moded.transformer.blocks[0].ffn.net[2], FP8Linear)
+    assert any(isinstance(m, FP8Linear) for m in moded.text_encoder.model.modules())
+    a, b = _motion(plain, 1.0), _motion(moded, 1.0)
+    exact = _motion(load_generator(source, **{**paths, "dtype": torch.float32}), 1.0)
+    fp8_error, bf16_error = float((a - b).norm() / a.norm()), float((a - exact).norm() / exact.norm())
+    print(f"{memory}: tracks vs bf16 {fp8_error:.3f}; bf16 vs float32 {bf16_error:.3f}")
+    # this random toy pipeline amplifies rounding: float8 may change it at most twice as much as bf16 does
+    assert 0 < fp8_error <= 2 * bf16_error
+    with pytest.raises(InputError, match="memory mode"):
+        load_generator(source, memory="8gb", **paths)

@@ -171,10 +171,10 @@ class ViSMCompleter:
             clip = self.clip_tokens(frames[0]).to(self.device, dtype)
         model = self._on(self.transformer)
 
-        def batched(x, tt):
+        def batched(x, tt, rows):
             n = x.shape[0]
             inputs = torch.cat([x.to(dtype), cond.expand(n, -1, -1, -1, -1)], dim=1)
-            return model(inputs, tt, texts if n == 2 else texts[:1],
+            return model(inputs, tt, texts[rows],
                          encoder_hidden_states_image=None if clip is None else clip.expand(n, -1, -1),
                          return_dict=False)[0].float()
 

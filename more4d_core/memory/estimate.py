@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..models.fp8 import in_blocks, quantize_linears
+from ..models.fp8 import in_blocks, in_umt5_blocks, quantize_linears
 from .modes import MODES, MemoryMode
 from .streaming import BlockStreamer, move
 from .tracker import GIB, DeviceMemoryTracker, FlashAttentionMemory, MemoryTrace
@@ -138,7 +138,7 @@ def _text_stage(mode: MemoryMode) -> _Trace:
         model = UMT5EncoderModel(UMT5Config(**UMT5_XXL))
     _fake_weights(model, torch.bfloat16)
     if mode.weights == "fp8":
-        quantize_linears(model, torch.bfloat16, where=lambda name, layer: name.startswith("encoder.block."))
+        quantize_linears(model, torch.bfloat16, where=in_umt5_blocks)
     ids = torch.zeros(2, TEXT_LEN, dtype=torch.long, device=DEVICE)
     mask = torch.ones(2, TEXT_LEN, dtype=torch.long, device=DEVICE)
     return _run_stage(model, _place_all, lambda: model(input_ids=ids, attention_mask=mask))

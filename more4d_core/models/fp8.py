@@ -59,7 +59,8 @@ class FP8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(self.compute_dtype)
-        return F.linear(x.to(self.compute_dtype), self.dequantized(), bias).to(x.dtype)
+        out = F.linear(x.to(self.compute_dtype), self.dequantized(), bias)
+        return out if x.dtype in (FP8, torch.float8_e5m2) else out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, float8 e4m3fn"
@@ -83,6 +84,12 @@ def in_blocks(name: str, layer: nn.Linear) -> bool:
     """The layers worth quantizing in a DiT: the linear layers of its transformer blocks (attention,
     cross-attention, feed-forward, MAdaNorm), which hold nearly all its weights."""
     return name.startswith("blocks.")
+
+
+def in_umt5_blocks(name: str, layer: nn.Linear) -> bool:
+    """The umT5 encoder's block layers, except the FFN output ``wo``: transformers casts that layer's
+    input to its weight's dtype (a float8 cast of the activations, with no scale)."""
+    return name.startswith("encoder.block.") and not name.endswith(".wo")
 
 
 def fp8_layers(module: nn.Module) -> Iterable[tuple[str, FP8Linear]]:

@@ -69,18 +69,23 @@ def sample_flow(
     return latents
 
 
-def guided_velocity(batched: VelocityFn, guidance_scale: float) -> VelocityFn:
-    """Classifier-free guidance in one batched call: ``batched`` sees ``[x; x]`` with the
-    conditional inputs in the first half and the unconditional ones in the second, and the result
-    is ``v_u + g * (v_c - v_u)``. With ``g == 1`` only the conditional half is evaluated (the
-    caller's ``batched`` must then accept a single batch; it is passed ``x`` alone)."""
+def guided_velocity(batched, guidance_scale: float, *, as_batch: bool = True) -> VelocityFn:
+    """Classifier-free guidance ``v_u + g * (v_c - v_u)``. ``batched(x, t, rows)`` evaluates the model
+    on ``x`` with the rows ``rows`` (a slice) of the conditioning pair (conditional, unconditional):
+    with ``as_batch`` both in one call on ``[x; x]`` (``rows = 0:2``), otherwise as two passes of one
+    (``0:1`` then ``1:2``: half the activations, for small cards). With ``g == 1`` only the conditional
+    pass runs."""
     if not math.isfinite(guidance_scale):
         raise InputError(f"guidance scale must be finite, got {guidance_scale}")
+    cond, uncond = slice(0, 1), slice(1, 2)
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if guidance_scale == 1.0:
-            return batched(x, t)
-        v_c, v_u = batched(torch.cat([x, x]), torch.cat([t, t])).chunk(2)
+            return batched(x, t, cond)
+        if as_batch:
+            v_c, v_u = batched(torch.cat([x, x]), torch.cat([t, t]), slice(0, 2)).chunk(2)
+        else:
+            v_c, v_u = batched(x, t, cond), batched(x, t, uncond)
         return v_u + guidance_scale * (v_c - v_u)
 
     return velocity
