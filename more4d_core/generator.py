@@ -270,6 +270,9 @@ def load_generator(
     model = Path(model)
     mode = None
     run_device = torch.device(device)
+    if memory is not None and bundle.is_bundle(model) and bundle.read_header(model).config.codec != "wan_vae":
+        log.info("MoRe4D: memory modes are for the 14B models; %s runs as loaded", model.name)
+        memory = None
     if memory is not None:
         from .memory.placement import choose_mode
 
@@ -306,11 +309,7 @@ def load_generator(
         if is_bundle:
             from_bundle("text_encoder", text)
     else:
-        text = build_text_encoder(cfg, text_encoder)
-        if fp8:
-            from .models.fp8 import in_umt5_blocks, quantize_linears
-
-            quantize_linears(text.model, dtype, where=in_umt5_blocks)
+        text = build_text_encoder(cfg, text_encoder, fp8=fp8)
     tokens = None
     if cfg.image_dim is not None:
         if clip is None:

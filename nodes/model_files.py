@@ -57,6 +57,30 @@ def depth_root() -> Path:
     return models_root().parent / DEPTH_FOLDER
 
 
+# ComfyUI's standard folders of the Wan components every Wan user already has (umT5, CLIP vision, VAE)
+SHARED_FOLDERS = ("text_encoders", "clip_vision", "vae")
+
+
+def shared_root(folder: str) -> Path:
+    """ComfyUI's ``models/<folder>`` (outside ComfyUI: next to our models folder)."""
+    if _fp is not None:
+        if folder in getattr(_fp, "folder_names_and_paths", {}):
+            paths = _fp.get_folder_paths(folder)
+            if paths:
+                return Path(paths[0])
+        return Path(_fp.models_dir) / folder
+    return models_root().parent / folder
+
+
+def shared_candidates(folder: str) -> list[str]:
+    """Weight files of ComfyUI's ``models/<folder>``, listed as ``models/<folder>/<file>``."""
+    root = shared_root(folder)
+    if not root.is_dir():
+        return []
+    return [f"models/{folder}/{p.relative_to(root).as_posix()}" for p in sorted(root.rglob("*"))
+            if p.is_file() and p.suffix in (".safetensors", ".pth", ".bin") and not p.name.startswith(".")]
+
+
 def depth_candidates() -> list[str]:
     """Model folders for the depth backends: ours, then those of the shared ``models/depth``."""
     root = depth_root()
@@ -102,6 +126,13 @@ def resolve(name: str) -> Path:
         path = depth_root() / name[len(DEPTH_PREFIX):]
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: put the depth model folder under {depth_root()} and refresh")
+        return path
+    head, _, rest = name.partition("/")
+    folder, _, inner = rest.partition("/")
+    if head == "models" and folder in SHARED_FOLDERS:
+        path = shared_root(folder) / inner
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: put the file under {shared_root(folder)} and refresh")
         return path
     path = Path(name)
     if not path.is_absolute():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from more4d_core.cache import MODEL_CACHE, ModelHandle, source_fingerprint
+from more4d_core.memory.modes import MODE_NAMES
 from more4d_core.models.config import NAMED_CONFIGS
 
 from . import model_files
@@ -29,7 +30,7 @@ def _optional(name: str):
 def load_trajectory_model(model: str, config: str = "auto", precision: str = "auto", device: str = "auto",
                           vae: str = model_files.NONE, text_encoder: str = model_files.NONE,
                           clip: str = model_files.NONE, decoder_adaptor: str = model_files.NONE,
-                          motion_encoder: str = model_files.NONE) -> ModelHandle:
+                          motion_encoder: str = model_files.NONE, memory: str = "auto") -> ModelHandle:
     """A cache handle for a trajectory generator (the bundled default when ``model`` is BUNDLED)."""
     from more4d_core.generator import load_generator
     from more4d_core.weights import default_model_path
@@ -39,10 +40,11 @@ def load_trajectory_model(model: str, config: str = "auto", precision: str = "au
     path = default_model_path() if model == model_files.BUNDLED else model_files.resolve(model)
     extras = {k: _optional(v) for k, v in (("vae", vae), ("text_encoder", text_encoder), ("clip", clip),
                                             ("decoder_adaptor", decoder_adaptor), ("motion_encoder", motion_encoder))}
-    key = (source_fingerprint(path, *extras.values()), config, str(dtype), str(dev))
+    key = (source_fingerprint(path, *extras.values()), config, str(dtype), str(dev), memory)
 
     def loader():
-        return load_generator(path, config=None if config == "auto" else config, dtype=dtype, device=dev, **extras)
+        return load_generator(path, config=None if config == "auto" else config, dtype=dtype, device=dev,
+                              memory=memory, **extras)
 
     return MODEL_CACHE.handle("trajectory", key, f"{path.name} ({precision}, {dev})", loader, device=dev,
                               estimated_bytes=path.stat().st_size if path.is_file() else 0)
@@ -74,19 +76,27 @@ class LoadTrajectoryModel:
                 "device": (DEVICE_CHOICES, {"default": "auto", "tooltip": "auto = ComfyUI's device (honours --cpu)."}),
             },
             "optional": {
-                "vae": (folders, {"default": model_files.NONE, "tooltip": "14B only: Wan2.1 VAE folder or Wan2.1_VAE.pth."}),
-                "text_encoder": (folders, {"default": model_files.NONE, "tooltip": "14B only: folder with text_encoder/ + tokenizer/ (umT5-XXL)."}),
-                "clip": (folders, {"default": model_files.NONE, "tooltip": "14B only: CLIP image encoder folder (image_encoder/)."}),
+                "vae": (folders + model_files.shared_candidates("vae"), {"default": model_files.NONE,
+                        "tooltip": "14B only: the Wan2.1 VAE: ComfyUI's models/vae/wan_2.1_vae.safetensors, a folder or Wan2.1_VAE.pth."}),
+                "text_encoder": (folders + model_files.shared_candidates("text_encoders"), {"default": model_files.NONE,
+                                 "tooltip": "14B only: umT5-XXL: ComfyUI's models/text_encoders/umt5_xxl_*.safetensors "
+                                            "(bf16 or fp8_scaled) or a folder with text_encoder/ + tokenizer/."}),
+                "clip": (folders + model_files.shared_candidates("clip_vision"), {"default": model_files.NONE,
+                         "tooltip": "14B only: CLIP ViT-H: ComfyUI's models/clip_vision/clip_vision_h.safetensors or an image_encoder/ folder."}),
                 "decoder_adaptor": (folders, {"default": model_files.NONE, "tooltip": "14B only: the authors' decoder_prompt folder."}),
                 "motion_encoder": (folders, {"default": model_files.NONE,
                                    "tooltip": "Optional: replace the Motion Perception Module ViT weights (e.g. vitb_pretrain.torch)."}),
+                "memory": (list(MODE_NAMES), {"default": "auto", "tooltip": (
+                    "14B only. bf16: everything resident (80 GB cards); 24gb: float8 blocks, each model on the GPU "
+                    "only while it runs; 16gb: also streams half the blocks from CPU memory; auto: the fastest "
+                    "that fits the free GPU memory (the log says which and why).")}),
             },
         }
 
     def load(self, model, config, precision, device, vae=model_files.NONE, text_encoder=model_files.NONE,
-             clip=model_files.NONE, decoder_adaptor=model_files.NONE, motion_encoder=model_files.NONE):
+             clip=model_files.NONE, decoder_adaptor=model_files.NONE, motion_encoder=model_files.NONE, memory="auto"):
         return (load_trajectory_model(model, config, precision, device, vae, text_encoder, clip, decoder_adaptor,
-                                      motion_encoder),)
+                                      motion_encoder, memory),)
 
 
 class LoadCompletionModel:
@@ -107,9 +117,13 @@ class LoadCompletionModel:
         return {
             "required": {
                 "transformer": (items, {"tooltip": "Wan2.1-Fun-InP transformer folder (authors' or diffusers layout)."}),
-                "vae": (items, {"tooltip": "Wan2.1 VAE folder or Wan2.1_VAE.pth."}),
-                "text_encoder": (items, {"tooltip": "Folder with text_encoder/ + tokenizer/ (umT5-XXL)."}),
-                "clip": (items, {"tooltip": "CLIP image encoder folder (image_encoder/)."}),
+                "vae": (items + model_files.shared_candidates("vae"),
+                        {"tooltip": "The Wan2.1 VAE: ComfyUI's models/vae/wan_2.1_vae.safetensors, a folder or Wan2.1_VAE.pth."}),
+                "text_encoder": (items + model_files.shared_candidates("text_encoders"),
+                                 {"tooltip": "umT5-XXL: ComfyUI's models/text_encoders/umt5_xxl_*.safetensors or a folder "
+                                             "with text_encoder/ + tokenizer/."}),
+                "clip": (items + model_files.shared_candidates("clip_vision"),
+                         {"tooltip": "CLIP ViT-H: ComfyUI's models/clip_vision/clip_vision_h.safetensors or an image_encoder/ folder."}),
                 "lora": (items, {"tooltip": "The MoRe4D ViSM LoRA (.safetensors); (none) = plain Fun-InP."}),
                 "lora_weight": ("FLOAT", {"default": 0.55, "min": 0.0, "max": 2.0, "step": 0.05,
                                           "tooltip": "LoRA strength (the authors use 0.55)."}),

@@ -112,15 +112,16 @@ def full_wan_workflow() -> dict:
         _input_image(),
         _estimate_depth({"backend": "transformers", "model_folder": "depth/Depth-Anything-V2-Metric-Indoor-Large-hf/"}),
         {"id": 40, "type": "More4DLoadCompletionModel", "pos": [1500, 800],
-         "widgets": {"transformer": "Wan2.1-Fun-V1.1-14B-InP/", "vae": "Wan2.1-Fun-V1.1-14B-InP/",
-                     "text_encoder": "Wan2.1-Fun-V1.1-14B-InP/", "clip": "Wan2.1-Fun-V1.1-14B-InP/",
+         "widgets": {"transformer": "Wan2.1-Fun-V1.1-14B-InP/", "vae": "models/vae/wan_2.1_vae.safetensors",
+                     "text_encoder": "models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                     "clip": "models/clip_vision/clip_vision_h.safetensors",
                      "lora": "more4d_vism_lora.safetensors"}},
     ]
     chain, scene = _generation_chain(
         (1, 0), (2, 0), 3,
         {"model": "more4d-14b/transformer/", "config": "more4d-14b", "vae": "more4d-14b/vae/pytorch_model.bin",
-         "text_encoder": "Wan2.1-Fun-V1.1-14B-Control/", "clip": "Wan2.1-Fun-V1.1-14B-Control/",
-         "decoder_adaptor": "more4d-14b/decoder_prompt/"},
+         "text_encoder": "models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+         "clip": "models/clip_vision/clip_vision_h.safetensors", "decoder_adaptor": "more4d-14b/decoder_prompt/"},
         {"steps": 50, "guidance": 6.0, "grid": "512"},
     )
     nodes += chain

@@ -51,8 +51,9 @@ def _placeholders(doc, models: Path) -> list[str]:
         for (slot, _), value in zip(widget_slots(cls) if cls else [], n.get("widgets_values") or []):
             if slot not in dynamic or value in (model_files.NONE, model_files.BUNDLED):
                 continue
-            path = (models.parent / "depth" / value[len(model_files.DEPTH_PREFIX):] if value.startswith(model_files.DEPTH_PREFIX)
-                    else models / value)
+            head, _, rest = value.partition("/")
+            shared = head == "models" and rest.split("/")[0] in (*model_files.SHARED_FOLDERS, "depth")
+            path = models.parent / rest if shared else models / value  # ComfyUI's own folders sit beside ours
             if value.endswith("/"):
                 path.mkdir(parents=True, exist_ok=True)
                 (path / "config.json").write_text("{}")
@@ -72,7 +73,7 @@ def test_every_shipped_workflow_validates_once_its_files_exist(name, tmp_path, m
     named = _placeholders(doc, models)
     assert check_workflow(doc, NODE_CLASS_MAPPINGS, CORE_NODES, files="listed") == []
     if named:  # and the same check fails while the files are missing
-        shutil.rmtree(models)
+        shutil.rmtree(models.parent)
         problems = check_workflow(doc, NODE_CLASS_MAPPINGS, CORE_NODES, files="listed")
         assert len(problems) == len(named), problems
 

@@ -30,14 +30,20 @@ def clip_vision_encoder(folder: str | os.PathLike, device="cpu"):
     penultimate layer, as Wan uses), from a local transformers ``CLIPVisionModel`` folder."""
     from transformers import CLIPVisionModel
 
+    from ..checkpoints.comfy_files import is_comfy_clip_vision, load_clip_vision_file
+
     folder = Path(folder)
-    model_dir = folder / "image_encoder" if (folder / "image_encoder").is_dir() else folder
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(
-            f"CLIP image encoder not found: expected {model_dir / 'config.json'} with safetensors weights "
-            "(the image_encoder/ folder of a diffusers-format Wan2.1 I2V repository)"
-        )
-    model = CLIPVisionModel.from_pretrained(model_dir, torch_dtype=torch.float32, use_safetensors=True).to(device).eval()
+    if is_comfy_clip_vision(folder):  # ComfyUI's models/clip_vision/clip_vision_h.safetensors
+        model = load_clip_vision_file(folder).to(device)
+    else:
+        model_dir = folder / "image_encoder" if (folder / "image_encoder").is_dir() else folder
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"CLIP image encoder not found: expected {model_dir / 'config.json'} with safetensors weights "
+                "(the image_encoder/ folder of a diffusers-format Wan2.1 I2V repository) or ComfyUI's "
+                "models/clip_vision/clip_vision_h.safetensors"
+            )
+        model = CLIPVisionModel.from_pretrained(model_dir, torch_dtype=torch.float32, use_safetensors=True).to(device).eval()
     size = model.config.image_size
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
@@ -65,15 +71,20 @@ def load_grey_tokens(path: str | os.PathLike) -> torch.Tensor:
 
 
 def grey_tokens(source: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> torch.Tensor:
-    """Tokens from a ``.safetensors`` cache file or a CLIP folder (computed once, then cached).
+    """Tokens from a ``.safetensors`` cache file, a CLIP folder or ComfyUI's ``clip_vision_*.safetensors``
+    (computed once, then cached).
 
-    The cache is written atomically into ``cache_dir`` (default: the CLIP folder) when writable.
+    The cache is written atomically into ``cache_dir`` (default: the CLIP folder, or the folder of the
+    CLIP file) when writable.
     """
+    from ..checkpoints.comfy_files import is_comfy_clip_vision
+
     source = Path(source)
-    if source.is_file():
+    model_file = is_comfy_clip_vision(source)
+    if source.is_file() and not model_file:
         return load_grey_tokens(source)
     digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:12]
-    cache = Path(cache_dir or source) / f"more4d_grey_tokens_{digest}.safetensors"
+    cache = Path(cache_dir or (source.parent if model_file else source)) / f"more4d_grey_tokens_{digest}.safetensors"
     if cache.is_file():
         return load_grey_tokens(cache)
     tokens = grey_tokens_from_clip(source)

@@ -89,43 +89,64 @@ class WordHashTextEncoder(nn.Module):
 
 
 class UMT5TextEncoder(nn.Module):
-    """umT5-XXL (transformers ``UMT5EncoderModel``) + its tokenizer, from a local folder.
+    """umT5-XXL (transformers ``UMT5EncoderModel``) + its tokenizer, from a local folder or file.
 
-    ``folder`` holds either ``text_encoder/`` and ``tokenizer/`` sub-folders (the diffusers layout
-    of the Wan repositories) or the model and tokenizer files directly.
+    ``source`` holds either ``text_encoder/`` and ``tokenizer/`` sub-folders (the diffusers layout
+    of the Wan repositories), the model and tokenizer files directly, or is one of ComfyUI's
+    ``umt5_xxl_*.safetensors`` files (bf16 or fp8_scaled, tokenizer inside; see
+    :mod:`..checkpoints.comfy_files`). ``fp8``: float8 block layers (quantized while loading, or
+    kept from an fp8_scaled file).
     """
 
-    def __init__(self, folder: str | Path, max_len: int = 512, dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, source: str | Path, max_len: int = 512, dtype: torch.dtype = torch.bfloat16, *, fp8: bool = False):
         super().__init__()
+        from ..checkpoints.comfy_files import is_comfy_umt5, load_umt5_file
+        from .fp8 import in_umt5_blocks, quantize_linears
+
+        source = Path(source)
+        self.max_len = max_len
+        self.tokenizer = None
+        if source.is_file():
+            if not is_comfy_umt5(source):
+                raise FileNotFoundError(f"{source} is not a umT5 encoder file (ComfyUI's umt5_xxl_*.safetensors)")
+            self.model, self.tokens = load_umt5_file(source, dtype=dtype, fp8=fp8, max_len=max_len)
+            return
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        folder = Path(folder)
-        model_dir = folder / "text_encoder" if (folder / "text_encoder").is_dir() else folder
-        tok_dir = folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder
+        model_dir = source / "text_encoder" if (source / "text_encoder").is_dir() else source
+        tok_dir = source / "tokenizer" if (source / "tokenizer").is_dir() else source
         if not (model_dir / "config.json").is_file():
             raise FileNotFoundError(
                 f"umT5 text encoder not found: expected {model_dir / 'config.json'} and its safetensors weights "
-                "(the text_encoder/ and tokenizer/ folders of a diffusers-format Wan2.1 repository)"
+                "(the text_encoder/ and tokenizer/ folders of a diffusers-format Wan2.1 repository), or ComfyUI's "
+                "models/text_encoders/umt5_xxl_*.safetensors"
             )
         self.tokenizer = AutoTokenizer.from_pretrained(tok_dir)
         self.model = UMT5EncoderModel.from_pretrained(model_dir, torch_dtype=dtype, use_safetensors=True)
         self.model.requires_grad_(False)
-        self.max_len = max_len
+        if fp8:
+            quantize_linears(self.model, dtype, where=in_umt5_blocks)
+        self.tokens = self._hf_tokens
 
-    @torch.no_grad()
-    def forward(self, prompts: list[str]) -> torch.Tensor:
+    def _hf_tokens(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.tokenizer(
             list(prompts), max_length=self.max_len, padding="max_length", truncation=True,
             add_special_tokens=True, return_attention_mask=True, return_tensors="pt",
         )
+        return tokens.input_ids, tokens.attention_mask
+
+    @torch.no_grad()
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        ids, mask = self.tokens(list(prompts))
         device = next(self.model.parameters()).device
-        mask = tokens.attention_mask.to(device)
-        states = self.model(tokens.input_ids.to(device), mask).last_hidden_state
+        mask = mask.to(device)
+        states = self.model(ids.to(device), mask).last_hidden_state
         return states.masked_fill(~mask.bool().unsqueeze(-1), 0.0)
 
 
-def build_text_encoder(cfg: STraGConfig, folder: str | Path | None = None) -> nn.Module:
-    """The text encoder a config uses (``folder`` is required for umT5)."""
+def build_text_encoder(cfg: STraGConfig, folder: str | Path | None = None, *, fp8: bool = False) -> nn.Module:
+    """The text encoder a config uses (``folder`` — or ComfyUI's single file — is required for umT5;
+    ``fp8``: float8 umT5 block layers)."""
     if cfg.text_encoder == "word_hash":
         return WordHashTextEncoder(cfg.word_hash_vocab, cfg.text_dim, cfg.text_len, cfg.word_hash_layers,
                                    words=cfg.text_vocabulary)
@@ -134,4 +155,4 @@ def build_text_encoder(cfg: STraGConfig, folder: str | Path | None = None) -> nn
             f"{cfg.name} uses the umT5-XXL text encoder: give the folder of a diffusers-format Wan2.1 "
             "repository (with text_encoder/ and tokenizer/) under ComfyUI's models/more4d/ or as a path"
         )
-    return UMT5TextEncoder(folder, cfg.text_len)
+    return UMT5TextEncoder(folder, cfg.text_len, fp8=fp8)
