@@ -128,23 +128,25 @@ class LoadCompletionModel:
                 "lora_weight": ("FLOAT", {"default": 0.55, "min": 0.0, "max": 2.0, "step": 0.05,
                                           "tooltip": "LoRA strength (the authors use 0.55)."}),
                 "precision": (list(PRECISIONS), {"default": "auto", "tooltip": "auto = bf16 on GPUs, fp32 on CPUs."}),
-                "offload": (["none", "model", "block"], {"default": "model",
-                            "tooltip": "none: all on the GPU; model: only the running part; block: stream blocks (24 GB cards)."}),
+                "memory": (list(MODE_NAMES), {"default": "auto", "tooltip": (
+                    "bf16: everything resident (80 GB cards); 24gb: float8 blocks, each model on the GPU only while "
+                    "it runs; 16gb: also streams half the blocks from CPU memory; auto: the fastest that fits the "
+                    "free GPU memory (the log says which and why).")}),
             }
         }
 
-    def load(self, transformer, vae, text_encoder, clip, lora, lora_weight, precision, offload):
+    def load(self, transformer, vae, text_encoder, clip, lora, lora_weight, precision, memory):
         from more4d_core.completion.diffusion import load_completer
 
         dev = torch_device("auto")
         dtype = _dtype(precision, dev)
         paths = [model_files.resolve(transformer), model_files.resolve(vae), model_files.resolve(text_encoder),
                  _optional(clip), _optional(lora)]
-        key = (source_fingerprint(*paths), lora_weight, str(dtype), str(dev), offload)
+        key = (source_fingerprint(*paths), lora_weight, str(dtype), str(dev), memory)
 
         def loader():
             return load_completer(paths[0], vae=paths[1], text_encoder=paths[2], clip=paths[3], lora=paths[4],
-                                  lora_weight=lora_weight, dtype=dtype, device=dev, offload=offload)
+                                  lora_weight=lora_weight, dtype=dtype, device=dev, memory=memory)
 
         return (MODEL_CACHE.handle("completion", key, f"{paths[0].name} + LoRA {lora_weight}", loader, device=dev),)
 

@@ -121,3 +121,27 @@ def test_vace_inputs():
     video, mask = to_vace_inputs(frames, holes)
     assert mask.dtype == torch.float32 and mask[1, 2, 3] == 1 and mask.sum() == 1
     assert video[1, 2, 3].tolist() == [0.5, 0.5, 0.5] and torch.equal(video[0], frames[0])
+
+
+def test_diffusion_completion_under_memory_modes(tmp_path, monkeypatch):
+    from more4d_core.memory import modes
+    from more4d_core.models.fp8 import FP8Linear
+
+    _, folder, _ = _tiny_inp(tmp_path)
+    save_tiny_vae(tmp_path / "wan" / "vae")
+    save_tiny_umt5(tmp_path / "wan")
+    save_tiny_clip(tmp_path / "wan")
+    paths = dict(vae=tmp_path / "wan", text_encoder=tmp_path / "wan", clip=tmp_path / "wan",
+                 lora=tmp_path / "vism_lora.safetensors", dtype=torch.float32)
+    frames, holes = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(5, 32, 32)
+    holes[:, 8:20, 8:20] = 1
+    plain = load_completer(folder, **paths).complete(frames, holes, "a ball", steps=2, seed=1)
+    # float32 weights, 1 of 2 blocks streamed, models visiting the device, guidance in two passes: the same result
+    monkeypatch.setitem(modes.MODES, "16gb", modes.MemoryMode("16gb", "bf16", 1, True, False))
+    streamed = load_completer(folder, memory="16gb", **paths)
+    assert len(streamed.placement.streamers) == 1
+    torch.testing.assert_close(streamed.complete(frames, holes, "a ball", steps=2, seed=1), plain, rtol=1e-4, atol=1e-4)
+    fp8 = load_completer(folder, memory="24gb", **paths)
+    assert isinstance(fp8.transformer.blocks[0].ffn.net[2], FP8Linear)
+    out = fp8.complete(frames, holes, "a ball", steps=2, seed=1)
+    assert torch.isfinite(out).all() and 0 < (out - plain).abs().mean() < 0.05  # float8 rounding of a toy model

@@ -16,6 +16,7 @@ running component on the GPU; ``"block"`` streams transformer blocks (diffusers 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from ..models.trajectory_codec import WanVideoLatents
 from ..sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
 from .lora import merge_lora
 
+log = logging.getLogger("more4d")
 OFFLOAD_MODES = ("none", "model", "block")
 
 
@@ -108,7 +110,8 @@ class ViSMCompleter:
     """Diffusion completion of rendered videos with holes."""
 
     def __init__(self, transformer: nn.Module, vae: nn.Module, text_encoder: nn.Module,
-                 clip_tokens: Callable[[torch.Tensor], torch.Tensor] | None, *, device="cpu", offload: str = "none"):
+                 clip_tokens: Callable[[torch.Tensor], torch.Tensor] | None, *, device="cpu", offload: str = "none",
+                 placement=None):
         if offload not in OFFLOAD_MODES:
             raise InputError(f"offload must be one of {OFFLOAD_MODES}, got {offload!r}")
         self.transformer = transformer
@@ -117,17 +120,24 @@ class ViSMCompleter:
         self.clip_tokens = clip_tokens
         self.device = torch.device(device)
         self.offload = offload
-        if offload == "block" and self.device.type == "cuda":
+        self.placement = placement  # a memory.placement.Placement (memory modes) instead of ``offload``
+        if placement is not None:
+            placement.install(self.text_encoder, self.latents, transformer=transformer)
+        elif offload == "block" and self.device.type == "cuda":
             transformer.enable_group_offload(self.device, torch.device("cpu"), offload_type="block_level",
                                              num_blocks_per_group=1)
 
     def _on(self, module: nn.Module) -> nn.Module:
+        if self.placement is not None:
+            return self.placement.enter(module)
         if self.offload == "model":
             module.to(self.device)
         return module
 
     def _off(self, module: nn.Module) -> None:
-        if self.offload == "model" and self.device.type == "cuda":
+        if self.placement is not None:
+            self.placement.leave(module)
+        elif self.offload == "model" and self.device.type == "cuda":
             module.to("cpu")
             torch.cuda.empty_cache()
 
@@ -179,7 +189,8 @@ class ViSMCompleter:
                          return_dict=False)[0].float()
 
         noise = seeded_noise(tuple(masked_lat.shape), seed, self.device)
-        latents = sample_flow(guided_velocity(batched, guidance_scale), noise, steps=steps, shift=shift,
+        as_batch = self.placement is None or self.placement.mode.guidance_batch
+        latents = sample_flow(guided_velocity(batched, guidance_scale, as_batch=as_batch), noise, steps=steps, shift=shift,
                               progress=progress, should_cancel=should_cancel)
         self._off(self.transformer)
         out = self._on(self.latents).decode(latents.float())
@@ -202,16 +213,30 @@ def load_completer(
     dtype=torch.bfloat16,
     device="cpu",
     offload: str = "none",
+    memory: str | None = None,
 ) -> ViSMCompleter:
-    """Everything 4D-ViSM needs, from local folders. ``clip`` is the CLIP image-encoder folder."""
+    """Everything 4D-ViSM needs, from local folders and files (ComfyUI's umT5 / CLIP / VAE files
+    included). ``memory``: a memory mode (:mod:`..memory.modes`, or ``"auto"``) instead of ``offload``:
+    the LoRA is merged into the bf16 weights, then the blocks are quantized to float8 when the mode says so."""
     from ..checkpoints.vae_loading import load_wan_vae
     from ..models.text_encoders import UMT5TextEncoder
 
-    load_device = "cpu" if offload != "none" else device
+    mode = placement = None
+    if memory is not None:
+        from ..memory.placement import Placement, choose_mode
+        from ..models.fp8 import in_blocks, quantize_linears
+
+        mode, why = choose_mode(memory, torch.device(device), "vism")
+        log.info("MoRe4D ViSM memory mode %s (%s)", mode.describe(), why)
+        placement = Placement(mode, device)
+    load_device = "cpu" if offload != "none" or mode is not None else device
     model = load_inpaint_transformer(transformer, dtype=dtype, device=load_device)
     if lora is not None:
         merge_lora(model, lora, lora_weight)
+    fp8 = mode is not None and mode.weights == "fp8"
+    if fp8:
+        quantize_linears(model, dtype, where=in_blocks)
     vae_model = load_wan_vae(vae, dtype=torch.float32, device=load_device)
-    text = UMT5TextEncoder(text_encoder, dtype=dtype).to(load_device)
+    text = UMT5TextEncoder(text_encoder, dtype=dtype, fp8=fp8).to(load_device)
     clip_fn = clip_vision_encoder(clip, load_device) if clip is not None else None
-    return ViSMCompleter(model, vae_model, text, clip_fn, device=device, offload=offload)
+    return ViSMCompleter(model, vae_model, text, clip_fn, device=device, offload=offload, placement=placement)

@@ -70,16 +70,27 @@ class Placement:
         elif transformer is not None:
             move(transformer, "cpu" if self.mode.encoders_leave else self.device)
 
+    def _visits(self, model: nn.Module | None) -> bool:
+        return model is not None and self.mode.encoders_leave and id(model) not in self.streamers
+
+    def enter(self, model: nn.Module | None) -> nn.Module | None:
+        """Bring ``model`` to the device for its stage (a no-op when the mode keeps it there)."""
+        if self._visits(model):
+            move(model, self.device)
+        return model
+
+    def leave(self, model: nn.Module | None) -> None:
+        """Send ``model`` back to CPU memory after its stage (a no-op when the mode keeps it)."""
+        if self._visits(model):
+            move(model, "cpu")
+            if self.device.type == "cuda" and torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     @contextlib.contextmanager
     def stage(self, model: nn.Module | None):
         """``model`` on the device for the duration of the block (a streamed transformer stays as set up)."""
-        visiting = model is not None and self.mode.encoders_leave and id(model) not in self.streamers
-        if visiting:
-            move(model, self.device)
+        self.enter(model)
         try:
             yield model
         finally:
-            if visiting:
-                move(model, "cpu")
-                if self.device.type == "cuda" and torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+            self.leave(model)
