@@ -104,3 +104,11 @@ def test_the_14b_modes_meet_their_targets_in_the_estimate(tmp_path):
 
 def test_vism_16gb_fits():
     assert estimate("vism", "16gb").peak <= 14 * 2**30
+
+
+def test_the_gpu_check_runs_its_code_path_at_toy_size(tmp_path):
+    out = tmp_path / "gpu.json"
+    assert bench_main(["gpu", "--tiny", "--device", "cpu", "--steps", "1", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data) == {"strag", "vism"} and all(set(v) == set(MODES) for v in data.values())
+    assert all(row["seconds_per_step"] > 0 for v in data.values() for row in v.values())

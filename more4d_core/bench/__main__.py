@@ -8,7 +8,8 @@ implementation run in the same process:
 * ``params`` — parameter counts and memory of every named config (meta device);
 * ``completion`` — classical hole filling: time per frame and flicker vs per-frame inpainting;
 * ``depth`` — the built-in depth prior on procedural scenes (AbsRel, delta < 1.25);
-* ``memory`` — peak device memory of the 14B pipelines per memory mode, estimated without a GPU.
+* ``memory`` — peak device memory of the 14B pipelines per memory mode, estimated without a GPU;
+* ``gpu`` — the memory modes on a GPU: measured peak and seconds per step next to the estimate.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "completion": "completion_bench",
     "depth": "depth_bench",
     "memory": "memory_bench",
+    "gpu": "gpu_bench",
 }
 
 

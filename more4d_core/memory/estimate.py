@@ -205,28 +205,34 @@ def _strag_denoise(mode: MemoryMode) -> _Trace:
     return trace_strag(MORE4D_14B, mode, batch=2 if mode.guidance_batch else 1)
 
 
+VISM_14B = dict(patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=36, out_channels=16,
+                text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, eps=1e-6, image_dim=1280, added_kv_proj_dim=5120)
+"""Wan2.1-Fun-V1.1-14B-InP as diffusers' ``WanTransformer3DModel``: 40 blocks of width 5120 (40 heads of 128),
+FFN 13824, input 16 noisy + 4 mask + 16 masked-video latent channels, CLIP ViT-H image cross-attention."""
+
+
+def vism_forward(model: nn.Module, batch: int, size: tuple[int, int, int], dtype: torch.dtype,
+                 device: torch.device | str) -> torch.Tensor:
+    """One 4D-ViSM transformer forward of a denoising step at ``size`` = (frames, height, width)."""
+    cfg = model.config
+    frames, height, width = size
+    t, h, w = (frames - 1) // 4 + 1, height // 8, width // 8
+    x = torch.zeros(batch, cfg.in_channels, t, h, w, dtype=dtype, device=device)
+    text = torch.zeros(batch, TEXT_LEN, cfg.text_dim, dtype=dtype, device=device)
+    image = torch.zeros(batch, 257, cfg.image_dim, dtype=dtype, device=device)
+    return model(x, torch.full((batch,), 500.0, device=device), text, encoder_hidden_states_image=image,
+                 return_dict=False)[0]
+
+
 def _visml_denoise(mode: MemoryMode) -> _Trace:
     from diffusers import WanTransformer3DModel
 
-    # Wan2.1-Fun-V1.1-14B-InP: 40 blocks of width 5120 (40 heads of 128), FFN 13824, input 16 noisy +
-    # 4 mask + 16 masked-video latent channels, CLIP ViT-H image cross-attention
     with torch.device("meta"):
-        model = WanTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=36, out_channels=16,
-            text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, eps=1e-6, image_dim=1280,
-            added_kv_proj_dim=5120)
+        model = WanTransformer3DModel(**VISM_14B)
     _fake_weights(model, torch.bfloat16, tuple(model._keep_in_fp32_modules or ()))
     place = _transformer_placement(mode, model)
     batch = 2 if mode.guidance_batch else 1
-    _, c, t, h, w = _latent_shape(16)
-
-    def run():
-        x = torch.empty(batch, 36, t, h, w, dtype=torch.bfloat16, device=DEVICE)
-        text = torch.empty(batch, TEXT_LEN, 4096, dtype=torch.bfloat16, device=DEVICE)
-        image = torch.empty(batch, 257, 1280, dtype=torch.bfloat16, device=DEVICE)
-        model(x, torch.full((batch,), 500.0, device=DEVICE), text, encoder_hidden_states_image=image)
-
-    return _run_stage(model, place, run)
+    return _run_stage(model, place, lambda: vism_forward(model, batch, (FRAMES, HEIGHT, WIDTH), torch.bfloat16, DEVICE))
 
 
 def _vae_decode(mode: MemoryMode) -> _Trace:
