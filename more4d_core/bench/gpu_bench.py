@@ -55,7 +55,7 @@ def _build(model: str, tiny: bool, device: torch.device) -> tuple[torch.nn.Modul
     keep = set(getattr(net, "_keep_in_fp32_modules", None) or ())
     for name, module in net.named_modules():  # bf16, with the modules a load keeps in float32 (as load_into does)
         fp32 = bool(keep.intersection(name.split(".")))
-        for key, p in module.named_parameters(recurse=False):
+        for p in module.parameters(recurse=False):
             p.data = p.data.to(torch.float32 if fp32 else torch.bfloat16)
     return net.eval(), size
 
