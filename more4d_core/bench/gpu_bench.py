@@ -93,7 +93,7 @@ def run_mode(model: str, mode: MemoryMode, *, device: torch.device, steps: int, 
             torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / steps
     peak = torch.cuda.max_memory_allocated(device) if cuda else 0
-    del net
+    net = None  # free the weights before the next mode is built
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
