@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from .errors import InputError
 
@@ -60,8 +59,10 @@ def source_fingerprint(*paths: str | os.PathLike | None) -> tuple:
     return tuple(out)
 
 
-def module_bytes(model: nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+def module_bytes(model) -> int:
+    """Bytes of a module's (or a wrapper's) parameters and buffers."""
+    buffers = list(model.buffers()) if hasattr(model, "buffers") else []
+    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + buffers)
 
 
 class MemoryManager:
@@ -113,7 +114,7 @@ class ModelCache:
             dev = torch.device(device)
             self.manager.before_load(estimated_bytes, dev)
             model = loader()
-            nbytes = module_bytes(model) if isinstance(model, nn.Module) else estimated_bytes
+            nbytes = module_bytes(model) if hasattr(model, "parameters") else estimated_bytes
             self._entries[handle.key] = CacheEntry(handle, model, dev, nbytes)
             self.loads += 1
             while len(self._entries) > self.max_entries:

@@ -120,6 +120,24 @@ def test_transformers_backend_from_a_local_folder(tmp_path):
     assert as_depth.metadata["relative_mode"] == "depth"
 
 
+def test_depth_models_live_in_the_shared_model_cache(tmp_path):
+    from more4d_core.cache import MODEL_CACHE
+
+    folder = _tiny_dpt(tmp_path / "dpt")
+    image = torch.rand(24, 40, 3)
+    loads = MODEL_CACHE.loads
+    first = estimate_depth(image, "transformers", model_folder=folder, cleanup=None)
+    assert MODEL_CACHE.loads == loads + 1
+    entry = list(MODEL_CACHE._entries.values())[-1]  # the newest entry: this model
+    assert entry.handle.kind == "depth" and str(folder.resolve()) in str(entry.handle.key)
+    assert entry.nbytes > 0  # counted, so the memory manager can weigh it against the other models
+    again = estimate_depth(image, "transformers", model_folder=folder, cleanup=None)
+    assert MODEL_CACHE.loads == loads + 1 and torch.equal(first.depth, again.depth)  # loaded once
+    assert MODEL_CACHE.drop(entry.handle) == 1  # evictable like every other model
+    estimate_depth(image, "transformers", model_folder=folder, cleanup=None)
+    assert MODEL_CACHE.loads == loads + 2
+
+
 def test_missing_depth_models_are_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         estimate_depth(torch.rand(8, 8, 3), "transformers", model_folder=tmp_path / "nothing")

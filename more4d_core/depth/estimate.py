@@ -3,7 +3,8 @@
 ``estimate_depth(image, backend=...)`` with backend ``"prior"`` (built-in, no weights),
 ``"transformers"`` (a local transformers depth model folder) or ``"unidepth"`` (a local UniDepth V2
 folder); ``external_depth(depth_image, ...)`` converts a depth or disparity map coming from another
-node. Loaded models are kept in a small cache keyed by (backend, folder, device).
+node. Loaded models live in the pack's shared model cache (:data:`..cache.MODEL_CACHE`), keyed by
+(backend, folder, device), so they are offloaded and evicted like every other model.
 """
 
 from __future__ import annotations
@@ -19,21 +20,23 @@ from .prior import prior_depth
 from .result import DepthResult, intrinsics_for
 
 BACKENDS = ("prior", "transformers", "unidepth")
-_LOADED: dict[tuple, object] = {}
 
 
-def _model(backend: str, folder: str | Path, device) -> object:
-    key = (backend, str(Path(folder).resolve()), str(device))
-    if key not in _LOADED:
+def _model(backend: str, folder: str | Path, device):
+    """The cache handle of a depth model (loaded on first use)."""
+    from ..cache import MODEL_CACHE, source_fingerprint
+
+    def load():
         if backend == "transformers":
             from .transformers_backend import TransformersDepth
 
-            _LOADED[key] = TransformersDepth(folder, device=device)
-        else:
-            from .unidepth_backend import UniDepth
+            return TransformersDepth(folder, device=device)
+        from .unidepth_backend import UniDepth
 
-            _LOADED[key] = UniDepth(folder, device=device)
-    return _LOADED[key]
+        return UniDepth(folder, device=device)
+
+    return MODEL_CACHE.handle("depth", (backend, source_fingerprint(folder), str(device)), f"{backend} depth {Path(folder).name}",
+                              load, device=device)
 
 
 def estimate_depth(
@@ -63,12 +66,14 @@ def estimate_depth(
             raise FileNotFoundError(
                 f"the {backend} depth backend needs a model folder (under ComfyUI's models/more4d/depth/ or a path)"
             )
-        model = _model(backend, model_folder, device)
-        if backend == "transformers":
-            result = model(image, fov_deg=fov_deg, median_depth=median_depth, relative_mode=relative_mode)
-        else:
-            k = None if fov_deg is None else intrinsics_for(*torch.as_tensor(image).shape[-3:-1], fov_deg)
-            result = model(image, k)
+        from ..cache import MODEL_CACHE
+
+        with MODEL_CACHE.use(_model(backend, model_folder, device)) as model:
+            if backend == "transformers":
+                result = model(image, fov_deg=fov_deg, median_depth=median_depth, relative_mode=relative_mode)
+            else:
+                k = None if fov_deg is None else intrinsics_for(*torch.as_tensor(image).shape[-3:-1], fov_deg)
+                result = model(image, k)
     return clean_depth(result, mode=cleanup) if cleanup else result
 
 

@@ -38,6 +38,14 @@ class TransformersDepth:
         self.name = f"transformers:{self.folder.name}"
 
     @torch.no_grad()
+    def to(self, device):
+        """Move the network (the shared model cache offloads idle models this way)."""
+        self.model.to(device)
+        return self
+
+    def parameters(self):
+        return self.model.parameters()
+
     def __call__(self, image: torch.Tensor, *, fov_deg: float | None = None, median_depth: float = 3.0,
                  relative_mode: str | None = None) -> DepthResult:
         """Depth of ``image`` ``[H, W, 3]`` (0..1). ``relative_mode`` ("disparity" / "depth") overrides

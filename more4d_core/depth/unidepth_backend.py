@@ -34,6 +34,14 @@ class UniDepth:
         self.name = f"unidepth:{folder.name}"
 
     @torch.no_grad()
+    def to(self, device):
+        """Move the network (the shared model cache offloads idle models this way)."""
+        self.model.to(device)
+        return self
+
+    def parameters(self):
+        return self.model.parameters()
+
     def __call__(self, image: torch.Tensor, intrinsics: torch.Tensor | None = None) -> DepthResult:
         img = torch.as_tensor(image).float()
         if img.ndim == 4 and img.shape[0] == 1:
