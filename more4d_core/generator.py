@@ -244,6 +244,8 @@ def load_generator(
     dtype: torch.dtype = torch.float32,
     device="cpu",
     memory: str | None = None,
+    attention: str = "auto",
+    compile: bool = False,
 ) -> TrajectoryGenerator:
     """Load a generator.
 
@@ -256,7 +258,9 @@ def load_generator(
     ``memory`` — a memory mode (:mod:`.memory.modes`: ``"bf16"``, ``"24gb"``, ``"16gb"`` or ``"auto"``,
     the fastest that fits the device's free memory): float8 transformer blocks and umT5 layers are
     quantized while reading, everything is loaded into CPU memory and each model visits ``device``
-    as its mode says. None (default): every model on ``device`` in ``dtype``.
+    as its mode says. None (default): every model on ``device`` in ``dtype``. ``attention``: the
+    attention kernel (:mod:`.models.attention`: auto / native / sage / flash); ``compile``:
+    ``torch.compile`` the transformer blocks.
     """
     from .checkpoints import bundle
     from .checkpoints.apply import load_into
@@ -281,6 +285,11 @@ def load_generator(
         device = "cpu"  # loaded into CPU memory; the placement brings each model to the run device
     fp8 = mode is not None and mode.weights == "fp8"
     transformer, _ = load_transformer(model, config=config, dtype=dtype, device=device, fp8=fp8)
+    from .models.attention import compile_blocks, set_attention
+
+    set_attention(transformer, attention, run_device)
+    if compile:
+        compile_blocks(transformer)
     cfg = transformer.cfg
     if motion_encoder is not None:
         load_motion_encoder(transformer, motion_encoder)

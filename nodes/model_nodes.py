@@ -7,6 +7,7 @@ import torch
 
 from more4d_core.cache import MODEL_CACHE, ModelHandle, source_fingerprint
 from more4d_core.memory.modes import MODE_NAMES
+from more4d_core.models.attention import ATTENTION_CHOICES
 from more4d_core.models.config import NAMED_CONFIGS
 
 from . import model_files
@@ -30,7 +31,8 @@ def _optional(name: str):
 def load_trajectory_model(model: str, config: str = "auto", precision: str = "auto", device: str = "auto",
                           vae: str = model_files.NONE, text_encoder: str = model_files.NONE,
                           clip: str = model_files.NONE, decoder_adaptor: str = model_files.NONE,
-                          motion_encoder: str = model_files.NONE, memory: str = "auto") -> ModelHandle:
+                          motion_encoder: str = model_files.NONE, memory: str = "auto", attention: str = "auto",
+                          compile: bool = False) -> ModelHandle:
     """A cache handle for a trajectory generator (the bundled default when ``model`` is BUNDLED)."""
     from more4d_core.generator import load_generator
     from more4d_core.weights import default_model_path
@@ -40,11 +42,11 @@ def load_trajectory_model(model: str, config: str = "auto", precision: str = "au
     path = default_model_path() if model == model_files.BUNDLED else model_files.resolve(model)
     extras = {k: _optional(v) for k, v in (("vae", vae), ("text_encoder", text_encoder), ("clip", clip),
                                             ("decoder_adaptor", decoder_adaptor), ("motion_encoder", motion_encoder))}
-    key = (source_fingerprint(path, *extras.values()), config, str(dtype), str(dev), memory)
+    key = (source_fingerprint(path, *extras.values()), config, str(dtype), str(dev), memory, attention, compile)
 
     def loader():
         return load_generator(path, config=None if config == "auto" else config, dtype=dtype, device=dev,
-                              memory=memory, **extras)
+                              memory=memory, attention=attention, compile=compile, **extras)
 
     return MODEL_CACHE.handle("trajectory", key, f"{path.name} ({precision}, {dev})", loader, device=dev,
                               estimated_bytes=path.stat().st_size if path.is_file() else 0)
@@ -90,13 +92,17 @@ class LoadTrajectoryModel:
                     "14B only. bf16: everything resident (80 GB cards); 24gb: float8 blocks, each model on the GPU "
                     "only while it runs; 16gb: also streams half the blocks from CPU memory; auto: the fastest "
                     "that fits the free GPU memory (the log says which and why).")}),
+                "attention": (list(ATTENTION_CHOICES), {"default": "auto", "tooltip": (
+                    "auto: SageAttention or flash-attn when installed on a CUDA GPU, else PyTorch SDPA (native).")}),
+                "compile": ("BOOLEAN", {"default": False, "tooltip": "torch.compile the transformer blocks (slow first run, faster after)."}),
             },
         }
 
     def load(self, model, config, precision, device, vae=model_files.NONE, text_encoder=model_files.NONE,
-             clip=model_files.NONE, decoder_adaptor=model_files.NONE, motion_encoder=model_files.NONE, memory="auto"):
+             clip=model_files.NONE, decoder_adaptor=model_files.NONE, motion_encoder=model_files.NONE, memory="auto",
+             attention="auto", compile=False):
         return (load_trajectory_model(model, config, precision, device, vae, text_encoder, clip, decoder_adaptor,
-                                      motion_encoder, memory),)
+                                      motion_encoder, memory, attention, compile),)
 
 
 class LoadCompletionModel:
@@ -132,21 +138,28 @@ class LoadCompletionModel:
                     "bf16: everything resident (80 GB cards); 24gb: float8 blocks, each model on the GPU only while "
                     "it runs; 16gb: also streams half the blocks from CPU memory; auto: the fastest that fits the "
                     "free GPU memory (the log says which and why).")}),
-            }
+            },
+            "optional": {
+                "attention": (list(ATTENTION_CHOICES), {"default": "auto", "tooltip": (
+                    "auto: SageAttention or flash-attn when installed on a CUDA GPU, else PyTorch SDPA (native).")}),
+                "compile": ("BOOLEAN", {"default": False, "tooltip": "torch.compile the transformer blocks (slow first run, faster after)."}),
+            },
         }
 
-    def load(self, transformer, vae, text_encoder, clip, lora, lora_weight, precision, memory):
+    def load(self, transformer, vae, text_encoder, clip, lora, lora_weight, precision, memory, attention="auto",
+             compile=False):
         from more4d_core.completion.diffusion import load_completer
 
         dev = torch_device("auto")
         dtype = _dtype(precision, dev)
         paths = [model_files.resolve(transformer), model_files.resolve(vae), model_files.resolve(text_encoder),
                  _optional(clip), _optional(lora)]
-        key = (source_fingerprint(*paths), lora_weight, str(dtype), str(dev), memory)
+        key = (source_fingerprint(*paths), lora_weight, str(dtype), str(dev), memory, attention, compile)
 
         def loader():
             return load_completer(paths[0], vae=paths[1], text_encoder=paths[2], clip=paths[3], lora=paths[4],
-                                  lora_weight=lora_weight, dtype=dtype, device=dev, memory=memory)
+                                  lora_weight=lora_weight, dtype=dtype, device=dev, memory=memory,
+                                  attention=attention, compile=compile)
 
         return (MODEL_CACHE.handle("completion", key, f"{paths[0].name} + LoRA {lora_weight}", loader, device=dev),)
 

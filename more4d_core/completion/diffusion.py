@@ -214,6 +214,8 @@ def load_completer(
     device="cpu",
     offload: str = "none",
     memory: str | None = None,
+    attention: str = "auto",
+    compile: bool = False,
 ) -> ViSMCompleter:
     """Everything 4D-ViSM needs, from local folders and files (ComfyUI's umT5 / CLIP / VAE files
     included). ``memory``: a memory mode (:mod:`..memory.modes`, or ``"auto"``) instead of ``offload``:
@@ -233,6 +235,11 @@ def load_completer(
     model = load_inpaint_transformer(transformer, dtype=dtype, device=load_device)
     if lora is not None:
         merge_lora(model, lora, lora_weight)
+    from ..models.attention import compile_blocks, set_attention
+
+    set_attention(model, attention, device)
+    if compile:
+        compile_blocks(model)
     fp8 = mode is not None and mode.weights == "fp8"
     if fp8:
         quantize_linears(model, dtype, where=in_blocks)
