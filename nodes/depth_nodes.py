@@ -53,6 +53,10 @@ class EstimateDepth:
             }
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_folder=model_files.NONE):
+        return model_files.validate_files(model_folder=model_folder)
+
     def estimate(self, image, backend, model_folder, fov, median_depth, relative_mode, cleanup):
         check_interrupted()
         folder = None if model_folder == model_files.NONE else model_files.resolve(model_folder)

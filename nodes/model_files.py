@@ -170,3 +170,26 @@ def install_example_images(input_dir: str | Path | None = None) -> list[Path]:
             log.warning("MoRe4D: could not copy the example image to %s (%s); pick an image in LoadImage instead",
                         target, exc)
     return copied
+
+
+def missing(names) -> list[str]:
+    """What to do about each of ``names`` that is not on this machine (nothing for present files, the
+    bundled model and "(none)"): the manifest's "put X (size) in models/Y; it comes from Z"."""
+    from more4d_core.model_manifest import instruction_for
+
+    out = []
+    for name in names:
+        if not isinstance(name, str) or name in (NONE, BUNDLED, ""):
+            continue
+        try:
+            resolve(name)
+        except FileNotFoundError as exc:
+            out.append(instruction_for(name, str(exc)))
+    return out
+
+
+def validate_files(**inputs) -> bool | str:
+    """A node's ``VALIDATE_INPUTS`` for its model-file inputs: True, or every missing file at once (ComfyUI
+    shows this instead of its generic "value not in list" when a workflow is queued)."""
+    problems = missing(v for v in inputs.values())
+    return True if not problems else "missing model files:\n" + "\n".join(f"- {p}" for p in problems)

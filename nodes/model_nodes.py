@@ -98,6 +98,12 @@ class LoadTrajectoryModel:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=model_files.BUNDLED, vae=model_files.NONE, text_encoder=model_files.NONE,
+                        clip=model_files.NONE, decoder_adaptor=model_files.NONE, motion_encoder=model_files.NONE):
+        return model_files.validate_files(model=model, vae=vae, text_encoder=text_encoder, clip=clip,
+                                          decoder_adaptor=decoder_adaptor, motion_encoder=motion_encoder)
+
     def load(self, model, config, precision, device, vae=model_files.NONE, text_encoder=model_files.NONE,
              clip=model_files.NONE, decoder_adaptor=model_files.NONE, motion_encoder=model_files.NONE, memory="auto",
              attention="auto", compile=False):
@@ -145,6 +151,12 @@ class LoadCompletionModel:
                 "compile": ("BOOLEAN", {"default": False, "tooltip": "torch.compile the transformer blocks (slow first run, faster after)."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, transformer=model_files.NONE, vae=model_files.NONE, text_encoder=model_files.NONE,
+                        clip=model_files.NONE, lora=model_files.NONE):
+        return model_files.validate_files(transformer=transformer, vae=vae, text_encoder=text_encoder, clip=clip,
+                                          lora=lora)
 
     def load(self, transformer, vae, text_encoder, clip, lora, lora_weight, precision, memory, attention="auto",
              compile=False):

@@ -62,6 +62,23 @@ class LoadImageStandIn:
 RUNNABLE = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImageStandIn}
 
 
+def missing_model_files(nodes: dict[int, GraphNode]) -> list[str]:
+    """What is missing of the model files the active nodes name (the inputs their VALIDATE_INPUTS checks)."""
+    import inspect
+
+    from . import model_files
+
+    found: list[str] = []
+    for node in sorted(nodes.values(), key=lambda n: n.id):
+        cls = RUNNABLE.get(node.type)
+        check = getattr(cls, "VALIDATE_INPUTS", None)
+        if node.mode != 0 or check is None:
+            continue
+        names = [n for n in inspect.signature(check).parameters if n in node.widgets]
+        found += [m for m in model_files.missing(node.widgets[n] for n in names) if m not in found]
+    return found
+
+
 def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | None = None,
             on_node: Callable[[GraphNode, float], None] | None = None) -> dict[int, Any]:
     """Run a workflow; returns every node's outputs. ``overrides`` replace widget values per node id."""
@@ -71,6 +88,9 @@ def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | No
     unknown = sorted({n.type for n in nodes.values() if n.type not in RUNNABLE and n.mode == 0})
     if unknown:
         raise KeyError(f"this workflow uses nodes the headless runner cannot run: {', '.join(unknown)}")
+    missing = missing_model_files(nodes)
+    if missing:  # before any heavy work, every missing file at once
+        raise FileNotFoundError("this workflow needs model files that are not here:\n" + "\n".join(f"- {m}" for m in missing))
     results: dict[int, Any] = {}
 
     def run(node_id: int, stack: tuple = ()):

@@ -208,3 +208,45 @@ def test_example_image_copy_failure_only_warns(tmp_path, caplog):
     blocker.write_text("a file where the folder should be")
     assert model_files.install_example_images(blocker) == []
     assert "could not copy the example image" in caplog.text
+
+
+def _model_names(doc):
+    names = []
+    for n in doc["nodes"]:
+        cls = NODE_CLASS_MAPPINGS.get(n["type"])
+        if cls is None or not hasattr(cls, "VALIDATE_INPUTS"):
+            continue
+        for (slot, _), value in zip(widget_slots(cls), n.get("widgets_values") or []):
+            if slot in getattr(cls, "DYNAMIC_INPUTS", ()) and value not in (model_files.NONE, model_files.BUNDLED):
+                names.append(value)
+    return names
+
+
+def test_the_manifest_knows_every_model_file_the_workflows_name_and_the_readme_lists_it():
+    from more4d_core.model_manifest import BY_NAME, MANIFEST
+
+    named = {name for build in WORKFLOWS.values() for name in _model_names(build())}
+    assert named and named <= set(BY_NAME), named - set(BY_NAME)
+    readme = (REPO / "README.md").read_text()
+    for entry in MANIFEST:
+        assert f"| `{entry.folder}/{entry.file}` | {entry.what} | {entry.size} | {entry.source} |" in readme, entry.name
+
+
+def test_missing_model_files_are_all_reported_before_anything_runs(tmp_path, monkeypatch, out_dir):
+    monkeypatch.setenv("MORE4D_MODELS_DIR", str(tmp_path / "models" / "more4d"))
+    doc = WORKFLOWS["more4d_full_wan"]()
+    named = sorted(set(_model_names(doc)))
+    with pytest.raises(FileNotFoundError) as err:
+        execute(doc)
+    text = str(err.value)
+    # every file at once, each with where it goes, its size and its source
+    assert text.count("\n- ") == len(named) == 9
+    assert "put the file umt5_xxl_fp8_e4m3fn_scaled.safetensors (6.7 GB; umT5-XXL text encoder, float8) in " \
+           "models/text_encoders/; it comes from Comfy-Org/Wan_2.1_ComfyUI_repackaged" in text
+    assert not any(out_dir.rglob("*")) if out_dir.exists() else True
+    # ComfyUI's queue-time check of a loader node says the same instead of "value not in list"
+    loader = NODE_CLASS_MAPPINGS["More4DLoadCompletionModel"]
+    message = loader.VALIDATE_INPUTS(transformer="Wan2.1-Fun-V1.1-14B-InP/", vae="models/vae/wan_2.1_vae.safetensors")
+    assert message.count("\n- ") == 2 and "alibaba-pai/Wan2.1-Fun-V1.1-14B-InP" in message
+    _placeholders(doc, tmp_path / "models" / "more4d")
+    assert loader.VALIDATE_INPUTS(transformer="Wan2.1-Fun-V1.1-14B-InP/", vae="models/vae/wan_2.1_vae.safetensors") is True
