@@ -48,13 +48,7 @@ def models_root() -> Path:
 
 def depth_root() -> Path:
     """The shared depth-model folder: ComfyUI's ``models/depth`` (outside ComfyUI: next to ours)."""
-    if _fp is not None:
-        if DEPTH_FOLDER in getattr(_fp, "folder_names_and_paths", {}):
-            paths = _fp.get_folder_paths(DEPTH_FOLDER)
-            if paths:
-                return Path(paths[0])
-        return Path(_fp.models_dir) / DEPTH_FOLDER
-    return models_root().parent / DEPTH_FOLDER
+    return shared_root(DEPTH_FOLDER)
 
 
 # ComfyUI's standard folders of the Wan components every Wan user already has (umT5, CLIP vision, VAE)

@@ -227,22 +227,10 @@ def test_umt5_and_clip_from_local_folders(tmp_path):
     assert len(cache) == 1 and torch.equal(grey_tokens(cache[0]), tokens)
 
 
-def test_full_14b_layout_pipeline_at_toy_size(tmp_path):
+def test_full_14b_layout_pipeline_at_toy_size(full_layout):
     """Authors' sharded transformer + diffusers VAE folder + authors' adaptors + umT5 + CLIP."""
-    torch.manual_seed(0)
-    transformer = STraGTransformer.from_stgconfig(TINY_FULL)
-    save_authors_layout(transformer, tmp_path / "transformer", shards=2)
-    save_tiny_vae(tmp_path / "wan" / "vae")
-    save_tiny_umt5(tmp_path / "wan", d_model=TINY_FULL.text_dim)
-    save_tiny_clip(tmp_path / "wan", hidden=TINY_FULL.image_dim)
-    from more4d_core.models.vae_adaptors import DecoderAdaptor
-
-    (tmp_path / "decoder_prompt").mkdir()
-    torch.save(DecoderAdaptor(8).state_dict(), tmp_path / "decoder_prompt" / "pytorch_model.bin")
-    gen = load_generator(
-        tmp_path / "transformer", config=TINY_FULL, vae=tmp_path / "wan", decoder_adaptor=tmp_path / "decoder_prompt",
-        text_encoder=tmp_path / "wan", clip=tmp_path / "wan",
-    )
+    source, paths, _ = full_layout
+    gen = load_generator(source, **{**paths, "dtype": torch.float32})
     image = torch.rand(32, 32, 3)
     depth = torch.rand(32, 32) + 2
     scene = gen.generate(image, depth, intrinsics_from_fov(32, 32, 60.0), PROMPT, steps=2, seed=0)
@@ -250,7 +238,7 @@ def test_full_14b_layout_pipeline_at_toy_size(tmp_path):
     assert torch.equal(scene.points[0], scene.points0)
     assert scene.metadata["normalization"]["fx"] == pytest.approx(1.0434783, abs=1e-6)
     with pytest.raises(FileNotFoundError, match="CLIP"):
-        load_generator(tmp_path / "transformer", config=TINY_FULL, vae=tmp_path / "wan", text_encoder=tmp_path / "wan")
+        load_generator(source, **{k: v for k, v in paths.items() if k != "clip"})
 
 
 def test_conditioning_helpers():
