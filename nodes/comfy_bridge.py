@@ -149,6 +149,8 @@ def install_memory_manager() -> None:
             model = entry.model
             if not hasattr(model, "to") or entry.device.type != "cuda":
                 return
+            if getattr(model, "placement", None) is not None:
+                return  # a memory mode places each part itself (moving it whole would undo a 24gb / 16gb mode)
             patcher = entry.extra.get("patcher")
             if patcher is None:
                 try:
@@ -166,6 +168,8 @@ def install_memory_manager() -> None:
                 model.to(entry.device)
 
         def release(self, entry):
+            if getattr(entry.model, "placement", None) is not None:
+                return
             if entry.device.type == "cuda" and low_vram() and not entry.extra.get("patcher"):
                 entry.model.to(_mm.unet_offload_device())
                 _mm.soft_empty_cache()

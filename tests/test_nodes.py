@@ -128,3 +128,36 @@ def test_pack_loads_like_comfyui_loads_it(monkeypatch):
     spec.loader.exec_module(module)
     assert set(module.NODE_CLASS_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
     assert module.WEB_DIRECTORY == "./web"
+
+
+def test_comfyui_memory_management_leaves_memory_mode_models_where_their_mode_puts_them(monkeypatch):
+    import types
+
+    import torch
+
+    from more4d_core.cache import MODEL_CACHE, CacheEntry, ModelHandle
+    from nodes import comfy_bridge
+
+    calls = []
+    fake_mm = types.SimpleNamespace(free_memory=lambda *a: calls.append("free"),
+                                    load_models_gpu=lambda p: calls.append("load"),
+                                    unet_offload_device=lambda: torch.device("cpu"), soft_empty_cache=lambda: None,
+                                    vram_state=None)
+    monkeypatch.setattr(comfy_bridge, "_mm", fake_mm)
+    manager = MODEL_CACHE.manager
+    try:
+        comfy_bridge.install_memory_manager()
+
+        class Placed(torch.nn.Module):
+            placement = object()  # a memory mode placed this model's parts
+
+            def to(self, *a, **k):
+                calls.append("to")
+                return self
+
+        entry = CacheEntry(ModelHandle("trajectory", ("x",), "x", {}), Placed(), torch.device("cuda"), 10)
+        MODEL_CACHE.manager.activate(entry)
+        MODEL_CACHE.manager.release(entry)
+        assert calls == []  # neither a ModelPatcher load nor a whole-model move
+    finally:
+        MODEL_CACHE.set_manager(manager)
