@@ -8,6 +8,11 @@ linear layer predicts, per token, the share of its pixels that belong to an obje
 makes move (binary cross-entropy against that share, from the generator's object ids). The head
 only exists during training; gradients shape the transformer's tokens, the shipped model has no
 extra weights and generates exactly as before.
+
+Measured (December 2026, README): with weight 0.5 for 1000 steps the head's loss fell from 0.69 to
+0.08, mostly by reading the motion the noisy input shows at low noise; at pure noise it marks
+objects, not the named one, and the generated motion did not change (named-object share 0.274 vs
+0.271 without it). Restricting the loss to high noise levels is the obvious next step.
 """
 
 from __future__ import annotations
