@@ -14,6 +14,7 @@ CLIP grey tokens for configs that use them) and runs one generation:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -79,8 +80,6 @@ class TrajectoryGenerator(nn.Module):
             self.image_tokens = self.image_tokens.to(device)
 
     def _stage(self, module: nn.Module):
-        import contextlib
-
         return contextlib.nullcontext(module) if self.placement is None else self.placement.stage(module)
 
     @property

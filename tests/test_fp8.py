@@ -8,10 +8,11 @@ import torch
 from safetensors.torch import load_file
 from tiny_models import TINY_FULL
 
+from more4d_core.cache import module_bytes as weight_bytes
 from more4d_core.checkpoints import load_transformer, save_authors_layout, save_bundle
 from more4d_core.models.config import MORE4D_SMALL
 from more4d_core.models.dit import STraGTransformer
-from more4d_core.models.fp8 import FP8, FP8Linear, in_blocks, quantize, quantize_linears, weight_bytes
+from more4d_core.models.fp8 import FP8, FP8Linear, in_blocks, quantize, quantize_linears
 
 
 def test_quantized_weights_are_within_the_e4m3_rounding_bound():

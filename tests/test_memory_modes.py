@@ -112,3 +112,29 @@ def test_the_gpu_check_runs_its_code_path_at_toy_size(tmp_path):
     data = json.loads(out.read_text())
     assert set(data) == {"strag", "vism"} and all(set(v) == set(MODES) for v in data.values())
     assert all(row["seconds_per_step"] > 0 for v in data.values() for row in v.values())
+
+
+def test_auto_takes_the_fastest_mode_that_fits_and_estimates_no_further(monkeypatch):
+    import types
+
+    from more4d_core.errors import InputError
+    from more4d_core.memory import estimate as estimate_module
+    from more4d_core.memory.placement import choose_mode
+
+    peaks_gib = {"bf16": 46.2, "24gb": 18.6, "16gb": 10.4}
+    asked = []
+
+    def fake_estimate(pipeline, mode):
+        asked.append(mode.name)
+        return types.SimpleNamespace(peak=peaks_gib[mode.name] * 2**30)
+
+    monkeypatch.setattr(estimate_module, "estimate", fake_estimate)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (int(22 * 2**30), int(24 * 2**30)))
+    mode, why = choose_mode("auto", torch.device("cuda"))
+    # 90% of 22 GiB free is 19.8 GiB: bf16 (46.2) does not fit, 24gb (18.6) does; 16gb is never traced
+    assert mode.name == "24gb" and asked == ["bf16", "24gb"] and "22.0 GiB free" in why
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (int(8 * 2**30), int(8 * 2**30)))
+    with pytest.raises(InputError, match="no memory mode fits 8.0 GiB"):
+        choose_mode("auto", torch.device("cuda"))
+    assert choose_mode("auto", torch.device("cpu"))[0].name == "bf16"

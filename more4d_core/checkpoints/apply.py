@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ..errors import FormatError
+from ..models.fp8 import FLOAT8
 
 MAX_LISTED = 12
-FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
 class CheckpointMismatchError(FormatError):

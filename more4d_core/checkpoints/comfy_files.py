@@ -26,10 +26,9 @@ import torch
 from torch import nn
 
 from ..errors import FormatError
-from ..models.fp8 import FP8Linear, in_umt5_blocks, quantize_linears
+from ..models.fp8 import FLOAT8, FP8Linear, in_umt5_blocks, quantize_linears
 from .apply import load_into
 
-FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 SPIECE_KEY = "spiece_model"
 MARKER_KEY = "scaled_fp8"
 UMT5_MAX_DISTANCE = 128  # umT5-XXL's relative_attention_max_distance (published config)

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..models.fp8 import in_blocks, in_umt5_blocks, quantize_linears
 from .modes import MODES, MemoryMode
-from .streaming import BlockStreamer, move
+from .streaming import move, stream_blocks
 from .tracker import GIB, DeviceMemoryTracker, FlashAttentionMemory, MemoryTrace
 
 DEVICE = "meta"  # the GPU stand-in: fake tensors on the meta device (CPU builds cannot name "cuda" in a copy)
@@ -84,10 +84,6 @@ def _fake_weights(model: nn.Module, dtype: torch.dtype, keep_fp32: tuple[str, ..
     return model.eval()
 
 
-def _bytes(model: nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
-
-
 @dataclass
 class _Trace:
     trace: MemoryTrace
@@ -112,16 +108,7 @@ def _place_all(model: nn.Module) -> None:
 
 def _place_streamed(resident: int) -> Callable[[nn.Module], None]:
     def place(model: nn.Module) -> None:
-        for name, child in model.named_children():
-            if name != "blocks":
-                move(child, DEVICE)
-        for name, p in list(model._parameters.items()):
-            if p is not None:
-                model._parameters[name] = nn.Parameter(p.detach().to(DEVICE), requires_grad=False)
-        for name, b in list(model._buffers.items()):
-            if b is not None:
-                model._buffers[name] = b.to(DEVICE)
-        BlockStreamer(model.blocks, DEVICE, resident).attach()
+        stream_blocks(model, DEVICE, resident)
     return place
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import InputError
 from .modes import MODE_NAMES, MODES, MemoryMode, get_mode
-from .streaming import BlockStreamer, move
+from .streaming import BlockStreamer, move, stream_blocks
 
 log = logging.getLogger("more4d")
 HEADROOM = 0.9  # share of the free memory a mode's estimated peak may use (allocator, CUDA context)
@@ -35,11 +35,13 @@ def choose_mode(name: str, device: torch.device, pipeline: str = "strag") -> tup
     from .estimate import estimate
 
     free, _ = torch.cuda.mem_get_info(device)
-    peaks = {n: estimate(pipeline, m).peak for n, m in MODES.items()}
-    listing = ", ".join(f"{n} needs {p / 2**30:.1f} GiB" for n, p in peaks.items())
-    for n in MODES:  # fastest first
-        if peaks[n] <= HEADROOM * free:
-            return MODES[n], f"auto: {free / 2**30:.1f} GiB free on {device}; {listing}"
+    needs = []
+    for n, m in MODES.items():  # fastest first; each estimate traces the pipeline, so stop at the first that fits
+        peak = estimate(pipeline, m).peak
+        needs.append(f"{n} needs {peak / 2**30:.1f} GiB")
+        if peak <= HEADROOM * free:
+            return m, f"auto: {free / 2**30:.1f} GiB free on {device}; {', '.join(needs)}"
+    listing = ", ".join(needs)
     raise InputError(f"no memory mode fits {free / 2**30:.1f} GiB free on {device} ({listing}); free memory "
                      "(close other models) or run on the CPU")
 
@@ -59,14 +61,7 @@ class Placement:
             if m is not None:
                 move(m, "cpu" if self.mode.encoders_leave else self.device)
         if transformer is not None and self.mode.resident_blocks is not None:
-            for name, child in transformer.named_children():
-                if name != "blocks":
-                    move(child, self.device)
-            for name, p in list(transformer._parameters.items()):
-                if p is not None:
-                    transformer._parameters[name] = nn.Parameter(p.detach().to(self.device), requires_grad=False)
-            self.streamers[id(transformer)] = BlockStreamer(transformer.blocks, self.device,
-                                                            self.mode.resident_blocks).attach()
+            self.streamers[id(transformer)] = stream_blocks(transformer, self.device, self.mode.resident_blocks)
         elif transformer is not None:
             move(transformer, "cpu" if self.mode.encoders_leave else self.device)
 

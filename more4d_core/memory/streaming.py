@@ -18,10 +18,11 @@ from torch import nn
 from ..errors import InputError
 
 
-def _slots(module: nn.Module) -> list[tuple[nn.Module, str, bool]]:
-    """``(owner, name, is_parameter)`` of every parameter and buffer under ``module``."""
+def _slots(module: nn.Module, recurse: bool = True) -> list[tuple[nn.Module, str, bool]]:
+    """``(owner, name, is_parameter)`` of every parameter and buffer under ``module`` (its own only
+    without ``recurse``)."""
     out = []
-    for mod in module.modules():
+    for mod in (module.modules() if recurse else [module]):
         out += [(mod, n, True) for n, p in mod._parameters.items() if p is not None]
         out += [(mod, n, False) for n, b in mod._buffers.items() if b is not None]
     return out
@@ -157,3 +158,15 @@ class BlockStreamer:
     def device_blocks(self) -> int:
         """Streamed blocks whose weights are on the device now."""
         return sum(self._loaded.values())
+
+
+def stream_blocks(model: nn.Module, device: torch.device | str, resident: int) -> BlockStreamer:
+    """Everything of a transformer but its ``blocks`` on ``device`` (its own parameters and buffers and
+    its other sub-modules), the blocks streamed with ``resident`` of them kept there."""
+    for name, child in model.named_children():
+        if name != "blocks":
+            move(child, device)
+    for slot in _slots(model, recurse=False):
+        _set(slot, _get(slot).to(device))
+    return BlockStreamer(model.blocks, device, resident).attach()
+

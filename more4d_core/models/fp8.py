@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 FP8 = torch.float8_e4m3fn
+FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)  # the float8 dtypes a checkpoint may hold
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
 
 
@@ -60,7 +61,7 @@ class FP8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(self.compute_dtype)
         out = F.linear(x.to(self.compute_dtype), self.dequantized(), bias)
-        return out if x.dtype in (FP8, torch.float8_e5m2) else out.to(x.dtype)
+        return out if x.dtype in FLOAT8 else out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, float8 e4m3fn"
@@ -96,11 +97,6 @@ def fp8_layers(module: nn.Module) -> Iterable[tuple[str, FP8Linear]]:
     return ((n, m) for n, m in module.named_modules() if isinstance(m, FP8Linear))
 
 
-def weight_bytes(module: nn.Module) -> int:
-    """Bytes of a module's parameters and buffers as stored."""
-    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
-
-
 def quantize_on_load(model: nn.Module) -> Callable[[str, torch.Tensor], Iterable[tuple[str, torch.Tensor]]]:
     """A ``load_into`` expander for a model whose layers are already :class:`FP8Linear`: a checkpoint's
     bf16 / fp32 weight of such a layer arrives as its float8 weight and scale, one layer at a time (a
@@ -108,7 +104,7 @@ def quantize_on_load(model: nn.Module) -> Callable[[str, torch.Tensor], Iterable
     layers = {f"{name}.weight": name for name, _ in fp8_layers(model)}
 
     def expand(name: str, tensor: torch.Tensor) -> Iterable[tuple[str, torch.Tensor]]:
-        if name in layers and tensor.dtype not in (FP8, torch.float8_e5m2):
+        if name in layers and tensor.dtype not in FLOAT8:
             q, scale = quantize(tensor)
             return ((name, q), (layers[name] + ".scale_weight", scale))
         return ((name, tensor),)
