@@ -116,17 +116,13 @@ def resolve(name: str) -> Path:
     """The path of a listed name (or an absolute path), with an error naming the expected place."""
     if not name or name == NONE:
         raise FileNotFoundError("no model file selected")
-    if name.startswith(DEPTH_PREFIX):
-        path = depth_root() / name[len(DEPTH_PREFIX):]
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: put the depth model folder under {depth_root()} and refresh")
-        return path
     head, _, rest = name.partition("/")
     folder, _, inner = rest.partition("/")
-    if head == "models" and folder in SHARED_FOLDERS:
+    if head == "models" and folder in (*SHARED_FOLDERS, DEPTH_FOLDER):  # ComfyUI's own folders, "models/<folder>/..."
         path = shared_root(folder) / inner
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: put the file under {shared_root(folder)} and refresh")
+            raise FileNotFoundError(f"{path} not found: put the {'folder' if name.endswith('/') else 'file'} "
+                                    f"under {shared_root(folder)} and refresh")
         return path
     path = Path(name)
     if not path.is_absolute():
