@@ -90,3 +90,31 @@ def test_resume_with_the_head_is_bit_exact_and_the_export_has_no_head(tmp_path):
     assert not any(k.startswith("mover_head.") for k in load_file(str(tmp_path / "m.safetensors")))
     log = (tmp_path / "straight" / "metrics.jsonl").read_text()
     assert '"loss_mover"' in log and '"loss_flow"' in log
+
+
+def test_sample_weights_restrict_the_loss_to_the_chosen_samples():
+    gen = build_generator(MORE4D_TINY, seed=0)
+    head = MoverHead(gen.transformer)
+    head._latent_thw, head._has_ref = (4, 8, 8), False
+    head._tokens = torch.zeros(2, 4 * 16, MORE4D_TINY.dim)
+    with torch.no_grad():
+        head.proj.bias.fill_(3.0)  # p = sigmoid(3) everywhere
+    mask = torch.stack([torch.ones(32, 32), torch.zeros(32, 32)])  # sample 0 all movers, sample 1 none
+    on, off = -torch.log(torch.sigmoid(torch.tensor(3.0))), -torch.log(1 - torch.sigmoid(torch.tensor(3.0)))
+    assert float(head.loss(mask, torch.tensor([1.0, 0.0]))) == pytest.approx(float(on), rel=1e-5)
+    assert float(head.loss(mask, torch.tensor([0.0, 1.0]))) == pytest.approx(float(off), rel=1e-5)
+    assert float(head.loss(mask)) == pytest.approx(float(on + off) / 2, rel=1e-5)
+    assert float(head.loss(mask, torch.zeros(2))) == 0.0
+
+
+def test_a_min_sigma_above_every_draw_switches_the_mover_loss_off():
+    gen = build_generator(MORE4D_TINY, seed=0)
+    fit_latent_scale(gen.codec, ProceduralExamples("train", 32, 32, 9), MORE4D_TINY, 4)
+    batch = collate([ProceduralExamples("train", 32, 32, 9, recipe="v3")[i] for i in range(4)])
+    objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec, text_dropout=0.0,
+                                      mover_weight=1.0, mover_min_sigma=1.01)
+    objective(batch, torch.Generator().manual_seed(0))
+    assert objective.terms["mover"] == 0.0
+    objective.mover_min_sigma = 0.0
+    objective(batch, torch.Generator().manual_seed(0))
+    assert objective.terms["mover"] == pytest.approx(0.6931, abs=1e-4)

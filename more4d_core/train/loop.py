@@ -49,6 +49,7 @@ class TrainArgs:
     recipe: str = "v2"  # procedural data recipe (scene_generator.RECIPES)
     motion_weight: float = 0.0  # extra loss weight of latent cells whose points move (objective.motion_weights)
     mover_weight: float = 0.0  # weight of the mover head's loss (mover_head.py: which tokens the caption makes move)
+    mover_min_sigma: float = 0.0  # the mover loss counts only samples noised at least this much (0..1)
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
     still_threshold: float | None = None  # the exported model's default still hold (None: the config's); chosen on validation
@@ -109,7 +110,8 @@ def train(args: TrainArgs) -> Path:
     dataset = _dataset(args, cfg)
     objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec,
                                       text_dropout=args.text_dropout, train_shift=args.train_shift,
-                                      motion_weight=args.motion_weight, mover_weight=args.mover_weight)
+                                      motion_weight=args.motion_weight, mover_weight=args.mover_weight,
+                                      mover_min_sigma=args.mover_min_sigma)
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
     params = [p for p in objective.parameters() if p.requires_grad]

@@ -61,7 +61,8 @@ class FlowMatchingObjective(nn.Module):
 
     def __init__(self, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module, *,
                  text_dropout: float = 0.1, train_shift: float = 3.0, motion_weight: float = 0.0,
-                 moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0):
+                 moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0,
+                 mover_min_sigma: float = 0.0):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -72,6 +73,7 @@ class FlowMatchingObjective(nn.Module):
         self.motion_weight = float(motion_weight)
         self.moving_threshold = float(moving_threshold)
         self.mover_weight = float(mover_weight)
+        self.mover_min_sigma = float(mover_min_sigma)  # the mover loss counts samples noised at least this much
         self.mover_head = MoverHead(transformer) if self.mover_weight > 0 else None
         self.terms: dict[str, float] = {}  # the loss terms of the last call, for the log
 
@@ -104,7 +106,8 @@ class FlowMatchingObjective(nn.Module):
         self.terms = {"flow": float(loss.detach())}
         if self.mover_head is not None:
             if "mover_mask" in batch:  # procedural data (a TrajScene folder has no object ids)
-                mover = self.mover_head.loss(batch["mover_mask"].to(device))
+                keep = (sigma.view(b) >= self.mover_min_sigma).float()
+                mover = self.mover_head.loss(batch["mover_mask"].to(device), keep)
                 self.terms["mover"] = float(mover.detach())
                 loss = loss + self.mover_weight * mover
             self.mover_head.forget()
