@@ -24,6 +24,16 @@ def _preview(result: DepthResult):
     return depth_to_image(result.depth, "disparity")
 
 
+_BACKEND_TIP = (
+    "Depth estimator. 'prior' (built in, no weights) is an APPROXIMATION that assumes: what stands out in "
+    "colour or focus near the middle is a subject, one smooth rounded surface; when the bottom of the frame "
+    "shows ground, a floor plane (camera pitch read from converging vertical edges) with the background "
+    "standing upright where it ends and subjects at the depth where they touch it; otherwise a backdrop "
+    "leaning back a little with the subjects in front. Connect Depth Anything / Depth Pro ('transformers') "
+    "or UniDepth for real depth."
+)
+
+
 class EstimateDepth:
     DESCRIPTION = (
         "Metric depth and camera intrinsics of an image. 'prior' needs no weights but is a rough approximation; "
@@ -43,7 +53,7 @@ class EstimateDepth:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The image to estimate depth for (the first of a batch)."}),
-                "backend": (["prior", "transformers", "unidepth"], {"default": "prior", "tooltip": "Depth estimator."}),
+                "backend": (["prior", "transformers", "unidepth"], {"default": "prior", "tooltip": _BACKEND_TIP}),
                 "model_folder": (folders, {"default": model_files.NONE, "tooltip": "The model folder for transformers / unidepth."}),
                 "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.5, "tooltip": _FOV_TIP}),
                 "median_depth": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 1000.0, "step": 0.05, "tooltip": _MEDIAN_TIP}),

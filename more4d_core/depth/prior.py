@@ -1,24 +1,43 @@
-"""A depth prior that needs no weights — an APPROXIMATION, for the default workflow on a fresh
-machine and for previews; use a learned depth model for real work.
+"""A depth prior that needs no weights — an APPROXIMATION for the default workflow on a fresh
+machine and for previews; connect a learned depth model (Depth Anything, Depth Pro, MoGe,
+UniDepth) for real work.
 
-Model of the world: a level camera at ``camera_height`` above a ground plane whose horizon is at
-``horizon`` (fraction of the image height), and a background wall standing on the ground a little
-below the horizon (its foot is the strongest horizontal edge within ``wall_gap`` of the image
-height below the horizon; 0 = no wall). Ground pixels get the plane's exact depth ``h f / (v - v_h)``.
-The image is cut into regions along colour edges ("pop-up" layering): every large region that
-stands on the ground in front of the wall gets the depth of its lowest pixel, its contact point.
-A guided filter smooths the result inside regions while keeping their edges. The scale is set by
-``median_depth`` (metres).
+What it assumes, in order of the cues it reads:
+- subjects: what stands out from the image's top/left/right borders in colour or focus near the
+  middle of the frame is a subject (saliency seeds, GrabCut boundary on image edges); each subject
+  is one smooth, gently rounded surface — no depth seam is ever cut through a subject;
+- ground: when the bottom of the frame shows something other than a subject, that is the ground,
+  a plane under a camera ``camera_height`` above it, pitched as its converging vertical edges say
+  (level when there are too few); the ground's inverse depth grows linearly with the image row;
+- behind the ground: whatever stands where the ground ends in a column (a wall, shelves, trees)
+  is upright, at the ground's depth along that foot line;
+- a subject that stands on the ground is at the depth of its lowest point (its contact); one that
+  fills the bottom of the frame is as near as the ground there;
+- with no ground in view (portraits, close-ups, top-down shots): a flat backdrop and the subjects in
+  front of it, the farther in front the more sharply they stand out from a defocused backdrop.
+The scale is nominal (a ``camera_height`` of 1.5 m) or set by ``median_depth``.
 """
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
 import torch
 
 from ..errors import InputError
+from .layout import camera_pitch, find_ground
 from .result import DepthResult, intrinsics_for
+from .subject import extract_subjects
+
+WORK_SIDE = 320  # the cues are read at this size (long side); the result is upsampled along image edges
+BACKDROP_DEPTH = 3.0  # metres, for the layout without ground (scaled by camera_height / 1.5)
+MAX_RANGE = 3.0  # ground layout with an unknown pitch: the farthest ground is at most this many times the nearest
+PITCH_SIDE = 640  # the camera's pitch is read from line segments at this size (long side)
+RELIEF = 0.08
+BACKDROP_LEAN = 0.5  # no ground in view: the bottom of the backdrop is this much nearer (inverse depth) than its top
+FEATHER = 0.03  # subject outlines are feathered along image edges over this fraction of the image  # a subject's centre is this much nearer (in inverse depth) than its outline
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -36,95 +55,147 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return box(a) * guide + box(b)
 
 
-def _wall_foot(img: torch.Tensor, v_h: float, max_gap: float) -> float:
-    h = img.shape[0]
-    grey = img[..., :3].mean(-1).numpy().astype(np.float32)
-    grey = cv2.GaussianBlur(grey, (0, 0), 1.0)
-    edge = np.abs(np.diff(grey, axis=0)).mean(axis=1)  # horizontal-edge strength per row boundary
-    lo = int(np.ceil(v_h + 0.02 * h))
-    hi = int(min(h - 2, v_h + max_gap * h))
-    if hi <= lo:
-        return min(h - 1.0, v_h + 0.02 * h)
-    return float(lo + int(np.argmax(edge[lo:hi])) + 1)
+def _rounded(component: np.ndarray) -> np.ndarray:
+    """0 on a component's outline rising to 1 at its most interior point (a rounded bulge)."""
+    dt = cv2.distanceTransform(component.astype(np.uint8), cv2.DIST_L2, 5)
+    return np.sqrt(dt / max(float(dt.max()), 1e-6))
 
 
-def _regions(image_u8: np.ndarray) -> tuple[np.ndarray, int]:
-    """Colour regions separated by edges: labels ``[H, W]`` (0 = edge pixels) and their count."""
-    smooth = cv2.pyrMeanShiftFiltering(image_u8, sp=8, sr=24)
-    grey = cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY)
-    edges = cv2.Canny(grey, 30, 90)
-    edges = cv2.dilate(edges, np.ones((2, 2), np.uint8))
-    count, labels = cv2.connectedComponents((edges == 0).astype(np.uint8), connectivity=4)
-    return labels, count
+def prior_nearness(u8: np.ndarray, f: float, *, horizon: float | None, camera_height: float,
+                   pitch: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, dict]:
+    """Inverse depth (1/m) of the ``[h, w, 3]`` uint8 image at its own size and what was found;
+    ``pitch`` is the camera's (radians, segments that showed it; 0 segments: unknown, level)."""
+    h, w = u8.shape[:2]
+    rows = np.arange(h, dtype=np.float64)[:, None] + 0.5
+    ground = find_ground(u8)
+    hides = None
+    if ground.fraction > 0:
+        # occlusion order: what is not ground below where the ground ends stands on it
+        r = max(1, int(round(0.01 * max(h, w))))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        hides = (rows >= ground.foot[None, :] + 0.02 * h) & ~ground.mask
+        hides = cv2.morphologyEx(hides.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
+    subjects = extract_subjects(u8, background=ground.mask if ground.fraction > 0 else None, seeds=hides,
+                                likely=ground.rising)
+    info: dict = {"subjects": subjects.count, "subject_fraction": round(float(subjects.mask.mean()), 3),
+                  "ground_fraction": round(ground.fraction, 3)}
+    if ground.fraction > 0:
+        if horizon is not None:
+            v_h, pitch, used = horizon * h, math.atan((h / 2 - horizon * h) / f), 0
+        else:
+            pitch, used = pitch
+            v_h = h / 2 - f * math.tan(pitch)
+        foot = ground.foot
+        # the ground is seen below its horizon: a horizon below the ground's top edge is impossible;
+        # with nothing that shows the pitch, the background stands at most MAX_RANGE times as far
+        # as the nearest ground
+        top = float(foot.min())
+        v_h = min(v_h, top - 0.05 * h)
+        if not used and horizon is None:
+            v_h = min(v_h, (MAX_RANGE * top - h) / (MAX_RANGE - 1))
+        scale = math.cos(pitch) / (camera_height * f)
+        nearness = np.maximum(rows - v_h, 1e-3) * scale * np.ones((1, w))
+        wall = np.maximum(foot - v_h, 1e-3) * scale
+        nearness = np.where(rows < foot[None, :], wall[None, :], nearness)
+        info.update(layout="ground", pitch_deg=round(math.degrees(pitch), 1), vertical_segments=used,
+                    horizon_row=round(v_h / h, 3))
+
+        def at_contact(component: np.ndarray) -> float:
+            # a subject stands where its lowest pixels are; one that does not reach down to where
+            # the ground ends hangs on the background behind
+            ys, xs = np.nonzero(component)
+            bottom = float(np.percentile(ys, 98)) + 0.5
+            cols = xs[ys >= bottom - 1.5]
+            if bottom < float(np.median(foot[cols])) - 0.02 * h:
+                return float(np.median(wall[cols])) * 1.05
+            return (min(bottom, h) - v_h) * scale
+    else:
+        # no ground in view: a backdrop leaning back a little (lower in the frame is nearer)
+        far = 1.0 / (BACKDROP_DEPTH * camera_height / 1.5)
+        nearness = far * (1.0 + BACKDROP_LEAN * rows / h) * np.ones((1, w))
+        info.update(layout="backdrop")
+        inside = subjects.sharpness[subjects.mask].mean() if subjects.count else 1.0
+        outside = subjects.sharpness[~subjects.mask].mean() if subjects.count else 1.0
+        # a subject in focus before a defocused backdrop stands well in front of it
+        gap = 0.25 + 0.35 * float(np.clip((inside / max(outside, 1e-6) - 1.0) / 3.0, 0.0, 1.0))
+        info["subject_gap"] = round(gap, 3)
+
+        def at_contact(component: np.ndarray) -> float:
+            ys = np.nonzero(component)[0]
+            bottom = float(np.percentile(ys, 98)) + 0.5
+            return far * (1.0 + BACKDROP_LEAN * bottom / h) * (1.0 + gap)
+    return _with_subjects(nearness, subjects, at_contact, u8), info
+
+
+def _with_subjects(background: np.ndarray, subjects, at_contact, u8: np.ndarray) -> np.ndarray:
+    """The background's inverse depth with each subject laid over it as a gently rounded surface;
+    the subjects' outlines are feathered along image edges (a guided filter of the subject mask)
+    so that where the segmentation has no image edge to follow there is no hard depth step."""
+    if subjects.count == 0:
+        return background
+    h, w = background.shape
+    front = np.zeros((h, w))
+    for c in range(1, subjects.count + 1):
+        component = subjects.labels == c
+        front[component] = at_contact(component) * (1.0 + RELIEF * _rounded(component)[component])
+    # outside the subjects the front layer takes its nearest subject's value (to blend towards)
+    _, nearest = cv2.distanceTransformWithLabels((~subjects.mask).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(subjects.mask)
+    lookup = np.zeros(nearest.max() + 1)
+    zero_ids = nearest[subjects.mask]
+    lookup[zero_ids] = front[ys, xs]
+    front = np.where(subjects.mask, front, lookup[nearest])
+    grey = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    radius = max(2, int(round(FEATHER * max(h, w))))
+    alpha = np.clip(guided_filter(grey, subjects.mask.astype(np.float32), radius, 1e-3), 0.0, 1.0)
+    return (1.0 - alpha) * background + alpha * front
 
 
 def prior_depth(
     image: torch.Tensor,
     *,
     fov_deg: float | None = None,
-    horizon: float = 0.5,
+    horizon: float | None = None,
     camera_height: float = 1.5,
     median_depth: float | None = None,
-    wall_gap: float = 0.35,
-    min_region: float = 0.01,
 ) -> DepthResult:
-    """Approximate metric depth of ``image`` ``[H, W, 3]`` (0..1) with the ground/pop-up prior."""
+    """Approximate metric depth of ``image`` ``[H, W, 3]`` (0..1) from weight-free cues (module doc).
+
+    ``horizon`` (a fraction of the image height) fixes where the ground's horizon is instead of
+    reading the camera's pitch from the image."""
     img = torch.as_tensor(image).float()
     if img.ndim == 4 and img.shape[0] == 1:
         img = img[0]
     if img.ndim != 3 or img.shape[-1] < 3:
         raise InputError(f"the image must be [H, W, 3], got {list(img.shape)}")
-    if not 0.05 <= horizon <= 0.95:
-        raise InputError(f"horizon must be a fraction of the image height in 0.05..0.95, got {horizon}")
+    if horizon is not None and not -1.0 <= horizon <= 0.95:
+        raise InputError(f"horizon must be a fraction of the image height in -1..0.95 (negative: above the image), got {horizon}")
     if camera_height <= 0:
         raise InputError(f"camera height must be positive, got {camera_height}")
+    if median_depth is not None and not (0 < median_depth < float("inf")):
+        raise InputError(f"median depth must be a positive number of metres, got {median_depth}")
     h, w = img.shape[:2]
     k = intrinsics_for(h, w, fov_deg)
-    f = float(k[1, 1])
-    v_h = horizon * h
-    rows = np.arange(h, dtype=np.float64) + 0.5
-    # the base layout: a ground plane up to where a background wall stands, the wall above; the
-    # wall's foot is the strongest horizontal edge between the horizon and ``wall_gap`` below it
-    v_wall = _wall_foot(img, v_h, wall_gap) if wall_gap > 0 else v_h + 1.0
-    nearest = camera_height * f / (h - v_h)
-    wall = camera_height * f / max(v_wall - v_h, 1.0)
-    far = wall
-    ground_row = np.where(rows > v_wall, camera_height * f / np.maximum(rows - v_h, 1e-3), wall)
-
-    # regions along colour edges, at a moderate resolution
-    scale = min(1.0, 256.0 / max(h, w))
-    small_hw = (max(8, int(round(h * scale))), max(8, int(round(w * scale))))
     u8 = (img[..., :3].clamp(0, 1).numpy() * 255).astype(np.uint8)
-    small = cv2.resize(u8, (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-    labels_small, count = _regions(small)
-    labels = cv2.resize(labels_small.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-
-    depth = np.repeat(ground_row[:, None], w, axis=1)
-    flat_labels = labels.ravel()
-    ys = np.repeat(np.arange(h)[:, None], w, axis=1).ravel()
-    area = np.bincount(flat_labels, minlength=count)
-    lowest = np.full(count, -1, dtype=np.int64)
-    np.maximum.at(lowest, flat_labels, ys)
-    highest = np.full(count, h, dtype=np.int64)
-    np.minimum.at(highest, flat_labels, ys)
-    for region in range(1, count):
-        bottom, top = lowest[region], highest[region]
-        # large regions that stand on the ground in front of the wall pop up to their contact depth;
-        # small texture fragments, the floor itself and the wall keep the layout
-        if area[region] < min_region * h * w or bottom <= v_wall or bottom >= h - 1 or top <= 0:
-            continue
-        depth[labels == region] = min(ground_row[bottom], wall)
-    depth = np.clip(depth, nearest, far)
+    s = min(1.0, WORK_SIDE / max(h, w))
+    sh, sw = max(8, int(round(h * s))), max(8, int(round(w * s)))
+    small = cv2.resize(u8, (sw, sh), interpolation=cv2.INTER_AREA) if (sh, sw) != (h, w) else u8
+    p = min(1.0, PITCH_SIDE / max(h, w))
+    ph, pw = max(8, int(round(h * p))), max(8, int(round(w * p)))
+    grey = cv2.cvtColor(cv2.resize(u8, (pw, ph), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    pitch = camera_pitch(grey, float(k[1, 1]) * ph / h) if horizon is None else (0.0, 0)
+    nearness, info = prior_nearness(small, float(k[1, 1]) * sh / h, horizon=horizon, camera_height=camera_height,
+                                    pitch=pitch)
+    nearness = cv2.resize(nearness.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     grey = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     radius = max(2, int(round(0.01 * max(h, w))))
-    inv = guided_filter(grey, (1.0 / depth).astype(np.float32), radius, 1e-3)
-    depth = 1.0 / np.clip(inv, 1.0 / far, 1.0 / nearest)
+    lo, hi = float(nearness.min()), float(nearness.max())
+    nearness = np.clip(guided_filter(grey, nearness, radius, 1e-3), lo, hi)
+    depth = 1.0 / nearness
     if median_depth is not None:
-        if median_depth <= 0:
-            raise InputError(f"median depth must be positive, got {median_depth}")
         depth = depth * (median_depth / float(np.median(depth)))
     return DepthResult(
         torch.from_numpy(depth.astype(np.float32)), k, torch.ones(h, w, dtype=torch.bool), "prior", metric=False,
-        metadata={"approximation": "ground plane + pop-up layering prior", "horizon": horizon,
-                  "camera_height": camera_height},
+        metadata={"approximation": "weight-free prior: subjects, ground plane, upright background", **info},
     )
