@@ -3,6 +3,7 @@
     python -m more4d_core.run                                  # the default workflow on the bundled example
     python -m more4d_core.run --image photo.jpg --prompt "the dog walks left" --camera orbit dolly --out out/
     python -m more4d_core.run --image photos/ --out out/       # a folder: every image (prompt from photo.txt if present)
+    python -m more4d_core.run --image photo.jpg --depth photo_depth.png --out out/   # a depth / disparity map you have
     accelerate launch --num_processes 4 -m more4d_core.run --image photos/ --out out/   # split over GPUs
 
 Prints per-stage times, peak memory and where the outputs went. This module is the one place the
@@ -37,6 +38,45 @@ def _images(arg: str | None) -> list[Path | None]:
     if not path.is_file():
         raise FileNotFoundError(f"image {path} not found")
     return [path]
+
+
+def _depth_file(arg: str | None, image: Path | None, many: bool) -> Path | None:
+    """The depth map for ``image``: the ``--depth`` file, or in a ``--depth`` folder the file with the
+    image's name (any image suffix)."""
+    if arg is None:
+        return None
+    path = Path(arg)
+    if path.is_dir():
+        stem = image.stem if image is not None else "more4d_example"
+        found = [path / (stem + s) for s in IMAGE_SUFFIXES if (path / (stem + s)).is_file()]
+        if not found:
+            raise FileNotFoundError(f"no depth map named {stem}.png/.jpg/... in {path} (one per image, same name)")
+        return found[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"depth map {path} not found")
+    if many:
+        raise ValueError("--image is a folder: give --depth a folder too (one depth map per image, same name)")
+    return path
+
+
+def _depth_summary(doc: dict, results: dict) -> str | None:
+    """One line naming where the scene's depth came from; for the built-in prior, what it is and how
+    to give a better one."""
+    from .depth import DepthResult
+
+    for node in doc["nodes"]:
+        out = results.get(node["id"])
+        if node["type"] in ("More4DEstimateDepth", "More4DDepthFromImage") and out and isinstance(out[0], DepthResult):
+            depth = out[0]
+            if depth.backend == "prior":
+                layout = depth.metadata.get("layout", "?")
+                return (f"depth: the built-in prior (layout '{layout}') - an approximation from weight-free cues; "
+                        "for better depth pass --depth FILE (a depth or disparity map, e.g. from Depth Anything) "
+                        "or put a depth model in the workflow's Estimate Depth node")
+            if depth.backend == "external":
+                return f"depth: the depth map given ({depth.metadata.get('mode', 'disparity')}, median {depth.median_depth():.2f} m)"
+            return f"depth: {depth.backend}" + (" (metric)" if depth.metric else f" (relative, median {depth.median_depth():.2f} m)")
+    return None
 
 
 def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
@@ -102,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help="frames to generate (default 49)")
     parser.add_argument("--grid", default=None, choices=["image", "512", "384", "256", "128"],
                         help="trajectory grid: the image size or its longer side (default: the workflow's)")
+    parser.add_argument("--depth", default=None, metavar="FILE",
+                        help="a depth or disparity image to use instead of the workflow's depth estimate "
+                             "(a folder with --image FOLDER: one per image, same name)")
+    parser.add_argument("--depth-mode", default="disparity", choices=["disparity", "depth"],
+                        help="how to read --depth: disparity = brighter is nearer (most depth tools), depth = brighter is farther")
+    parser.add_argument("--median-depth", type=float, default=None, help="metric scale of --depth: its median distance in metres")
+    parser.add_argument("--fov", type=float, default=None, help="horizontal field of view for --depth in degrees (0 = the default)")
+    parser.add_argument("--depth-cleanup", default=None, choices=["snap", "drop", "none"],
+                        help="what to do with --depth's flying pixels (default: the workflow's)")
     parser.add_argument("--out", type=Path, default=Path("out"))
     args = parser.parse_args(argv)
 
@@ -110,12 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from nodes import comfy_bridge
-    from nodes.runner import execute
+    from nodes.runner import execute, load_image_file
+    from nodes.workflow_depth import use_depth_image
 
     from .cache import MODEL_CACHE
 
-    doc = json.loads(args.workflow.read_text())
+    base_doc = json.loads(args.workflow.read_text())
     images = _images(args.image)
+    depth_files = {image: _depth_file(args.depth, image, len(images) > 1 or (args.image and Path(args.image).is_dir()))
+                   for image in images}
+    for depth_path in depth_files.values():  # every depth map readable before any work
+        if depth_path is not None:
+            try:
+                load_image_file(depth_path)
+            except Exception as exc:
+                raise ValueError(f"depth map {depth_path} cannot be read as an image: {exc}") from exc
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1:
         images = images[rank::world]
@@ -146,11 +204,18 @@ def main(argv: list[str] | None = None) -> int:
                     bars.pop("current").close()
                 print(f"  {node.type:28s} {seconds:7.2f} s")
 
+            doc = base_doc
+            if depth_files[image] is not None:
+                doc = use_depth_image(base_doc, depth_files[image].resolve(), mode=args.depth_mode,
+                                      median_depth=args.median_depth, fov=args.fov, cleanup=args.depth_cleanup)
             results = execute(doc, overrides=_overrides(doc, image, args), on_node=report)
             for out in results.values():
                 if isinstance(out, dict):
                     written += [str(args.out / p) for p in out["ui"].get("text", [])]
             print(f"  total {time.perf_counter() - stage_start:.2f} s")
+            summary = _depth_summary(doc, results)
+            if summary:
+                print("  " + summary)
             if image is None:
                 _report_example(doc, results)
     print(f"done in {time.perf_counter() - start:.1f} s, peak memory +{mem.peak_bytes / 2**20:.0f} MiB, "

@@ -131,9 +131,51 @@ def test_runner_command_line(tmp_path, capsys):
     # the bundled example's true motion is known: the runner scores the generated motion against it
     assert "bundled example vs its true motion" in out and "nothing moves" in out and "share of the model's motion" in out
     assert "generated with the prompt 'the box grows'" in out
+    assert "depth: the built-in prior" in out and "--depth FILE" in out  # names the depth and how to do better
     assert (tmp_path / "more4d" / "orbit_00001.mp4").is_file()
     with pytest.raises(ValueError, match="camera preset nodes"):
         run_main(["--out", str(tmp_path), "--camera", "a", "b", "c"])
+
+
+def test_depth_option_rewires_estimate_depth_to_a_depth_map():
+    from nodes.workflow_depth import use_depth_image
+
+    doc = WORKFLOWS["more4d_default"]()
+    before = json.dumps(doc)
+    new = use_depth_image(doc, "/maps/d.png", median_depth=2.0)
+    assert json.dumps(doc) == before  # the shipped graph is not touched
+    assert check_workflow(new, NODE_CLASS_MAPPINGS, CORE_NODES) == []
+    nodes = read_workflow(new, {**NODE_CLASS_MAPPINGS, "LoadImage": None})
+    swapped = next(n for n in nodes.values() if n.type == "More4DDepthFromImage")
+    assert not any(n.type == "More4DEstimateDepth" for n in nodes.values())
+    # the node's own widgets, in its declared order: mode, median_depth, fov, cleanup (fov, cleanup carried over)
+    assert swapped.widgets == {"mode": "disparity", "median_depth": 2.0, "fov": 0.0, "cleanup": "snap"}
+    loader = nodes[swapped.links["depth_image"][0]]
+    assert loader.type == "LoadImage" and next(n for n in new["nodes"] if n["id"] == loader.id)["widgets_values"][0] == "/maps/d.png"
+    image_source = next(n for n in nodes.values() if n.type == "More4DGenerate").links["image"]
+    assert swapped.links["image"] == image_source  # the same colour image as before
+    with pytest.raises(ValueError, match="depth mode"):
+        use_depth_image(doc, "d.png", mode="inverse")
+
+
+def test_runner_depth_option(tmp_path, capsys):
+    depth_map = REPO / "more4d_core" / "assets" / "example_depth.png"
+    assert run_main(["--out", str(tmp_path), "--depth", str(depth_map), "--median-depth", "2.5", "--camera", "static",
+                     *[a for k, v in QUICK.items() for a in (f"--{k}", str(v))]]) == 0
+    out = capsys.readouterr().out
+    assert "More4DDepthFromImage" in out and "depth: the depth map given (disparity, median 2.50 m)" in out
+    with pytest.raises(FileNotFoundError, match="depth map"):
+        run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "nope.png")])
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot be read as an image"):
+        run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "bad.png")])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(REPO / "more4d_core" / "assets" / "example.png", photos / "a.png")
+    with pytest.raises(ValueError, match="give --depth a folder"):
+        run_main(["--out", str(tmp_path), "--image", str(photos), "--depth", str(depth_map)])
+    with pytest.raises(FileNotFoundError, match="no depth map named a"):
+        run_main(["--out", str(tmp_path), "--image", str(photos), "--depth", str(tmp_path)])
 
 
 def test_external_depth_workflow_runs(out_dir):
