@@ -79,6 +79,26 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
     return None
 
 
+def _camera_summary(doc: dict, results: dict) -> list[str]:
+    """One line per camera path: its preset, strength (auto: the largest fillable move) and worst hole share."""
+    from .camera import CameraPath
+
+    lines = []
+    for node in sorted(doc["nodes"], key=lambda n: n["id"]):
+        out = results.get(node["id"])
+        if node["type"] in ("More4DCameraPathPreset", "More4DCameraPathKeyframes") and out and isinstance(out[0], CameraPath):
+            meta = out[0].metadata
+            name = meta.get("preset", "keyframes")
+            text = f"camera {name}"
+            if "strength" in meta:
+                text += f": strength {meta['strength']:.2f}" + (" (auto: the largest move within the hole budget)"
+                                                               if meta.get("strength_mode") == "auto" else "")
+            if "worst_holes" in meta:
+                text += f", worst frame {100 * meta['worst_holes']:.1f}% holes"
+            lines.append(text)
+    return lines
+
+
 def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
     nodes = sorted(doc["nodes"], key=lambda n: n["id"])
     out: dict[int, dict] = {}
@@ -214,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                     written += [str(args.out / p) for p in out["ui"].get("text", [])]
             print(f"  total {time.perf_counter() - stage_start:.2f} s")
             summary = _depth_summary(doc, results)
-            if summary:
-                print("  " + summary)
+            for line in ([summary] if summary else []) + _camera_summary(doc, results):
+                print("  " + line)
             if image is None:
                 _report_example(doc, results)
     print(f"done in {time.perf_counter() - start:.1f} s, peak memory +{mem.peak_bytes / 2**20:.0f} MiB, "

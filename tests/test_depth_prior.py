@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from more4d_core.bench.depth_bench import MOTORCYCLE, depth_errors, disparity_fit_errors, motorcycle_truth, real_photo_table
+from more4d_core.bench.depth_bench import (
+    MOTORCYCLE,
+    depth_errors,
+    disparity_fit_errors,
+    motorcycle_truth,
+    real_photo_table,
+)
 from more4d_core.depth.layout import camera_pitch, find_ground, foot_line
 from more4d_core.depth.prior import RELIEF, prior_depth, prior_nearness
 
@@ -138,3 +144,13 @@ def test_on_the_real_photograph_the_prior_beats_every_baseline():
         for baseline in ("constant", "row gradient (fitted)", "ground plane (fitted)"):
             for align in ("median", "disparity fit"):
                 assert ours[align][1] > table[(convention, baseline)][align][1], (convention, baseline, align)
+
+
+def test_photographs_come_as_rgb_bytes():
+    pytest.importorskip("skimage")
+    from more4d_core.bench.depth_bench import photograph
+
+    for name in ("camera", "horse", "astronaut"):  # grey, binary, colour
+        img = photograph(name)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert photograph("horse").max() == 255 and set(np.unique(photograph("horse"))) <= {0, 255}

@@ -132,6 +132,7 @@ def test_runner_command_line(tmp_path, capsys):
     assert "bundled example vs its true motion" in out and "nothing moves" in out and "share of the model's motion" in out
     assert "generated with the prompt 'the box grows'" in out
     assert "depth: the built-in prior" in out and "--depth FILE" in out  # names the depth and how to do better
+    assert "camera roll: strength" in out and "(auto: the largest move within the hole budget)" in out
     assert (tmp_path / "more4d" / "orbit_00001.mp4").is_file()
     with pytest.raises(ValueError, match="camera preset nodes"):
         run_main(["--out", str(tmp_path), "--camera", "a", "b", "c"])

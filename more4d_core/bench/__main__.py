@@ -7,7 +7,8 @@ implementation run in the same process:
 * ``dit`` — one denoising step of the trajectory DiT vs stock diffusers Wan;
 * ``params`` — parameter counts and memory of every named config (meta device);
 * ``completion`` — classical hole filling: time per frame and flicker vs per-frame inpainting;
-* ``depth`` — the built-in depth prior on procedural scenes (AbsRel, delta < 1.25);
+* ``depth`` — the built-in depth prior on a real photograph with true depth and on procedural scenes;
+* ``fillable`` — camera presets on photographs: holes at strength 1 and the ``auto`` strength;
 * ``memory`` — peak device memory of the 14B pipelines per memory mode, estimated without a GPU;
 * ``gpu`` — the memory modes on a GPU: measured peak and seconds per step next to the estimate.
 """
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "params": "params_bench",
     "completion": "completion_bench",
     "depth": "depth_bench",
+    "fillable": "fillable_bench",
     "memory": "memory_bench",
     "gpu": "gpu_bench",
 }

@@ -118,21 +118,28 @@ def real_photo_table(fov_for_prior: float | None) -> list[tuple[str, str, dict[s
     return rows
 
 
+def photograph(name: str) -> np.ndarray:
+    """A scikit-image photograph as ``[H, W, 3]`` uint8 RGB (grey and binary ones as three channels)."""
+    try:
+        from skimage import data
+    except ImportError as exc:  # a test dependency, not a runtime one
+        raise InputError("the photograph benchmarks read scikit-image's photographs: pip install scikit-image") from exc
+    img = getattr(data, name)()
+    img = np.asarray(img[0] if name == "stereo_motorcycle" else img)
+    if img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3].astype(np.uint8))
+
+
 def contact_sheet(path: str, width: int = 320) -> None:
     """Every scikit-image photograph (left) next to the prior's inverse depth (right), one per row."""
     import cv2
-    from skimage import data
 
     rows = []
     for name in PHOTOS:
-        img = getattr(data, name)()
-        img = img[0] if name == "stereo_motorcycle" else img
-        img = np.asarray(img)
-        if img.dtype == bool:
-            img = img.astype(np.uint8) * 255
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        img = img[..., :3].astype(np.uint8)
+        img = photograph(name)
         result = prior_depth(torch.from_numpy(img / 255.0).float())
         inv = 1.0 / result.depth.numpy()
         inv = (inv - inv.min()) / max(float(inv.max() - inv.min()), 1e-9)
