@@ -3,6 +3,7 @@ with a tiny Fun-InP-shaped model and a LoRA in the reference key format, and nat
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -145,3 +146,28 @@ def test_diffusion_completion_under_memory_modes(tmp_path, monkeypatch):
     assert isinstance(fp8.transformer.blocks[0].ffn.net[2], FP8Linear)
     out = fp8.complete(frames, holes, "a ball", steps=2, seed=1)
     assert torch.isfinite(out).all() and 0 < (out - plain).abs().mean() < 0.05  # float8 rounding of a toy model
+
+
+def test_cracks_inside_a_surface_close_and_dis_occlusions_stay_open():
+    from more4d_core.completion.classical import close_cracks
+
+    frame = np.zeros((9, 12, 3), np.float32)
+    frame[:, :6] = 0.2
+    frame[:, 6:] = 0.8
+    depth = np.full((9, 12), 2.0, np.float32)
+    depth[:, 6:] = 5.0  # a far surface on the right
+    hole = np.zeros((9, 12), bool)
+    hole[4, 2] = True  # a one-pixel crack inside the near surface
+    hole[:, 6] = True  # a one-pixel gap between the near and the far surface: a dis-occlusion
+    filled, left, new_depth = close_cracks(frame, hole, depth)
+    assert not left[4, 2] and filled[4, 2] == pytest.approx([0.2, 0.2, 0.2]) and new_depth[4, 2] == pytest.approx(2.0)
+    assert left[:, 6].all()  # neighbours at 2 m and 5 m: not one surface
+    assert np.array_equal(filled[~hole], frame[~hole])
+
+
+def test_temporal_share_is_checked(rendered):
+    scene, path, result = rendered
+    with pytest.raises(InputError, match="temporal share"):
+        complete_classical(result, scene, path, temporal=1.0)
+    still = complete_classical(result, scene, path, temporal=0.0)
+    assert torch.equal(still[~result.holes], result.frames[~result.holes])

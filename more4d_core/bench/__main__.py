@@ -6,7 +6,7 @@ implementation run in the same process:
 * ``render`` — point renderer vs the reference's per-frame unique/amin/mean approach;
 * ``dit`` — one denoising step of the trajectory DiT vs stock diffusers Wan;
 * ``params`` — parameter counts and memory of every named config (meta device);
-* ``completion`` — classical hole filling: time per frame and flicker vs per-frame inpainting;
+* ``completion`` — hole filling against the true views of procedural scenes: PSNR, SSIM, flicker, time;
 * ``depth`` — the built-in depth prior on a real photograph with true depth and on procedural scenes;
 * ``fillable`` — camera presets on photographs: holes at strength 1 and the ``auto`` strength;
 * ``memory`` — peak device memory of the 14B pipelines per memory mode, estimated without a GPU;

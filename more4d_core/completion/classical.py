@@ -1,13 +1,20 @@
-"""Classical completion of rendered frames: no weights, temporally stable, never touches known pixels.
+"""Classical completion of rendered frames: no weights, temporally steadied, never touches known pixels.
 
-Frame 0 is inpainted spatially (OpenCV Telea). Every later frame fills its holes from the
-*completed previous frame*, warped by the scene's own motion: for each covered pixel the 4D scene
-says which point landed there and where that point was one frame earlier, which gives a backward
-flow; hole pixels take the flow of the nearest covered pixel on the far side (dis-occluded regions
-belong to the background, which moves like the farther neighbour). What is left (sources outside
-the previous frame) is inpainted spatially, and a thin feathered band blends the warped content
-into the spatial fill at hole borders so seams do not crawl. Pixels that were rendered are never
-changed.
+Each frame first closes its *cracks* — holes a pixel or two wide inside one surface, left where
+the camera comes closer than the point spacing — by interpolating the surface around them (a gap
+whose neighbours lie at different depths is a dis-occlusion, not a crack). The remaining holes are
+filled spatially from the background side: OpenCV Telea inpainting that ignores the foreground
+pixels bordering the hole (a dis-occlusion shows what is behind the occluder, not the occluder).
+From frame 1 on, that fill is blended with the *completed previous frame* warped by the scene's own
+motion (for each covered pixel the 4D scene says which point landed there and where that point was
+one frame earlier; hole pixels move like their nearest background neighbour), wherever the warped
+content shows the same background surface: ``temporal`` is the carried-over share. Pixels that were
+rendered are never changed.
+
+Measured against true views of procedural scenes (``python -m more4d_core.bench completion``, README):
+the blend is about 1 dB closer to the truth than carrying the previous fill over unblended (the
+earlier design, which flickered least) and flickers less than per-frame inpainting; copying
+background texture mirrored across the hole border scored below both.
 """
 
 from __future__ import annotations
@@ -36,12 +43,17 @@ def inpaint_spatial(frame: np.ndarray, holes: np.ndarray, radius: int = 3) -> np
     return out
 
 
-def _far_side(covered: np.ndarray, depth: np.ndarray, reach: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """For every pixel, the coordinates of its nearest *background* covered pixel (covered pixels
-    that are among the farthest in their neighbourhood) and that pixel's depth."""
+def _background(covered: np.ndarray, depth: np.ndarray, reach: int = 5) -> np.ndarray:
+    """Covered pixels that are among the farthest in their neighbourhood (background, not an occluder's edge)."""
     far = np.where(covered, depth, 0).astype(np.float32)
     grown = cv2.dilate(far, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
-    seeds = covered & (depth >= 0.9 * grown)
+    return covered & (depth >= 0.9 * grown)
+
+
+def _far_side(covered: np.ndarray, depth: np.ndarray, reach: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the coordinates of its nearest *background* covered pixel (:func:`_background`)
+    and that pixel's depth."""
+    seeds = _background(covered, depth, reach)
     if not seeds.any():
         seeds = covered
     _, labels = cv2.distanceTransformWithLabels((~seeds).astype(np.uint8), cv2.DIST_L2, 5,
@@ -51,6 +63,43 @@ def _far_side(covered: np.ndarray, depth: np.ndarray, reach: int = 5) -> tuple[n
     seed_of_label[labels[sy, sx]] = np.stack([sy, sx], 1)
     src = seed_of_label[labels]
     return src, depth[src[..., 0], src[..., 1]]
+
+
+def close_cracks(frame: np.ndarray, hole: np.ndarray, depth: np.ndarray, *, max_width: int = 2,
+                 same_surface: float = 1.15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill the cracks of a rendered frame: hole pixels that a closing of the covered pixels (up to
+    ``max_width`` pixels wide) covers and whose covered neighbours all lie on one surface (depths
+    within a factor ``same_surface``), with the mean of those neighbours. Returns (frame, holes
+    left, depth) with the cracks filled."""
+    frame, hole, depth = frame.copy(), hole.copy(), depth.copy()
+    for width in range(1, max_width + 1):
+        if not hole.any():
+            break
+        size = 2 * width + 1
+        kernel = np.ones((size, size), np.uint8)
+        covered = (~hole).astype(np.uint8)
+        closed = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, kernel).astype(bool)
+        crack = hole & closed
+        if not crack.any():
+            continue
+        weight = covered.astype(np.float32)
+        far = np.where(hole, 0, depth).astype(np.float32)
+        near = np.where(hole, np.float32(np.inf), depth).astype(np.float32)
+        deepest = cv2.dilate(far, kernel)
+        nearest = -cv2.dilate(-near, kernel)
+        with np.errstate(over="ignore", invalid="ignore"):  # no covered neighbour: inf
+            crack &= deepest <= same_surface * nearest
+        if not crack.any():
+            continue
+        count = cv2.boxFilter(weight, -1, (size, size), normalize=False)
+        ok = crack & (count > 0)
+        for c in range(frame.shape[-1]):
+            total = cv2.boxFilter(frame[..., c] * weight, -1, (size, size), normalize=False)
+            frame[..., c][ok] = (total / np.maximum(count, 1e-6))[ok]
+        total_depth = cv2.boxFilter(np.where(hole, 0, depth).astype(np.float32), -1, (size, size), normalize=False)
+        depth[ok] = (total_depth / np.maximum(count, 1e-6))[ok]
+        hole &= ~ok
+    return frame, hole, depth
 
 
 def _project_frame(scene: Scene4D, path: CameraPath, intrinsics: torch.Tensor, t: int) -> np.ndarray:
@@ -95,59 +144,45 @@ def complete_classical(
     path: CameraPath,
     *,
     inpaint_radius: int = 3,
-    feather: int = 1,
+    temporal: float = 0.97,
     progress=None,
 ) -> torch.Tensor:
     """Completed frames ``[T, H, W, 3]`` (float 0..1) of a render made with
     ``return_point_index=True`` of ``scene`` through ``path``. No hole is left and no rendered
-    pixel changes."""
+    pixel changes; ``temporal`` (0..1) is the share of each filled pixel carried over from the
+    previous completed frame along the scene's motion (0 = every frame filled on its own)."""
     if result.point_index is None:
         raise InputError("classical completion needs the render's point index: render with return_point_index=True")
+    if not 0.0 <= temporal < 1.0:
+        raise InputError(f"the temporal share must be in 0..1 (1 excluded: a fill must follow the frame), got {temporal}")
     t_count, h, w = result.holes.shape
     if path.num_frames != t_count:
         path = path.resampled(t_count) if path.num_frames > 1 else CameraPath(
             path.poses.expand(t_count, 4, 4).clone(), name=path.name)
     intrinsics = path.intrinsics_for(scene.intrinsics, scene.grid_hw, (h, w))
     frames = result.frames.numpy()
-    holes = result.holes.numpy()
     index = result.point_index.numpy()
-    depth = result.depth.numpy()
     out = np.empty_like(frames)
-    out_depth = np.empty_like(depth)
+    out_depth = np.empty_like(result.depth.numpy())
     previous_xy = None
     for t in range(t_count):
         current_xy = _project_frame(scene, path, intrinsics, t) if t + 1 < t_count else None
-        hole = holes[t]
+        current, hole, current_depth = close_cracks(frames[t], result.holes[t].numpy(), result.depth[t].numpy())
         covered = ~hole
-        current = frames[t].copy()
-        current_depth = depth[t].copy()
         if hole.any() and covered.any():
-            src, hole_depth = _far_side(covered, depth[t])
+            src, hole_depth = _far_side(covered, current_depth)
+            fill = _inpaint_from_background(current, hole, covered, current_depth, hole_depth, inpaint_radius)
             current_depth[hole] = hole_depth[hole]
-            fill_from_prev = np.zeros_like(hole)
-            if t > 0:
-                map_x, map_y = backward_maps(index[t], previous_xy, src)
+            if t > 0 and temporal > 0:
+                map_x, map_y = backward_maps(np.where(hole, -1, index[t]), previous_xy, src)
                 warped = cv2.remap(out[t - 1], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                    borderValue=(-1, -1, -1))
                 warped_depth = cv2.remap(out_depth[t - 1], map_x, map_y, cv2.INTER_NEAREST,
                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                 # carry the previous frame's content over only where it shows the same (background) surface
-                fill_from_prev = hole & (warped >= 0).all(-1) & (warped_depth >= 0.9 * hole_depth)
-                current[fill_from_prev] = warped[fill_from_prev]
-            band = np.zeros_like(hole)
-            if feather > 0 and fill_from_prev.any():
-                dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
-                band = fill_from_prev & (dist < feather)
-            need = (hole & ~fill_from_prev) | band
-            if need.any():
-                # spatial fill only where needed, with the carried-over pixels as context
-                spatial = _inpaint_from_background(current, need, ~need, current_depth, hole_depth, inpaint_radius)
-                rest = hole & ~fill_from_prev
-                current[rest] = spatial[rest]
-                if band.any():
-                    # next to rendered pixels, blend the carried-over content into the spatial fill
-                    weight = np.clip(dist / feather, 0.0, 1.0)[..., None]
-                    current[band] = (weight * current + (1 - weight) * spatial)[band]
+                same = hole & (warped >= 0).all(-1) & (warped_depth >= 0.9 * hole_depth)
+                fill[same] = (1.0 - temporal) * fill[same] + temporal * warped[same]
+            current[hole] = fill[hole]
         elif hole.any():
             current[:] = 0.5  # nothing was rendered at all: neutral grey
         out[t] = current

@@ -35,9 +35,9 @@ WORK_SIDE = 320  # the cues are read at this size (long side); the result is ups
 BACKDROP_DEPTH = 3.0  # metres, for the layout without ground (scaled by camera_height / 1.5)
 MAX_RANGE = 3.0  # ground layout with an unknown pitch: the farthest ground is at most this many times the nearest
 PITCH_SIDE = 640  # the camera's pitch is read from line segments at this size (long side)
-RELIEF = 0.08
+RELIEF = 0.08  # a subject's centre is this much nearer (in inverse depth) than its outline
 BACKDROP_LEAN = 0.5  # no ground in view: the bottom of the backdrop is this much nearer (inverse depth) than its top
-FEATHER = 0.03  # subject outlines are feathered along image edges over this fraction of the image  # a subject's centre is this much nearer (in inverse depth) than its outline
+FEATHER = 0.03  # subject outlines are feathered along image edges over this fraction of the image
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:

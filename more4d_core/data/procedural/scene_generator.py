@@ -184,26 +184,28 @@ def _visibility(tracks, depth, object_id, ids0, k) -> torch.Tensor:
     return inside & (surf_id == ids0.view(1, -1)) & (z <= surf_depth * 1.02 + 1e-4)
 
 
-def generate_sample(
-    seed: int,
-    split: str = "train",
-    height: int = 96,
-    width: int = 128,
-    num_frames: int = 49,
-    *,
-    fps: float = 8.0,
-    render_video: bool = False,
-    with_visibility: bool = True,
-    camera_motion_prob: float = CAMERA_MOTION_PROB,
-    two_movers_prob: float | None = None,
-    texture_size: int = 128,
-    recipe: str = "v2",
-) -> ProceduralSample:
-    """Generate one sample (deterministic in ``seed``, ``split`` and ``recipe``).
+@dataclass
+class World:
+    """What a sample's seed decides before anything is rendered: the room and objects (with their
+    motions), the camera and its motion, and the random stream the caption continues to draw from."""
 
-    ``with_visibility=False`` skips ray-casting frames 1..T (training needs only the tracks): the
-    depth / object-id buffers then repeat frame 0 and visibility is all True.
-    """
+    rng: np.random.Generator
+    fov: float
+    k: torch.Tensor
+    k_inv: torch.Tensor
+    room: list[SceneObject]
+    objects: list[SceneObject]
+    movers: list[SceneObject]
+    camera: CameraMotion
+
+    @property
+    def everything(self) -> list[SceneObject]:
+        return self.room + self.objects
+
+
+def build_world(seed: int, split: str, height: int, width: int, *, camera_motion_prob: float = CAMERA_MOTION_PROB,
+                two_movers_prob: float | None = None, texture_size: int = 128, recipe: str = "v2") -> World:
+    """The scene of ``generate_sample`` with the same arguments (deterministic in seed, split, recipe)."""
     if split not in SPLIT_STREAMS:
         raise ValueError(f"split must be one of {tuple(SPLIT_STREAMS)}, got {split!r}")
     if recipe not in RECIPES:
@@ -228,7 +230,61 @@ def generate_sample(
     cam = CameraMotion()
     if scene_kind == "camera only" or (scene_kind == "objects" and rng.random() < camera_motion_prob):
         cam = sample_camera_motion(rng, wall_depth, min(float(o.base.position[2]) for o in objects))
-    everything = room + objects
+
+    return World(rng, fov, k, k_inv, room, objects, movers, cam)
+
+
+def render_views(world: World, poses: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The true views of ``world`` through camera-to-world ``poses [T, 4, 4]`` (world = the frame-0
+    camera) at the scene's times ``t / (T - 1)``: (colour ``[T, H, W, 3]``, z-depth ``[T, H, W]``),
+    ray-cast analytically. The world's own camera motion is not applied: ``poses`` are the cameras."""
+    uu, vv = pixel_centers(height, width)
+    dirs_cam = torch.stack([uu, vv, torch.ones_like(uu)], -1).reshape(-1, 3) @ world.k_inv.T
+    everything = world.everything
+    count = poses.shape[0]
+    frames = torch.empty(count, height, width, 3)
+    depth = torch.empty(count, height, width)
+    for t in range(count):
+        s = t / (count - 1) if count > 1 else 0.0
+        rot = poses[t, :3, :3].float()
+        dirs = dirs_cam @ rot.T
+        hits = [intersect(o.shape, o.pose(s), poses[t, :3, 3].float(), dirs) for o in everything]
+        dist, ids = torch.stack([h.dist for h in hits]).min(0)
+        # ray parameter along a direction with camera z = 1 is the camera z-depth
+        depth[t] = dist.view(height, width)
+        for i, obj in enumerate(everything):
+            sel = ids == i
+            if sel.any():
+                uv = hits[i].uv[sel]
+                frames[t].view(-1, 3)[sel] = sample_texture_uv(obj.texture, uv[:, 0], uv[:, 1], obj.tiles)
+    return frames.clamp(0, 1), depth
+
+
+def generate_sample(
+    seed: int,
+    split: str = "train",
+    height: int = 96,
+    width: int = 128,
+    num_frames: int = 49,
+    *,
+    fps: float = 8.0,
+    render_video: bool = False,
+    with_visibility: bool = True,
+    camera_motion_prob: float = CAMERA_MOTION_PROB,
+    two_movers_prob: float | None = None,
+    texture_size: int = 128,
+    recipe: str = "v2",
+) -> ProceduralSample:
+    """Generate one sample (deterministic in ``seed``, ``split`` and ``recipe``).
+
+    ``with_visibility=False`` skips ray-casting frames 1..T (training needs only the tracks): the
+    depth / object-id buffers then repeat frame 0 and visibility is all True.
+    """
+    world = build_world(seed, split, height, width, camera_motion_prob=camera_motion_prob,
+                        two_movers_prob=two_movers_prob, texture_size=texture_size, recipe=recipe)
+    rng, fov, k, k_inv, room, objects, movers, cam = (world.rng, world.fov, world.k, world.k_inv, world.room,
+                                                      world.objects, world.movers, world.camera)
+    everything = world.everything
 
     uu, vv = pixel_centers(height, width)
     dirs_cam = torch.stack([uu, vv, torch.ones_like(uu)], -1).reshape(-1, 3) @ k_inv.T  # z = 1: dist = depth

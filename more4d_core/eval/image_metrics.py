@@ -1,0 +1,46 @@
+"""Image fidelity inside a region: PSNR and SSIM of frames against true frames, counted only on
+the pixels of a mask (the holes a completion filled)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # Wang et al. 2004 constants for a 0..1 range
+SSIM_SIGMA = 1.5  # Gaussian window of the standard SSIM
+
+
+def masked_psnr(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR (dB, peak 1) over the masked pixels of ``[..., H, W, 3]`` frames in 0..1 (inf when exact, nan when empty)."""
+    if not mask.any():
+        return float("nan")
+    mse = float(((pred.astype(np.float64) - truth.astype(np.float64)) ** 2)[mask].mean())
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of two grey ``[H, W]`` images in 0..1 (Gaussian window, sigma 1.5)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+
+    def blur(x):
+        return cv2.GaussianBlur(x, (0, 0), SSIM_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mu_a**2 + mu_b**2 + SSIM_C1) * (var_a + var_b + SSIM_C2))
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return frame[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def masked_ssim(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM (on luma) over the masked pixels of ``[T, H, W, 3]`` frames (nan when the mask is empty)."""
+    total, count = 0.0, 0
+    for p, t, m in zip(pred, truth, mask):
+        if m.any():
+            total += float(ssim_map(_grey(p), _grey(t))[m].sum())
+            count += int(m.sum())
+    return total / count if count else float("nan")
