@@ -2,8 +2,10 @@
 
 At generation the depth comes from an estimator, not from the ray caster: its scale and shift are
 off (affine-invariant estimates), its range is compressed or stretched, its edges are smoothed or
-sit a pixel or two off the image edges, and the built-in prior (:mod:`more4d_core.depth.prior`)
-pulls everything towards a floor-and-wall layout. :func:`perturb_depth` draws a few of these
+sit a pixel or two off the image edges, and a weight-free prior pulls everything towards a simple
+layout (the built-in prior before December 2026 drew every scene as floor and wall; the current one,
+:mod:`more4d_core.depth.prior`, draws a floor or a leaning backdrop with rounded subjects — the
+"layout" perturbation below still models the former). :func:`perturb_depth` draws a few of these
 errors at random, so the model learns to read motion from the depth it will see. Only the
 depth *input* is perturbed; the training target (the true motion, normalized by the true depth)
 is not.
@@ -19,7 +21,7 @@ KINDS = ("disparity_shift", "range", "blur", "edges", "layout", "lowfreq")
 
 
 def _layout(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """A floor below a horizon and a wall above it, as the built-in prior assumes (relative depth)."""
+    """A floor below a horizon and a wall above it, as the previous built-in prior drew (relative depth)."""
     horizon = rng.uniform(0.3, 0.6) * height
     rows = np.arange(height, dtype=np.float64)[:, None] + 0.5
     floor = np.where(rows > horizon, (height - horizon) / np.maximum(rows - horizon, 1.0), np.inf)
