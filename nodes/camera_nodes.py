@@ -85,13 +85,16 @@ class CameraPathPreset(_CameraPathNode):
                         "With strength_mode auto: the largest amplitude allowed.",
                     },
                 ),
+            },
+            # after the scale inputs, so workflows saved before they existed keep their widget values
+            "optional": {
+                **_SCALE_INPUTS,
                 "strength_mode": (["auto", "fixed"], {"default": "auto", "tooltip": _MODE_TIP}),
                 "max_holes": ("FLOAT", {"default": MAX_HOLES, "min": 0.01, "max": 0.9, "step": 0.01, "tooltip": _HOLES_TIP}),
             },
-            "optional": dict(_SCALE_INPUTS),
         }
 
-    def build(self, preset, frames, strength, strength_mode="auto", max_holes=MAX_HOLES, scene=None, scene_depth=1.0):
+    def build(self, preset, frames, strength, scene=None, scene_depth=1.0, strength_mode="auto", max_holes=MAX_HOLES):
         depth, count = _scale_and_frames(scene, scene_depth, frames)
         if strength_mode == "fixed" or preset == "static" or strength == 0:
             return (camera_preset(preset, count, scene_depth=depth, strength=strength),)

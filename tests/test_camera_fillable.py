@@ -53,14 +53,14 @@ def test_auto_strength_is_the_largest_move_within_the_budget():
 def test_the_preset_node_reports_its_auto_strength_and_needs_the_scene(caplog):
     scene = _wall()
     with caplog.at_level(logging.INFO, logger="more4d"):
-        (path,) = CameraPathPreset().build("pan_x", 0, 1.0, "auto", 0.06, scene=scene)
+        (path,) = CameraPathPreset().build("pan_x", 0, 1.0, scene=scene, strength_mode="auto", max_holes=0.06)
     assert path.metadata["strength"] == pytest.approx(0.4, abs=0.03)
     assert f"auto strength {path.metadata['strength']:.2f}" in caplog.text and "budget 6%" in caplog.text
-    (fixed,) = CameraPathPreset().build("pan_x", 0, 1.0, "fixed", 0.06, scene=scene)
+    (fixed,) = CameraPathPreset().build("pan_x", 0, 1.0, scene=scene, strength_mode="fixed", max_holes=0.06)
     assert fixed.metadata["strength"] == 1.0
     with pytest.raises(InputError, match="connect the scene"):
-        CameraPathPreset().build("pan_x", 0, 1.0, "auto", 0.1)
-    assert CameraPathPreset().build("pan_x", 0, 1.0, "fixed", 0.1)[0].num_frames == 49
+        CameraPathPreset().build("pan_x", 0, 1.0, strength_mode="auto")
+    assert CameraPathPreset().build("pan_x", 0, 1.0, strength_mode="fixed")[0].num_frames == 49
 
 
 def test_a_keyframe_path_that_reveals_too_much_is_flagged(caplog):
@@ -70,3 +70,13 @@ def test_a_keyframe_path_that_reveals_too_much_is_flagged(caplog):
         (path,) = CameraPathKeyframes().build(big, 0, scene=scene)
     assert path.metadata["worst_holes"] == pytest.approx(0.2, abs=0.02)
     assert "reveals 20% of the picture" in caplog.text
+
+
+def test_a_workflow_saved_before_auto_strength_keeps_its_values():
+    from nodes import NODE_CLASS_MAPPINGS
+    from nodes.workflow_format import read_workflow
+
+    old = {"nodes": [{"id": 1, "type": "More4DCameraPathPreset", "widgets_values": ["dolly", 0, 0.7, 2.0],
+                      "inputs": [], "outputs": []}], "links": []}
+    widgets = read_workflow(old, NODE_CLASS_MAPPINGS)[1].widgets
+    assert widgets == {"preset": "dolly", "frames": 0, "strength": 0.7, "scene_depth": 2.0}  # new widgets take defaults

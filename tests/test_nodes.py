@@ -81,7 +81,7 @@ def test_preset_to_render_to_save_to_load(small_scene, _folders):
 
 
 def test_render_resamples_a_mismatched_path_and_sizes(small_scene):
-    (path,) = CameraPathPreset().build("dolly", 25, 1.0, "fixed", scene_depth=2.0)
+    (path,) = CameraPathPreset().build("dolly", 25, 1.0, scene_depth=2.0, strength_mode="fixed")
     frames, mask, _, _ = Render4D().render(small_scene, path, 64, 0, 2, "0,0,0", "auto")
     assert frames.shape == (9, 48, 64, 3)
     assert output_size((24, 32), 0, 12) == (12, 16)
@@ -99,7 +99,7 @@ def test_keyframes_node(small_scene):
 
 
 def test_wrong_inputs_name_the_socket(small_scene):
-    (path,) = CameraPathPreset().build("static", 0, 1.0, "fixed")
+    (path,) = CameraPathPreset().build("static", 0, 1.0, strength_mode="fixed")
     with pytest.raises(WrongTypeError, match="'scene' input must be a more4d_core.scene.Scene4D"):
         Render4D().render(torch.zeros(3), path, 0, 0, 1, "#000000", "cpu")
     with pytest.raises(WrongTypeError, match="'camera_path'"):

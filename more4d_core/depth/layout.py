@@ -6,10 +6,12 @@ point; a camera pitched down by theta puts it ``f / tan(theta)`` below the princ
 the horizon ``f tan(theta)`` above it. With too few near-vertical segments the camera is taken as
 level.
 
-Ground: a two-class GrabCut seeded with the bottom rows (ground, where no subject stands) against
-the top rows and the subjects; per column the ground runs up from the bottom of the image, across
-the subjects standing on it, to the first pixel that is not ground; a straight line through the
-columns where it reaches highest is where the background stands on it.
+Ground: regions flooded from the bottom row through small steps of colour, stopped by strong
+edges; the one spanning most of the bottom row (at least half of it) is the ground, and it ends
+along a straight foot line, the upper envelope of its column tops (where something stands on the
+ground its top is lower: the ground's end is hidden there). Other flooded regions that rise well
+above that line are not ground but something in front reaching the bottom of the frame (a coat, a
+helmet) and are handed to the subject extraction.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import numpy as np
 
 @dataclass
 class Ground:
-    """``foot`` ``[w]`` float rows where the visible ground ends in each column (a straight line), ``mask`` ``[h, w]`` the ground pixels, ``fraction`` of the image they cover."""
+    """``foot`` ``[w]`` float rows where the visible ground ends in each column (a straight line; ``h``
+    when no ground is seen), ``mask`` ``[h, w]`` the ground pixels, ``fraction`` of the image they cover."""
 
     foot: np.ndarray
     mask: np.ndarray
@@ -31,8 +34,10 @@ class Ground:
     rising: np.ndarray  # regions flooded from the bottom that rise above the foot line (not ground)
 
 
-def camera_pitch(grey_u8: np.ndarray, f: float, *, max_deg: float = 25.0, min_segments: int = 5, min_lines: int = 3) -> tuple[float, int]:
-    """(pitch in radians, positive = looking down; segments used) from near-vertical line segments."""
+def camera_pitch(grey_u8: np.ndarray, f: float, *, max_deg: float = 25.0, min_segments: int = 5,
+                 min_lines: int = 3) -> tuple[float, int]:
+    """(pitch in radians, positive = looking down; segments used) from near-vertical line segments
+    (within 10 degrees of vertical, from at least ``min_lines`` separate lines; else level, 0)."""
     h, w = grey_u8.shape
     edges = cv2.Canny(cv2.GaussianBlur(grey_u8, (0, 0), 1.0), 40, 120)
     segs = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=max(20, h // 16), minLineLength=0.08 * h,
@@ -85,7 +90,8 @@ def foot_line(top: np.ndarray, known: np.ndarray, h: int, *, tolerance: float = 
     hidden), rarely higher, so the line is a robust upper envelope. For each slope of a grid
     (tilts up to ``max_tilt * h`` across the width) the line sits with ``above`` of the known tops
     above it; the slope whose line the most tops follow most closely (within ``tolerance * h``, each
-    counted ``1 - (deviation / tolerance)^2``) wins, placed through the median of those tops. Returns (line rows per column, inlier columns)."""
+    counted ``1 - (deviation / tolerance)^2``) wins, placed through the median of those tops.
+    Returns (line rows per column, inlier columns)."""
     w = len(top)
     x = np.arange(w, dtype=np.float64)
     best, best_line, best_score = np.zeros(w, bool), np.full(w, float(h)), 0.0
@@ -127,6 +133,7 @@ def flood_from_bottom(u8: np.ndarray, *, tolerance: float = 6.0) -> list[np.ndar
 
 
 def _tops(regions: list[np.ndarray], h: int) -> np.ndarray:
+    """Per column, the highest row any of ``regions`` reaches (``h`` where none does)."""
     union = np.zeros_like(regions[0])
     for r in regions:
         union |= r

@@ -78,7 +78,7 @@ def prior_nearness(u8: np.ndarray, f: float, *, horizon: float | None, camera_he
     subjects = extract_subjects(u8, background=ground.mask if ground.fraction > 0 else None, seeds=hides,
                                 likely=ground.rising)
     info: dict = {"subjects": subjects.count, "subject_fraction": round(float(subjects.mask.mean()), 3),
-                  "ground_fraction": round(ground.fraction, 3)}
+                  "subject_confidence": round(subjects.confidence, 2), "ground_fraction": round(ground.fraction, 3)}
     if ground.fraction > 0:
         if horizon is not None:
             v_h, pitch, used = horizon * h, math.atan((h / 2 - horizon * h) / f), 0
@@ -162,8 +162,9 @@ def prior_depth(
 ) -> DepthResult:
     """Approximate metric depth of ``image`` ``[H, W, 3]`` (0..1) from weight-free cues (module doc).
 
-    ``horizon`` (a fraction of the image height) fixes where the ground's horizon is instead of
-    reading the camera's pitch from the image."""
+    ``horizon`` (a fraction of the image height, negative above the image) fixes where the ground's
+    horizon is instead of reading the camera's pitch from the image; it matters only when ground is
+    seen, and a horizon below the ground's visible end is moved just above it."""
     img = torch.as_tensor(image).float()
     if img.ndim == 4 and img.shape[0] == 1:
         img = img[0]

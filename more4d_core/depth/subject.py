@@ -1,14 +1,17 @@
 """Weight-free subject extraction for the depth prior: saliency seeds, then GrabCut.
 
 Saliency of a pixel combines three cues, none learned:
-- colour distinctness: its Lab distance to the nearest colour of the image's top, left and right
-  borders (what touches the frame there is background more often than not; the bottom border is
-  left out because subjects stand on it);
+- colour distinctness: its Lab distance to the nearest colour of the image's top border and the
+  upper parts of its side borders, and of the ground when one was found (what touches the frame
+  there is background more often than not; the bottom border and the low sides are left out because
+  subjects stand on them and reach into them);
 - focus: local Laplacian energy relative to the image's median (a sharp subject before a
   defocused backdrop);
 - a broad centre weight (photographers frame subjects near the middle).
-The salient pixels seed a GrabCut segmentation (colour models of subject and background, a graph
-cut whose boundary follows image edges); its result is cleaned (small pieces dropped, holes filled).
+The salient pixels — with what occlusion order says is subject (it hides the ground's end) or is
+likely subject (it rises from the bottom of the frame in front of the ground) — seed a GrabCut
+segmentation (colour models of subject and background, a graph cut whose boundary follows image
+edges); its result is cleaned (small pieces dropped, holes filled).
 """
 
 from __future__ import annotations
