@@ -12,7 +12,7 @@ from more4d_core.camera.interpolation import compose_poses, hermite_positions, s
 from more4d_core.camera.visualize import draw_camera_path
 from more4d_core.errors import InputError
 from more4d_core.export import export_glb, export_ply_frame
-from more4d_core.export.naming import next_free_stem
+from more4d_core.export.naming import save_numbered
 from more4d_core.interop import (
     depth_from_moge,
     path_from_load3d,
@@ -234,7 +234,10 @@ class SceneTo3DFiles:
         require(scene, Scene4D, "scene")
         file3d = core_type("File3D")
         folder = temp_directory()
-        stem = next_free_stem(folder, "more4d_scene", (".glb", ".ply"))
-        glb = export_glb(scene, folder, stem, frame_stride=frame_stride, point_stride=point_stride)
-        ply = export_ply_frame(scene, folder, stem, frame, point_stride=point_stride)
+
+        def write(stem, written):
+            written.append(export_glb(scene, folder, stem, frame_stride=frame_stride, point_stride=point_stride))
+            written.append(export_ply_frame(scene, folder, stem, frame, point_stride=point_stride))
+
+        glb, ply = save_numbered(folder, "more4d_scene", (".glb", ".ply"), write)
         return (file3d(str(glb), file_format="glb"), file3d(str(ply), file_format="ply"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from more4d_core.errors import InputError
 from more4d_core.export import export_glb, export_ply_sequence, load_scene, resolve_inside, save_scene
-from more4d_core.export.naming import next_free_stem
+from more4d_core.export.naming import save_numbered
 from more4d_core.scene import Scene4D
 
 from .comfy_bridge import check_interrupted, input_directory, output_directory, output_name
@@ -103,17 +103,21 @@ class SaveScene4D:
             raise InputError("nothing to save: enable at least one of save_npz, save_ply_frames, save_glb")
         check_interrupted()
         root = output_directory()
-        stem = next_free_stem(root, filename_prefix, (".npz", ".glb", "_ply"))
-        written = []
+        compact = scene
         if save_npz:
             try:
                 compact = scene.to_storage("float16")
             except InputError:  # motion too large for float16: keep float32
                 compact = scene
-            written.append(save_scene(compact, root, stem))
-        if save_glb:
-            written.append(export_glb(scene, root, stem, point_stride=point_stride))
-        if save_ply_frames:
-            written.append(export_ply_sequence(scene, root, f"{stem}_ply", point_stride=point_stride))
+
+        def write(stem, written):  # all or nothing: a failure removes what this save wrote
+            if save_npz:
+                written.append(save_scene(compact, root, stem))
+            if save_glb:
+                written.append(export_glb(scene, root, stem, point_stride=point_stride))
+            if save_ply_frames:
+                written.append(export_ply_sequence(scene, root, f"{stem}_ply", point_stride=point_stride))
+
+        written = save_numbered(root, filename_prefix, (".npz", ".glb", "_ply"), write)
         names = [output_name(p, root) for p in written]
         return {"ui": {"text": names}}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from more4d_core.export.naming import next_free_stem
+from more4d_core.export.naming import save_numbered
 from more4d_core.export.video import write_video
 
 from .comfy_bridge import check_interrupted, output_directory, output_name
@@ -27,8 +27,8 @@ class SaveVideo:
     def save(self, frames, filename_prefix, fps):
         check_interrupted()
         root = output_directory()
-        stem = next_free_stem(root, filename_prefix, (".mp4",))
-        path = write_video(frames, root, stem, fps=fps)
+        (path,) = save_numbered(root, filename_prefix, (".mp4",),
+                                lambda stem, written: written.append(write_video(frames, root, stem, fps=fps)))
         rel = output_name(path, root)
         sub, _, name = rel.rpartition("/")
         # "images" + "animated" is how core's video nodes show an MP4 in the node; "text" names the file

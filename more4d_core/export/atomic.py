@@ -1,13 +1,18 @@
 """Safe, atomic writes: never outside the target folder, never a half-written file.
 
-Files are written to a hidden temporary name in the destination folder and renamed into place
-(``os.replace`` is atomic on one filesystem); folders are assembled under a temporary name and
-renamed the same way. On any error the temporary is removed and the destination is untouched.
+Files are written to a hidden temporary name in the destination folder and moved into place
+atomically. Without ``overwrite`` the move never replaces anything — a hard link to the new name
+(which fails when the name exists, however late another writer took it), or where links are not
+supported an exclusive create of the name followed by the rename — so two writers racing for one
+name cannot lose a file: the second gets :class:`OutputExistsError` and picks another name.
+Folders are assembled under a temporary name and renamed the same way (the name claimed first by an
+exclusive ``mkdir``). On any error the temporary is removed and the destination is untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -47,11 +52,47 @@ def _default_mode(folder: bool = False) -> int:
 
 
 def _check_destination(target: Path, overwrite: bool) -> None:
-    if target.exists() or target.is_symlink():
-        if not overwrite:
-            raise OutputExistsError(
-                f"{target} already exists; choose another name or pass overwrite=True to replace it"
-            )
+    """An early, friendly refusal (the placement itself is what guarantees no replacement)."""
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise _exists_error(target)
+
+
+def _exists_error(target: Path) -> OutputExistsError:
+    return OutputExistsError(f"{target} already exists; choose another name or pass overwrite=True to replace it")
+
+
+def _place_file(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` to ``target``; without ``overwrite`` never replace an existing file."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)  # fails if target exists, atomically
+    except FileExistsError:
+        raise _exists_error(target) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        try:  # no hard links here: claim the name exclusively, then rename over our own claim
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            raise _exists_error(target) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def _place_folder(tmp: Path, target: Path) -> None:
+    """Move the finished folder ``tmp`` to the free name ``target``, claimed by an exclusive mkdir."""
+    try:
+        os.mkdir(target)
+    except FileExistsError:
+        raise _exists_error(target) from None
+    try:
+        os.replace(tmp, target)  # POSIX: replaces the empty folder we just claimed
+    except OSError:
+        os.rmdir(target)  # Windows cannot rename onto a folder: release the claim and rename
+        os.rename(tmp, target)
 
 
 @contextlib.contextmanager
@@ -69,7 +110,7 @@ def atomic_path(target: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         if target.is_dir() and not target.is_symlink():
             raise OutputExistsError(f"{target} is a folder; refusing to replace it with a file")
         os.chmod(tmp, _default_mode())
-        os.replace(tmp, target)
+        _place_file(tmp, target, overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -108,13 +149,16 @@ def atomic_folder(target: str | os.PathLike, *, overwrite: bool = False) -> Iter
         yield tmp
         os.chmod(tmp, _default_mode(folder=True))
         old = None
-        if target.exists() or target.is_symlink():
+        if overwrite and (target.exists() or target.is_symlink()):
             if not target.is_dir() or target.is_symlink():
                 raise OutputExistsError(f"{target} exists and is not a folder; refusing to replace it")
             old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
             os.replace(target, old)
         try:
-            os.replace(tmp, target)
+            if old is None and not overwrite:
+                _place_folder(tmp, target)
+            else:
+                os.replace(tmp, target)
         except BaseException:
             if old is not None:
                 os.replace(old, target)  # put the previous folder back

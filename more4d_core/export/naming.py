@@ -1,13 +1,19 @@
-"""Numbered output names (``prefix_00001``) that never overwrite earlier results."""
+"""Numbered output names (``prefix_00001``) that never overwrite earlier results, safe when several
+threads or processes save with one prefix at once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, OutputExistsError
 from .atomic import resolve_inside
+
+MAX_ATTEMPTS = 1000
 
 
 def next_free_stem(folder: str | os.PathLike, prefix: str, suffixes: tuple[str, ...] = ("",)) -> str:
@@ -34,3 +40,36 @@ def next_free_stem(folder: str | os.PathLike, prefix: str, suffixes: tuple[str, 
         if not any(resolve_inside(folder, stem + s).exists() for s in suffixes):
             return stem
         number += 1
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def save_numbered(folder: str | os.PathLike, prefix: str, suffixes: tuple[str, ...],
+                  write: Callable[[str, list[Path]], None]) -> list[Path]:
+    """Write one numbered output — one file or several sharing a stem — all or nothing.
+
+    ``write(stem, written)`` writes the files of ``stem`` (placed without replacing anything, as
+    :mod:`.atomic` does) and appends each finished path to ``written``. When another writer takes one
+    of the names first (:class:`OutputExistsError`), what this attempt wrote is removed and the next
+    free number is tried; on any other error what it wrote is removed and the error raised.
+    """
+    for _ in range(MAX_ATTEMPTS):
+        stem = next_free_stem(folder, prefix, suffixes)
+        written: list[Path] = []
+        try:
+            write(stem, written)
+            return written
+        except OutputExistsError:
+            for path in written:
+                _remove(Path(path))
+        except BaseException:
+            for path in written:
+                _remove(Path(path))
+            raise
+    raise OutputExistsError(f"could not claim a free name for {prefix!r} in {folder} after {MAX_ATTEMPTS} tries")
