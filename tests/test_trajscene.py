@@ -97,6 +97,15 @@ def test_authors_converter_requires_trust(tmp_path):
     root = _authors_dataset(tmp_path, with_trap=True)
     with pytest.raises(InputError, match="trust_pickles=True"):
         convert_authors_dataset(root / "prompts.txt", root / "videos.txt", tmp_path / "out", grid_hw=(24, 32))
+    for truthy in ("no", "False", 1, [True]):  # only the boolean True trusts
+        with pytest.raises(InputError, match="trust_pickles"):
+            convert_authors_dataset(root / "prompts.txt", root / "videos.txt", tmp_path / "out", grid_hw=(24, 32),
+                                    trust_pickles=truthy)
+    # the command line the message names exists, and without the flag it refuses too
+    from more4d_core.data.trajscene import main
+
+    with pytest.raises(InputError, match="--trust-pickles"):
+        main([str(root / "prompts.txt"), str(root / "videos.txt"), str(tmp_path / "out"), "--grid", "24", "32"])
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
@@ -105,6 +114,11 @@ def test_authors_converter_with_trust(tmp_path):
     count = convert_authors_dataset(root / "prompts.txt", root / "videos.txt", tmp_path / "out", grid_hw=(24, 32),
                                     trust_pickles=True)
     assert count == 2
+    from more4d_core.data.trajscene import main
+
+    assert main([str(root / "prompts.txt"), str(root / "videos.txt"), str(tmp_path / "cli"), "--grid", "24", "32",
+                 "--trust-pickles"]) == 0
+    assert len(TrajSceneDataset(tmp_path / "cli")) == 2
     data = TrajSceneDataset(tmp_path / "out")
     sample = data[1]
     assert sample.caption == "a clip number 1" and sample.scene.num_frames == 5

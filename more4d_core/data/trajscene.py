@@ -148,12 +148,14 @@ def convert_authors_dataset(
 ) -> int:
     """Convert the authors' caption/video lists + track pickles into a TrajScene folder.
 
-    Returns the number of converted samples. Without ``trust_pickles`` nothing is unpickled.
+    Returns the number of converted samples. Unless ``trust_pickles`` is exactly ``True`` (not merely
+    truthy: ``"no"`` or ``1`` do not count) nothing is unpickled.
     """
-    if not trust_pickles:
+    if trust_pickles is not True:
         raise InputError(
             "the authors' tracks are Python pickles, which can run arbitrary code when loaded. If you trust these "
-            "files, pass trust_pickles=True (command line: --trust-pickles); otherwise convert them elsewhere."
+            "files, pass trust_pickles=True (command line: python -m more4d_core.data.trajscene PROMPTS VIDEOS OUT "
+            f"--trust-pickles); otherwise convert them elsewhere (got trust_pickles={trust_pickles!r})."
         )
     captions = [line.strip() for line in Path(prompts_txt).read_text().splitlines()]
     videos = [line.strip() for line in Path(videos_txt).read_text().splitlines()]
@@ -189,3 +191,31 @@ def convert_authors_dataset(
         entries.append({"id": sample_id, "caption": caption, "split": split})
     write_index(out_root, entries)
     return len(entries)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m more4d_core.data.trajscene PROMPTS VIDEOS OUT --trust-pickles``: convert the
+    authors' TrajScene-60K lists and track pickles into a TrajScene folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.data.trajscene", description=main.__doc__.splitlines()[0])
+    parser.add_argument("prompts", help="the authors' captions .txt (one per line)")
+    parser.add_argument("videos", help="the authors' video list .txt (parallel to the captions)")
+    parser.add_argument("out", help="the TrajScene folder to write")
+    parser.add_argument("--trust-pickles", action="store_true",
+                        help="load the track pickles (they can run code: only for files you trust)")
+    parser.add_argument("--grid", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
+    parser.add_argument("--fps", type=float, default=8.0)
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    count = convert_authors_dataset(args.prompts, args.videos, args.out, trust_pickles=args.trust_pickles,
+                                    grid_hw=tuple(args.grid), fps=args.fps, split=args.split, limit=args.limit)
+    print(f"converted {count} samples into {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
