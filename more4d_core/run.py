@@ -24,6 +24,7 @@ from .bench.memory import PeakMemory
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKFLOW = ROOT / "workflows" / "more4d_default.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+EXAMPLE_IMAGE = ROOT / "more4d_core" / "assets" / "example.png"  # the default workflow's image
 
 
 def _images(arg: str | None) -> list[Path | None]:
@@ -183,17 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     from nodes.workflow_depth import use_depth_image
 
     from .cache import MODEL_CACHE
+    from .depth.estimate import ASPECT_TOLERANCE
 
     base_doc = json.loads(args.workflow.read_text())
     images = _images(args.image)
     depth_files = {image: _depth_file(args.depth, image, len(images) > 1 or (args.image and Path(args.image).is_dir()))
                    for image in images}
-    for depth_path in depth_files.values():  # every depth map readable before any work
+    for image, depth_path in depth_files.items():  # every depth map readable and of its image's shape before any work
         if depth_path is not None:
             try:
-                load_image_file(depth_path)
+                depth_hw = load_image_file(depth_path)[0].shape[1:3]
             except Exception as exc:
                 raise ValueError(f"depth map {depth_path} cannot be read as an image: {exc}") from exc
+            image_hw = load_image_file(image if image is not None else EXAMPLE_IMAGE)[0].shape[1:3]
+            if abs((depth_hw[1] / depth_hw[0]) / (image_hw[1] / image_hw[0]) - 1.0) > ASPECT_TOLERANCE:
+                raise ValueError(f"depth map {depth_path} is {depth_hw[1]}x{depth_hw[0]} but its image is "
+                                 f"{image_hw[1]}x{image_hw[0]}: give the depth map made from that image")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1:
         images = images[rank::world]

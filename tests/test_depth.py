@@ -168,3 +168,11 @@ def test_depth_node_finds_models_in_the_shared_depth_folder(tmp_path, monkeypatc
     assert depth.backend == "transformers:tiny-dpt" and depth.depth.shape == (24, 32)
     with pytest.raises(FileNotFoundError, match="models/depth"):
         model_files.resolve("models/depth/missing/")
+
+
+def test_a_depth_map_of_another_shape_is_refused():
+    depth_image = torch.rand(1, 10, 100, 3)  # 100 wide, 10 high
+    with pytest.raises(InputError, match="depth map is 100x10 but the image is 128x96"):
+        external_depth(depth_image, size_hw=(96, 128), cleanup=None)
+    # the same aspect at another size is resized onto the image
+    assert external_depth(torch.rand(1, 48, 64, 3), size_hw=(96, 128), cleanup=None).depth.shape == (96, 128)

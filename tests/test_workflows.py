@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,6 +168,11 @@ def test_runner_depth_option(tmp_path, capsys):
     assert "More4DDepthFromImage" in out and "depth: the depth map given (disparity, median 2.50 m)" in out
     with pytest.raises(FileNotFoundError, match="depth map"):
         run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "nope.png")])
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "wide.png", np.zeros((10, 100, 3), np.uint8))
+    with pytest.raises(ValueError, match="is 100x10 but its image is 512x368"):
+        run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "wide.png")])
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot be read as an image"):
         run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "bad.png")])
