@@ -80,3 +80,21 @@ def test_a_workflow_saved_before_auto_strength_keeps_its_values():
                       "inputs": [], "outputs": []}], "links": []}
     widgets = read_workflow(old, NODE_CLASS_MAPPINGS)[1].widgets
     assert widgets == {"preset": "dolly", "frames": 0, "strength": 0.7, "scene_depth": 2.0}  # new widgets take defaults
+
+
+def test_frame_counts_that_would_exhaust_memory_are_refused_before_work():
+    from more4d_core.camera import parse_keyframes
+    from more4d_core.camera.presets import MAX_FRAMES
+    from more4d_core.models.config import MAX_GENERATED_FRAMES, MORE4D_TINY
+
+    with pytest.raises(InputError, match="at most 4096 frames"):
+        camera_preset("orbit", 10_000_000)
+    with pytest.raises(InputError, match="frame index from 0 to 4095"):
+        parse_keyframes(json.dumps({"keyframes": [{"frame": 0}, {"frame": 1e9}]}))
+    with pytest.raises(InputError, match="'num_frames' must be an integer from 1 to 4096"):
+        parse_keyframes(json.dumps({"num_frames": 10**9, "keyframes": [{"time": 0}, {"time": 1}]}))
+    with pytest.raises(InputError, match="frame count must be from 1 to 4096"):
+        parse_keyframes(json.dumps({"keyframes": [{"time": 0}, {"time": 1}]}), num_frames=MAX_FRAMES + 1)
+    with pytest.raises(InputError, match="at most 257 frames"):
+        MORE4D_TINY.check_size(32, 32, MAX_GENERATED_FRAMES + 4)
+    assert camera_preset("orbit", MAX_FRAMES).num_frames == MAX_FRAMES

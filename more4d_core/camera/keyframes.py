@@ -38,6 +38,7 @@ import torch
 from ..errors import InputError
 from .interpolation import compose_poses, hermite_positions, slerp_rotations
 from .path import CameraPath
+from .presets import MAX_FRAMES
 from .rotations import euler_to_matrix, look_at, matrix_to_quaternion, quaternion_to_matrix, rotation_z
 
 KEYFRAMES_FORMAT = "more4d.camera_keyframes"
@@ -134,8 +135,9 @@ def parse_keyframes(
         raise InputError("camera keyframes need a non-empty 'keyframes' list")
 
     file_frames = spec.get("num_frames")
-    if file_frames is not None and (isinstance(file_frames, bool) or not isinstance(file_frames, int) or file_frames < 1):
-        raise InputError(f"'num_frames' must be an integer >= 1, got {file_frames!r}")
+    if file_frames is not None and (isinstance(file_frames, bool) or not isinstance(file_frames, int) or file_frames < 1
+                                    or file_frames > MAX_FRAMES):
+        raise InputError(f"'num_frames' must be an integer from 1 to {MAX_FRAMES}, got {file_frames!r}")
 
     times, positions, rotations, zooms = [], [], [], []
     for i, kf in enumerate(kfs):
@@ -146,8 +148,8 @@ def parse_keyframes(
             raise InputError(f"{where} needs exactly one of 'frame' (index) or 'time' (0..1)")
         if "frame" in kf:
             frame = kf["frame"]
-            if isinstance(frame, bool) or not isinstance(frame, (int, float)) or frame < 0:
-                raise InputError(f"{where}.frame must be a number >= 0, got {frame!r}")
+            if isinstance(frame, bool) or not isinstance(frame, (int, float)) or not 0 <= frame < MAX_FRAMES:
+                raise InputError(f"{where}.frame must be a frame index from 0 to {MAX_FRAMES - 1}, got {frame!r}")
             times.append(("frame", float(frame)))
         else:
             t = _number_list([kf["time"]], 1, f"{where}.time")[0]
@@ -174,8 +176,8 @@ def parse_keyframes(
     else:
         src_frames = int(default_num_frames)
     out_frames = int(num_frames) if num_frames is not None else src_frames
-    if out_frames < 1:
-        raise InputError(f"frame count must be >= 1, got {out_frames}")
+    if not 1 <= out_frames <= MAX_FRAMES:
+        raise InputError(f"frame count must be from 1 to {MAX_FRAMES}, got {out_frames}")
     # everything on the output's frame axis
     stretch = (out_frames - 1) / (src_frames - 1) if src_frames > 1 else 0.0
     key_t = torch.tensor(

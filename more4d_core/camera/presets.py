@@ -66,6 +66,7 @@ ALIASES: dict[str, str] = {
 }
 
 PRESET_NAMES: tuple[str, ...] = tuple(PRESET_DESCRIPTIONS)
+MAX_FRAMES = 4096  # the camera nodes' widget maximum: a path's poses and its renders grow with it
 
 
 def _ease(s: torch.Tensor) -> torch.Tensor:
@@ -198,6 +199,8 @@ def camera_preset(
     key = canonical_preset_name(name)
     if int(num_frames) != num_frames or num_frames < 1:
         raise InputError(f"a camera path needs a frame count >= 1, got {num_frames}")
+    if num_frames > MAX_FRAMES:
+        raise InputError(f"a camera path has at most {MAX_FRAMES} frames, got {num_frames}")
     num_frames = int(num_frames)
     if not (math.isfinite(scene_depth) and scene_depth > 0):
         raise InputError(f"scene depth must be a positive finite distance, got {scene_depth}")

@@ -31,6 +31,8 @@ DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 
 
+MAX_GENERATED_FRAMES = 257  # the Generate node's widget maximum; memory grows with frames x points
+
 @dataclass(frozen=True)
 class MotionEncoderConfig:
     """The frozen video-MAE ViT that encodes the input image for the Motion Perception Module."""
@@ -161,7 +163,11 @@ class STraGConfig:
         return 1 + (frames - 1) // self.temporal_compression
 
     def check_size(self, height: int, width: int, num_frames: int) -> None:
-        """Raise a clear error when a generation size does not fit the model's strides."""
+        """Raise a clear error when a generation size does not fit the model's strides or the
+        frame limit (:data:`MAX_GENERATED_FRAMES`, the Generate node's maximum)."""
+        if num_frames > MAX_GENERATED_FRAMES:
+            raise InputError(f"{self.name}: at most {MAX_GENERATED_FRAMES} frames can be generated at once, got "
+                             f"{num_frames}; generate fewer frames (the model was made for 49)")
         stride = self.pixel_stride
         if height % stride or width % stride or height < stride or width < stride:
             raise InputError(
