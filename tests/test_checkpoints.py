@@ -271,3 +271,19 @@ def test_head_counts_of_known_architectures_come_from_their_published_configs():
     small_base = MORE4D_TINY.replace(use_mpm=False)
     assert config_from_weights(shapes(1536, 30, 8960), small_base).num_heads == 12
     assert config_from_weights(shapes(5120, 40, 13824), small_base).num_heads == 40
+
+
+@pytest.mark.parametrize("content", [b"", b"\x01\x02", b"garbage" * 40, None])
+def test_unreadable_safetensors_name_the_file(tmp_path, content):
+    from more4d_core.checkpoints.bundle import read_header
+    from more4d_core.checkpoints.io import safetensors_metadata
+
+    path = tmp_path / "model.safetensors"
+    if content is None:  # a real file cut short
+        save_file({"w": torch.zeros(64, 64)}, str(path))
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_bytes(content)
+    for reader in (safetensors_metadata, read_header):  # the generic reader and the model-bundle reader
+        with pytest.raises(FormatError, match=r"model\.safetensors \(\d+ bytes\) is not a readable \.safetensors file"):
+            reader(path)

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import FormatError
 from ..export.atomic import atomic_path
 from ..models.config import STraGConfig
+from .io import safe_open
 
 BUNDLE_FORMAT = "more4d.model"
 BUNDLE_VERSION = 1
@@ -49,11 +49,8 @@ def is_bundle(path: str | os.PathLike) -> bool:
 
 def read_header(path: str | os.PathLike) -> BundleHeader:
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-    except Exception as exc:
-        raise FormatError(f"{path} is not a readable safetensors file ({exc})") from None
+    with safe_open(path) as fh:  # names the file when it is not a readable safetensors file
+        meta = dict(fh.metadata() or {})
     if meta.get("format") != BUNDLE_FORMAT:
         raise FormatError(f"{path} is not a MoRe4D model file (metadata 'format' is {meta.get('format')!r})")
     version = int(meta.get("format_version", "0"))

@@ -28,6 +28,7 @@ from torch import nn
 from ..errors import FormatError
 from ..models.fp8 import FLOAT8, FP8Linear, in_umt5_blocks, quantize_linears
 from .apply import load_into
+from .io import safe_open
 
 SPIECE_KEY = "spiece_model"
 MARKER_KEY = "scaled_fp8"
@@ -37,8 +38,6 @@ CLIP_TOWERS = {(1280, 32): (16, "gelu"), (1024, 24): (16, "quick_gelu")}
 
 
 def _keys(path: Path) -> list[str]:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as fh:
         return list(fh.keys())
 
@@ -47,8 +46,6 @@ def scaled_weights(path: Path, keep_float8: set[str], dtype: torch.dtype) -> Ite
     """The tensors of a (possibly fp8-scaled) file, one at a time: float8 weights of layers named in
     ``keep_float8`` come with their ``scale_weight``; other float8 weights are dequantized to ``dtype``
     (``weight * scale_weight``); markers, tokenizers and input scales are left out."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as fh:
         keys = set(fh.keys())
         for key in sorted(keys):
@@ -99,7 +96,6 @@ def load_umt5_file(path: str | os.PathLike, *, dtype: torch.dtype = torch.bfloat
                    max_len: int = 512) -> tuple[nn.Module, SentencePieceTokens]:
     """``(UMT5EncoderModel, tokenizer)`` from one of ComfyUI's umT5 files; ``fp8`` keeps (or makes)
     float8 block layers (:func:`..models.fp8.in_umt5_blocks`)."""
-    from safetensors import safe_open
     from transformers import UMT5Config, UMT5EncoderModel
 
     path = Path(path)
@@ -146,7 +142,6 @@ def is_comfy_clip_vision(path: str | os.PathLike) -> bool:
 def load_clip_vision_file(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32) -> nn.Module:
     """transformers' ``CLIPVisionModel`` from ComfyUI's ``clip_vision_*.safetensors`` (the projection
     is not needed: Wan reads the penultimate hidden states)."""
-    from safetensors import safe_open
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     path = Path(path)

@@ -7,13 +7,14 @@ a meta-device skeleton without a second full copy in memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import safe_open as _safe_open
 
 from ..errors import FormatError
 
@@ -42,6 +43,25 @@ def shard_files(folder: str | os.PathLike) -> list[Path]:
         hint = f" (found {', '.join(pickles)}: convert them with python -m more4d_core.checkpoints.convert)" if pickles else ""
         raise FileNotFoundError(f"no .safetensors weights in {folder}{hint}")
     return files
+
+
+@contextlib.contextmanager
+def safe_open(path: str | os.PathLike, framework: str = "pt", device: str = "cpu"):
+    """``safetensors.safe_open`` whose failures to read the file (empty, truncated, not a
+    safetensors file) name the file and what to do, instead of "header too small"."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} not found")
+    try:
+        handle = _safe_open(str(path), framework=framework, device=device)
+    except Exception as exc:  # SafetensorError, OSError, ...
+        size = path.stat().st_size
+        raise FormatError(
+            f"{path} ({size} bytes) is not a readable .safetensors file ({exc}); it is empty, truncated or "
+            "of another format: download or export it again"
+        ) from None
+    with handle as fh:
+        yield fh
 
 
 def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:

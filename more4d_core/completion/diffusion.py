@@ -27,7 +27,7 @@ from torch import nn
 
 from ..checkpoints import keymap
 from ..checkpoints.apply import load_into
-from ..checkpoints.io import iter_weights
+from ..checkpoints.io import iter_weights, safe_open
 from ..checkpoints.transformer_loading import rebuild_rope
 from ..errors import InputError
 from ..models.image_context import clip_vision_encoder
@@ -54,8 +54,6 @@ def pack_hole_mask(holes: torch.Tensor, latent_hw: tuple[int, int], temporal: in
 
 
 def _weight_shape(folder: Path, key: str) -> tuple[int, ...] | None:
-    from safetensors import safe_open
-
     from ..checkpoints.io import shard_files
 
     for shard in shard_files(folder):
