@@ -142,6 +142,10 @@ class TrajectoryGenerator(nn.Module):
             depth = depth[0]
         if depth.ndim != 2:
             raise InputError(f"depth must be a [H, W] map, got {list(depth.shape)}")
+        usable = torch.isfinite(depth) & (depth > 0)
+        if not bool(usable.any()):
+            raise InputError("the depth has no usable value (all missing, zero, negative or not finite); "
+                             "check the depth map or estimate the depth again")
         image_hw = tuple(img.shape[:2])
         k_image = validate_intrinsics(intrinsics, "camera intrinsics")
         grid_hw = tuple(grid_hw or depth.shape)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from more4d_core.cache import MODEL_CACHE
 from more4d_core.depth import DepthResult
+from more4d_core.errors import InputError
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
@@ -104,6 +107,14 @@ class GenerateTrajectories:
         if motion_conditioning is not None:
             strength = require(motion_conditioning, MotionConditioning, "motion_conditioning").strength
         img = as_image_tensor(image)
+        # everything the generation does not need is checked before it (not after minutes of work)
+        for name, value in (("fps", fps), ("motion_scale", motion_scale)):
+            spec = self.INPUT_TYPES()["required"][name][1]
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and spec["min"] <= value <= spec["max"]):
+                raise InputError(f"{name} must be a number from {spec['min']:g} to {spec['max']:g}, got {value!r}")
+        if not bool(depth.valid.any()):
+            raise InputError("the depth has no valid pixel (every value was missing, zero or not finite); "
+                             "check the depth map or estimate the depth again")
         if tuple(img.shape[:2]) != (depth.height, depth.width):
             raise ValueError(f"the image is {img.shape[1]}x{img.shape[0]} but the depth is {depth.width}x{depth.height}; "
                              "estimate the depth from this image")

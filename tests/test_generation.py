@@ -364,3 +364,10 @@ def test_float8_modes_run_the_14b_layout_pipeline(full_layout, memory, monkeypat
     assert 0 < fp8_error <= 2 * bf16_error
     with pytest.raises(InputError, match="memory mode"):
         load_generator(source, memory="8gb", **paths)
+
+
+def test_a_depth_without_any_usable_value_is_refused(tiny_gen, inputs):
+    image, depth, k = inputs[:3]
+    for bad in (torch.zeros_like(depth), torch.full_like(depth, float("nan")), -torch.ones_like(depth)):
+        with pytest.raises(InputError, match="no usable value"):
+            tiny_gen.generate(image, bad, k, "the ball moves", seed=0, steps=1, num_frames=5)

@@ -233,6 +233,18 @@ def test_model_errors_are_actionable(tmp_path, monkeypatch):
     handle = ModelHandle("completion", ("c",), "a completion model")
     with pytest.raises(TypeError, match="needs a trajectory model"):
         GenerateTrajectories().generate(handle, torch.rand(1, 8, 8, 3), None, "", "", 0, 1, 1.0, 5.0, 9, 8.0, 1.0, "image")
+    # bad settings and an unusable depth are refused before any model is used (the handle is never loaded)
+    from more4d_core.depth import DepthResult
+
+    trajectory = ModelHandle("trajectory", ("never loaded",), "a trajectory model")
+    good = DepthResult(torch.ones(8, 8), torch.eye(3), torch.ones(8, 8, dtype=torch.bool), "test")
+    nothing = DepthResult(torch.zeros(8, 8), torch.eye(3), torch.zeros(8, 8, dtype=torch.bool), "test")
+    image = torch.rand(1, 8, 8, 3)
+    for fps, scale, depth, message in [(float("nan"), 1.0, good, "fps must be a number from 1 to 60"),
+                                       (0.0, 1.0, good, "fps"), (8.0, float("inf"), good, "motion_scale must be"),
+                                       (8.0, -1.0, good, "motion_scale"), (8.0, 1.0, nothing, "no valid pixel")]:
+        with pytest.raises(InputError, match=message):
+            GenerateTrajectories().generate(trajectory, image, depth, "", "", 0, 1, 1.0, 5.0, 9, fps, scale, "image")
 
 
 def test_example_images_are_installed_where_the_workflows_look(tmp_path):
