@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     comfy_bridge.PROGRESS_HOOK = hook
     written: list[str] = []
+    failed: list[tuple[str, str]] = []
     start = time.perf_counter()
     with PeakMemory("cpu") as mem:
         for image in images:
@@ -234,7 +235,16 @@ def main(argv: list[str] | None = None) -> int:
             if depth_files[image] is not None:
                 doc = use_depth_image(base_doc, depth_files[image].resolve(), mode=args.depth_mode,
                                       median_depth=args.median_depth, fov=args.fov, cleanup=args.depth_cleanup)
-            results = execute(doc, overrides=_overrides(doc, image, args), on_node=report)
+            try:
+                results = execute(doc, overrides=_overrides(doc, image, args), on_node=report)
+            except Exception as exc:  # a batch skips a bad item and goes on; one image fails as before
+                if len(images) == 1:
+                    raise
+                if "current" in bars:
+                    bars.pop("current").close()
+                failed.append((label, f"{type(exc).__name__}: {exc}"))
+                print(f"  FAILED ({type(exc).__name__}): {exc}; skipping {label}")
+                continue
             for out in results.values():
                 if isinstance(out, dict):
                     written += [str(args.out / p) for p in out["ui"].get("text", [])]
@@ -248,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
           f"models loaded {MODEL_CACHE.loads} (cache hits {MODEL_CACHE.hits}); wrote:")
     for path in written:
         print(f"  {path}")
+    if failed:
+        print(f"{len(failed)} of {len(images)} images failed:")
+        for label, message in failed:
+            print(f"  {label}: {message}")
+        return 1
     return 0
 
 

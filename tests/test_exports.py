@@ -58,6 +58,9 @@ def test_loader_rejects_foreign_and_newer_files(tmp_path, small_scene):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(FormatError, match="not a readable"):
         load_scene(tmp_path / "junk.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")  # was a raw EOFError ("No data left in file")
+    with pytest.raises(FormatError, match=r"empty\.npz \(0 bytes\) is not a readable \.npz scene file"):
+        load_scene(tmp_path / "empty.npz")
     np.savez(tmp_path / "pickled.npz", format=np.array("more4d.scene4d"), version=np.array(1),
              storage=np.array([{"evil": 1}], dtype=object))
     with pytest.raises(FormatError):

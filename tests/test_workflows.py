@@ -311,3 +311,17 @@ def test_missing_model_files_are_all_reported_before_anything_runs(tmp_path, mon
     assert message.count("\n- ") == 2 and "alibaba-pai/Wan2.1-Fun-V1.1-14B-InP" in message
     _placeholders(doc, tmp_path / "models" / "more4d")
     assert loader.VALIDATE_INPUTS(transformer="Wan2.1-Fun-V1.1-14B-InP/", vae="models/vae/wan_2.1_vae.safetensors") is True
+
+
+def test_a_batch_skips_a_bad_image_and_reports_it(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(REPO / "more4d_core" / "assets" / "example.png", photos / "a.png")
+    (photos / "b.png").write_bytes(b"\\x89PNG but broken")  # a corrupt image in the folder
+    shutil.copy(REPO / "more4d_core" / "assets" / "example.png", photos / "c.png")
+    code = run_main(["--out", str(tmp_path / "out"), "--image", str(photos), "--camera", "static",
+                     *[a for k, v in QUICK.items() for a in (f"--{k}", str(v))]])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "1 of 3 images failed:" in out and "b.png:" in out and "skipping b.png" in out
+    assert len(list((tmp_path / "out").rglob("*.mp4"))) == 4  # a and c: two videos each

@@ -94,8 +94,9 @@ def load_scene(path: str | os.PathLike) -> Scene4D:
         raise FileNotFoundError(f"scene file {path} does not exist")
     try:
         data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise FormatError(f"{path} is not a readable .npz scene file ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
+        raise FormatError(f"{path} ({path.stat().st_size} bytes) is not a readable .npz scene file ({exc}); "
+                          "save the scene again") from None
     with data:
         if "format" not in data.files or str(_field(data, "format", path)) != SCENE_FORMAT:
             raise FormatError(f"{path} is not a MoRe4D scene file (no 'format' = {SCENE_FORMAT!r} entry)")
