@@ -287,3 +287,12 @@ def test_unreadable_safetensors_name_the_file(tmp_path, content):
     for reader in (safetensors_metadata, read_header):  # the generic reader and the model-bundle reader
         with pytest.raises(FormatError, match=r"model\.safetensors \(\d+ bytes\) is not a readable \.safetensors file"):
             reader(path)
+
+
+def test_legacy_non_zip_torch_files_load(tmp_path):
+    weights = {"a": torch.arange(6.0).view(2, 3), "b": torch.ones(4)}
+    torch.save(weights, tmp_path / "old.bin", _use_new_zipfile_serialization=False)  # the pre-1.6 format
+    loaded = load_pickle_weights(tmp_path / "old.bin")
+    assert set(loaded) == {"a", "b"} and torch.equal(loaded["a"], weights["a"])
+    with pytest.raises(FileNotFoundError, match="weights file"):
+        load_pickle_weights(tmp_path / "missing.bin")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,12 +79,17 @@ def iter_safetensors(path: str | os.PathLike) -> Iterator[tuple[str, torch.Tenso
 def load_pickle_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A legacy PyTorch checkpoint, unpickled with ``weights_only=True`` (tensors and plain
     containers only). Nested ``state_dict`` / ``model`` / ``module`` wrappers are unwrapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} not found")
+    legacy = not zipfile.is_zipfile(path)  # torch.save's pre-1.6 format cannot be memory-mapped
     try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=not legacy)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for unsafe content
         raise FormatError(
             f"{path} could not be read as plain weights with torch.load(weights_only=True): {exc}. "
-            "Only pickles of tensors are accepted; convert trusted files to safetensors first."
+            "Only pickles of tensors are accepted (anything else could run code); convert trusted files "
+            "to safetensors first, or export them again."
         ) from None
     for wrapper in ("state_dict", "model", "module", "ema"):
         if isinstance(data, dict) and wrapper in data and isinstance(data[wrapper], dict):
