@@ -19,6 +19,7 @@ from .nodes import model_files as _model_files  # noqa: E402
 _bridge.install_memory_manager()
 _model_files.register()
 _model_files.install_example_images()
+_bridge.remove_stale_temporaries()
 
 WEB_DIRECTORY = "./web"
 

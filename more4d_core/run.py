@@ -13,18 +13,40 @@ library drives the node layer (``nodes/``); nothing here needs ComfyUI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from .bench.memory import PeakMemory
+from .export.atomic import remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKFLOW = ROOT / "workflows" / "more4d_default.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 EXAMPLE_IMAGE = ROOT / "more4d_core" / "assets" / "example.png"  # the default workflow's image
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While running, SIGTERM unwinds like Ctrl-C (a SystemExit), so every write in progress removes
+    its temporary file; the previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _images(arg: str | None) -> list[Path | None]:
@@ -206,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
     comfy_bridge.set_output_directory(str(args.out))
+    remove_stale_temporaries(args.out)  # what a killed earlier run left
     bars: dict[str, tqdm] = {}
 
     def hook(done: int, total: int) -> None:
@@ -220,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     written: list[str] = []
     failed: list[tuple[str, str]] = []
     start = time.perf_counter()
-    with PeakMemory("cpu") as mem:
+    with _sigterm_unwinds(), PeakMemory("cpu") as mem:
         for image in images:
             label = image.name if image else "workflow image"
             print(f"== {args.workflow.name} on {label}")

@@ -44,6 +44,20 @@ def output_directory() -> str:
     return _fp.get_output_directory() if _fp is not None else _fallback_folder("output")
 
 
+def remove_stale_temporaries() -> int:
+    """At start-up: remove the temporaries a killed process of ours left in the output and temp
+    folders (an hour old or more; see ``more4d_core.export.atomic``). Never fails the start."""
+    from more4d_core.export.atomic import remove_stale_temporaries as remove
+
+    removed = 0
+    for folder in (output_directory, temp_directory):
+        try:
+            removed += remove(folder())
+        except Exception:  # noqa: BLE001 - housekeeping must not stop ComfyUI from starting
+            pass
+    return removed
+
+
 def output_name(path, root: str) -> str:
     """``path`` (written inside ``root``) as the forward-slash name the UI shows and the nodes list."""
     return Path(path).relative_to(Path(root).resolve()).as_posix()

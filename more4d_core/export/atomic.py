@@ -23,6 +23,43 @@ from typing import BinaryIO
 
 from ..errors import InputError, OutputExistsError, UnsafePathError
 
+TMP_MARK = ".more4d-tmp-"  # in the name of every temporary file or folder we create next to a target
+STALE_AFTER_S = 3600.0  # a temporary this old belongs to a writer that was killed
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, max_age_s: float = STALE_AFTER_S, depth: int = 3) -> int:
+    """Remove our temporaries (names with :data:`TMP_MARK`) older than ``max_age_s`` under ``folder``
+    (``depth`` levels of sub-folders): what a killed process left. Returns how many were removed;
+    younger ones may belong to a writer still at work and are left alone."""
+    import time
+
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    stack = [(root, 0)]
+    while stack:
+        current, level = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if TMP_MARK in entry.name:
+                try:
+                    if now - entry.stat(follow_symlinks=False).st_mtime < max_age_s:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                    removed += 1
+                except OSError:
+                    pass
+            elif level < depth and entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), level + 1))
+    return removed
+
 
 def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
     """``root / relative`` resolved, refusing anything that would land outside ``root``.
@@ -102,7 +139,7 @@ def atomic_path(target: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     target = Path(target)
     _check_destination(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}{TMP_MARK}", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -144,7 +181,7 @@ def atomic_folder(target: str | os.PathLike, *, overwrite: bool = False) -> Iter
     target = Path(target)
     _check_destination(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{TMP_MARK}", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, _default_mode(folder=True))
@@ -152,7 +189,7 @@ def atomic_folder(target: str | os.PathLike, *, overwrite: bool = False) -> Iter
         if overwrite and (target.exists() or target.is_symlink()):
             if not target.is_dir() or target.is_symlink():
                 raise OutputExistsError(f"{target} exists and is not a folder; refusing to replace it")
-            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+            old = target.with_name(f".{target.name}{TMP_MARK}{uuid.uuid4().hex[:8]}.old")
             os.replace(target, old)
         try:
             if old is None and not overwrite:
