@@ -6,6 +6,7 @@ import logging
 
 from more4d_core.camera import CameraPath
 from more4d_core.render import render_scene
+from more4d_core.render.renderer import MAX_SIDE
 from more4d_core.render.visualize import depth_to_image, parse_color
 from more4d_core.scene import Scene4D
 
@@ -49,8 +50,8 @@ class Render4D:
             "required": {
                 "scene": (SCENE, {"tooltip": "The 4D scene (dense 3D trajectories)."}),
                 "camera_path": (CAMERA_PATH, {"tooltip": "Camera poses; resampled to the scene's frame count if they differ."}),
-                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": "Output width in pixels; 0 = the scene's grid width."}),
-                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": "Output height in pixels; 0 = the scene's grid height."}),
+                "width": ("INT", {"default": 0, "min": 0, "max": MAX_SIDE, "step": 8, "tooltip": "Output width in pixels; 0 = the scene's grid width."}),
+                "height": ("INT", {"default": 0, "min": 0, "max": MAX_SIDE, "step": 8, "tooltip": "Output height in pixels; 0 = the scene's grid height."}),
                 "splat_size": (
                     "INT",
                     {"default": 1, "min": 1, "max": 5, "tooltip": "Pixels each point covers (1 = exact; 2-3 close cracks when rendering larger than the grid or moving close)."},

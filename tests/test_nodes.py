@@ -161,3 +161,14 @@ def test_comfyui_memory_management_leaves_memory_mode_models_where_their_mode_pu
         assert calls == []  # neither a ModelPatcher load nor a whole-model move
     finally:
         MODEL_CACHE.set_manager(manager)
+
+
+def test_render_size_widgets_stay_within_what_the_renderer_accepts(small_scene):
+    from more4d_core.render.renderer import MAX_PIXELS, MAX_SIDE, _check_size
+
+    spec = Render4D.INPUT_TYPES()["required"]
+    assert spec["width"][1]["max"] == spec["height"][1]["max"] == MAX_SIDE
+    assert _check_size(MAX_SIDE, MAX_SIDE) == (MAX_SIDE, MAX_SIDE)  # the largest the widgets allow renders
+    with pytest.raises(InputError, match="at most 33,554,431 pixels"):
+        _check_size(8192, 8192)
+    assert MAX_PIXELS == 2**31 // 64 - 1

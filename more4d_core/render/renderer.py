@@ -69,11 +69,16 @@ def _background(value: Sequence[float]) -> torch.Tensor:
     return bg.clone()
 
 
+MAX_SIDE = 4096  # the Render node's widget maximum per side
+MAX_PIXELS = 2**31 // 64 - 1  # the z-buffer packs depth and pixel index into one key: about 33.5 million pixels
+
+
 def _check_size(height: int, width: int) -> tuple[int, int]:
     if int(height) != height or int(width) != width or height < 1 or width < 1:
         raise InputError(f"output size must be positive integers, got {height}x{width}")
-    if height * width >= 2**31 // 64:
-        raise InputError(f"output size {height}x{width} is too large to render")
+    if height * width > MAX_PIXELS:
+        raise InputError(f"output size {width}x{height} is too large to render: at most {MAX_PIXELS:,} pixels "
+                         f"(e.g. {MAX_SIDE}x{MAX_SIDE}); choose a smaller width or height")
     return int(height), int(width)
 
 
