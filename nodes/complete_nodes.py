@@ -6,6 +6,7 @@ import torch
 
 from more4d_core.cache import MODEL_CACHE
 from more4d_core.completion import complete_classical, to_vace_inputs
+from more4d_core.errors import InputError
 
 from .comfy_bridge import Progress, check_interrupted
 from .model_nodes import require_handle
@@ -46,6 +47,9 @@ class CompleteFrames:
         bundle = require(render, RenderBundle, "render")
         result = bundle.result
         check_interrupted()
+        methods = self.INPUT_TYPES()["required"]["method"][0]
+        if method not in methods:
+            raise InputError(f"completion method must be one of {', '.join(methods)}, got {method!r}")
         if method == "classical":
             return (complete_classical(result, bundle.scene, bundle.path, progress=Progress(result.num_frames)),)
         if completion_model is None:

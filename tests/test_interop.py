@@ -140,6 +140,8 @@ def test_complete_node(tmp_path):
     assert done.shape == frames.shape and torch.equal(done[mask < 0.5], frames[mask < 0.5])
     with pytest.raises(ValueError, match="completion_model"):
         CompleteFrames().complete(bundle, "diffusion")
+    with pytest.raises(InputError, match="completion method must be one of classical, diffusion, got 'bogus'"):
+        CompleteFrames().complete(bundle, "bogus")  # not "needs a completion_model"
     assert comfy_bridge.output_directory()
 
 
