@@ -75,3 +75,16 @@ def test_a_failed_multi_file_save_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="GLB"):
         save_numbered(tmp_path, "scene", (".npz", ".glb"), write)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("prefix, message", [
+    (".", "hidden file"), ("more4d/.hidden", "hidden file"), ("..", "hidden file"),
+    ("bad\x00name", "control characters"), ("x" * 260, "too long"),
+])
+def test_prefixes_that_would_make_unlisted_or_impossible_names_are_refused(tmp_path, prefix, message):
+    from more4d_core.errors import InputError
+    from more4d_core.export.naming import next_free_stem
+
+    with pytest.raises(InputError, match=message):
+        next_free_stem(tmp_path, prefix, (".mp4",))
+    assert list(tmp_path.iterdir()) == []

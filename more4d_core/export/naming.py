@@ -24,6 +24,16 @@ def next_free_stem(folder: str | os.PathLike, prefix: str, suffixes: tuple[str, 
     prefix = str(prefix).strip().replace("\\", "/")
     if not prefix or prefix.endswith("/"):
         raise InputError(f"filename prefix {prefix!r} must end with a file name, e.g. 'more4d/scene'")
+    if "\x00" in prefix or any(ord(c) < 32 for c in prefix):
+        raise InputError(f"filename prefix {prefix!r} contains control characters; use letters, digits, '-', '_' and '/'")
+    name = prefix.rsplit("/", 1)[-1]
+    if name.startswith("."):
+        raise InputError(f"filename prefix {prefix!r} makes a hidden file (its name starts with '.'), which the "
+                         "loaders do not list; start the name with a letter or digit, e.g. 'more4d/scene'")
+    longest = len(name.encode()) + 6 + max((len(s) for s in suffixes), default=0)  # "_00001" + suffix
+    if longest > 255:
+        raise InputError(f"filename prefix {prefix!r} is too long: file names are at most 255 bytes "
+                         f"(this one would be {longest}); shorten it")
     probe = resolve_inside(folder, f"{prefix}_00000")
     parent = probe.parent
     base = Path(prefix).name
