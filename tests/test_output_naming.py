@@ -88,3 +88,22 @@ def test_prefixes_that_would_make_unlisted_or_impossible_names_are_refused(tmp_p
     with pytest.raises(InputError, match=message):
         next_free_stem(tmp_path, prefix, (".mp4",))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_images_and_nan_frames_are_refused(tmp_path):
+    import numpy as np
+    import torch
+
+    from more4d_core.errors import InputError
+    from more4d_core.export.video import write_video
+    from more4d_core.sampling.conditioning import as_image_tensor
+
+    with pytest.raises(InputError, match="the input image is empty"):
+        as_image_tensor(torch.zeros(1, 0, 0, 3))
+    frames = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
+    frames[2, 3, 3, 0] = np.nan
+    with pytest.raises(InputError, match="1 of 4 video frames hold NaN"):
+        write_video(frames, tmp_path, "clip")
+    with pytest.raises(InputError, match="empty"):
+        write_video(np.zeros((2, 0, 16, 3), np.float32), tmp_path, "clip")
+    assert list(tmp_path.iterdir()) == []

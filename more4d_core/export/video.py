@@ -21,8 +21,14 @@ def frames_to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
         raise InputError(f"video frames must be [T, H, W, 3] or [T, H, W], got {list(arr.shape)}")
     if arr.shape[0] == 0:
         raise InputError("no frames to write")
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise InputError(f"video frames are empty ({arr.shape[2]}x{arr.shape[1]} pixels)")
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
+    if arr.dtype != np.uint8 and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr.reshape(arr.shape[0], -1))).any(axis=1).sum())
+        raise InputError(f"{bad} of {arr.shape[0]} video frames hold NaN or infinite values (they would be written "
+                         "black); check the node that made them")
     if arr.dtype != np.uint8:
         arr = (np.clip(arr.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return arr

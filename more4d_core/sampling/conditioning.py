@@ -38,6 +38,8 @@ def as_image_tensor(image) -> torch.Tensor:
     if img.ndim != 3 or img.shape[-1] not in (3, 4):
         raise InputError(f"the input image must be [H, W, 3], got {list(img.shape)}")
     img = img[..., :3]
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise InputError(f"the input image is empty ({img.shape[1]}x{img.shape[0]} pixels)")
     if img.dtype == torch.uint8:
         return img.float() / 255.0
     img = img.float()
