@@ -141,14 +141,33 @@ def _objects(rng, split, tex_size, k_inv, width, height, wall_depth, recipe: str
     return objects
 
 
-def _render(objects: list[SceneObject], s: float, cam: CameraMotion, dirs_cam: torch.Tensor):
-    """Ray-cast one frame: (dist [N], object id [N], per-object hits)."""
-    rot_c, centre = cam.pose(s)
-    dirs = dirs_cam @ rot_c.T
+def _camera_rays(k_inv: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[H*W, 3]`` ray directions of the pixel centres in the camera, scaled to z = 1 (distance = z-depth)."""
+    uu, vv = pixel_centers(height, width)
+    return torch.stack([uu, vv, torch.ones_like(uu)], -1).reshape(-1, 3) @ k_inv.T
+
+
+def _cast(objects: list[SceneObject], s: float, rot: torch.Tensor, centre: torch.Tensor, dirs_cam: torch.Tensor):
+    """Ray-cast one frame at time ``s`` from a camera (rotation, centre): (dist [N], object id [N], per-object hits)."""
+    dirs = dirs_cam @ rot.T
     hits = [intersect(o.shape, o.pose(s), centre, dirs) for o in objects]
     dist = torch.stack([h.dist for h in hits])
     best, ids = dist.min(0)
     return best, ids, hits
+
+
+def _render(objects: list[SceneObject], s: float, cam: CameraMotion, dirs_cam: torch.Tensor):
+    """Ray-cast one frame seen by the sample's own (moving) camera (see :func:`_cast`)."""
+    return _cast(objects, s, *cam.pose(s), dirs_cam)
+
+
+def _shade(objects: list[SceneObject], ids: torch.Tensor, hits, out: torch.Tensor) -> None:
+    """Colour ``out`` ``[N, 3]`` from each pixel's object texture at its hit."""
+    for i, obj in enumerate(objects):
+        sel = ids == i
+        if sel.any():
+            uv = hits[i].uv[sel]
+            out[sel] = sample_texture_uv(obj.texture, uv[:, 0], uv[:, 1], obj.tiles)
 
 
 def _track_points(tracks, objects, ids0, params0, times, poses) -> None:
@@ -238,25 +257,16 @@ def render_views(world: World, poses: torch.Tensor, height: int, width: int) -> 
     """The true views of ``world`` through camera-to-world ``poses [T, 4, 4]`` (world = the frame-0
     camera) at the scene's times ``t / (T - 1)``: (colour ``[T, H, W, 3]``, z-depth ``[T, H, W]``),
     ray-cast analytically. The world's own camera motion is not applied: ``poses`` are the cameras."""
-    uu, vv = pixel_centers(height, width)
-    dirs_cam = torch.stack([uu, vv, torch.ones_like(uu)], -1).reshape(-1, 3) @ world.k_inv.T
+    dirs_cam = _camera_rays(world.k_inv, height, width)
     everything = world.everything
     count = poses.shape[0]
     frames = torch.empty(count, height, width, 3)
     depth = torch.empty(count, height, width)
     for t in range(count):
         s = t / (count - 1) if count > 1 else 0.0
-        rot = poses[t, :3, :3].float()
-        dirs = dirs_cam @ rot.T
-        hits = [intersect(o.shape, o.pose(s), poses[t, :3, 3].float(), dirs) for o in everything]
-        dist, ids = torch.stack([h.dist for h in hits]).min(0)
-        # ray parameter along a direction with camera z = 1 is the camera z-depth
+        dist, ids, hits = _cast(everything, s, poses[t, :3, :3].float(), poses[t, :3, 3].float(), dirs_cam)
         depth[t] = dist.view(height, width)
-        for i, obj in enumerate(everything):
-            sel = ids == i
-            if sel.any():
-                uv = hits[i].uv[sel]
-                frames[t].view(-1, 3)[sel] = sample_texture_uv(obj.texture, uv[:, 0], uv[:, 1], obj.tiles)
+        _shade(everything, ids, hits, frames[t].view(-1, 3))
     return frames.clamp(0, 1), depth
 
 
@@ -286,8 +296,7 @@ def generate_sample(
                                                       world.objects, world.movers, world.camera)
     everything = world.everything
 
-    uu, vv = pixel_centers(height, width)
-    dirs_cam = torch.stack([uu, vv, torch.ones_like(uu)], -1).reshape(-1, 3) @ k_inv.T  # z = 1: dist = depth
+    dirs_cam = _camera_rays(k_inv, height, width)
     n = height * width
     times = [t / (num_frames - 1) if num_frames > 1 else 0.0 for t in range(num_frames)]
 
@@ -310,17 +319,9 @@ def generate_sample(
         depth[t] = dist.view(height, width)
         object_id[t] = ids.view(height, width)
         if frames is not None:
-            for i, obj in enumerate(everything):
-                sel = ids == i
-                if sel.any():
-                    uv = hits[i].uv[sel]
-                    frames[t].view(-1, 3)[sel] = sample_texture_uv(obj.texture, uv[:, 0], uv[:, 1], obj.tiles)
+            _shade(everything, ids, hits, frames[t].view(-1, 3))
     image = torch.empty(n, 3)
-    for i, obj in enumerate(everything):
-        sel = ids0 == i
-        if sel.any():
-            uv = hits0[i].uv[sel]
-            image[sel] = sample_texture_uv(obj.texture, uv[:, 0], uv[:, 1], obj.tiles)
+    _shade(everything, ids0, hits0, image)
     image = image.view(height, width, 3)
     if frames is not None:
         frames[0] = image
