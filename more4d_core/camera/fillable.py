@@ -96,12 +96,11 @@ def fillable_preset(scene, preset: str, num_frames: int, *, limit: float = 1.0, 
     holes, path = worst(top)
     if key == "static" or holes <= max_holes:
         return _chosen(path, sign * top, holes, holes <= max_holes)
-    base_holes, _ = worst(0.0)
-    if base_holes > max_holes:  # the unmoved view already has holes (a sparse or masked scene)
+    best_holes, best_path = worst(0.0)
+    if best_holes > max_holes:  # the unmoved view already has holes (a sparse or masked scene)
         lo_holes, lo_path = worst(top / 2 ** BISECTION_STEPS)
         return _chosen(lo_path, sign * top / 2 ** BISECTION_STEPS, lo_holes, False)
     lo, hi = 0.0, top
-    best_holes, best_path = base_holes, camera_preset(key, num_frames, scene_depth=depth, strength=0.0)
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2
         holes, path = worst(mid)

@@ -43,17 +43,12 @@ def inpaint_spatial(frame: np.ndarray, holes: np.ndarray, radius: int = 3) -> np
     return out
 
 
-def _background(covered: np.ndarray, depth: np.ndarray, reach: int = 5) -> np.ndarray:
-    """Covered pixels that are among the farthest in their neighbourhood (background, not an occluder's edge)."""
+def _far_side(covered: np.ndarray, depth: np.ndarray, reach: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the coordinates of its nearest *background* covered pixel (covered pixels
+    that are among the farthest in their neighbourhood) and that pixel's depth."""
     far = np.where(covered, depth, 0).astype(np.float32)
     grown = cv2.dilate(far, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
-    return covered & (depth >= 0.9 * grown)
-
-
-def _far_side(covered: np.ndarray, depth: np.ndarray, reach: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """For every pixel, the coordinates of its nearest *background* covered pixel (:func:`_background`)
-    and that pixel's depth."""
-    seeds = _background(covered, depth, reach)
+    seeds = covered & (depth >= 0.9 * grown)
     if not seeds.any():
         seeds = covered
     _, labels = cv2.distanceTransformWithLabels((~seeds).astype(np.uint8), cv2.DIST_L2, 5,
