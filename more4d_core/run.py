@@ -28,7 +28,7 @@ from .export.atomic import remove_stale_temporaries
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKFLOW = ROOT / "workflows" / "more4d_default.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-EXAMPLE_IMAGE = ROOT / "more4d_core" / "assets" / "example.png"  # the default workflow's image
+EXAMPLE_IMAGE = ROOT / "more4d_core" / "assets" / "example.png"  # the default workflow's image (more4d_example.png)
 
 
 @contextlib.contextmanager
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     from nodes.workflow_depth import use_depth_image
 
     from .cache import MODEL_CACHE
-    from .depth.estimate import ASPECT_TOLERANCE
+    from .depth.estimate import check_depth_shape
 
     base_doc = json.loads(args.workflow.read_text())
     images = _images(args.image)
@@ -219,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:
                 raise ValueError(f"depth map {depth_path} cannot be read as an image: {exc}") from exc
             image_hw = load_image_file(image if image is not None else EXAMPLE_IMAGE)[0].shape[1:3]
-            if abs((depth_hw[1] / depth_hw[0]) / (image_hw[1] / image_hw[0]) - 1.0) > ASPECT_TOLERANCE:
-                raise ValueError(f"depth map {depth_path} is {depth_hw[1]}x{depth_hw[0]} but its image is "
-                                 f"{image_hw[1]}x{image_hw[0]}: give the depth map made from that image")
+            check_depth_shape(tuple(depth_hw), tuple(image_hw), f"depth map {depth_path}")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1:
         images = images[rank::world]

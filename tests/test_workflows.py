@@ -171,7 +171,7 @@ def test_runner_depth_option(tmp_path, capsys):
     import imageio.v3 as iio
 
     iio.imwrite(tmp_path / "wide.png", np.zeros((10, 100, 3), np.uint8))
-    with pytest.raises(ValueError, match="is 100x10 but its image is 512x368"):
+    with pytest.raises(ValueError, match="wide.png is 100x10 but the image is 512x368"):
         run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "wide.png")])
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot be read as an image"):

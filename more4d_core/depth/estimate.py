@@ -80,6 +80,18 @@ def estimate_depth(
 ASPECT_TOLERANCE = 0.03  # a depth map may be resized onto its image when their aspect ratios differ by less
 
 
+def check_depth_shape(depth_hw: tuple[int, int], image_hw: tuple[int, int], what: str = "the depth map") -> None:
+    """Refuse a depth map whose aspect ratio differs from its image's by more than :data:`ASPECT_TOLERANCE`
+    (it would be stretched onto the image); any size with the image's aspect is fine."""
+    (dh, dw), (ih, iw) = depth_hw, image_hw
+    if abs((dw / dh) / (iw / ih) - 1.0) > ASPECT_TOLERANCE:
+        raise InputError(
+            f"{what} is {dw}x{dh} but the image is {iw}x{ih}: their shapes differ (aspect {dw / dh:.3f} vs "
+            f"{iw / ih:.3f}), so it cannot belong to this image. Give the depth map made from this image "
+            "(any size with its aspect ratio)."
+        )
+
+
 def external_depth(
     depth_image: torch.Tensor,
     *,
@@ -94,13 +106,7 @@ def external_depth(
     ``size_hw`` resizes it to the image it belongs to."""
     values = image_to_values(depth_image)
     if size_hw is not None and tuple(values.shape) != tuple(size_hw):
-        (dh, dw), (ih, iw) = values.shape, size_hw
-        if abs((dw / dh) / (iw / ih) - 1.0) > ASPECT_TOLERANCE:
-            raise InputError(
-                f"the depth map is {dw}x{dh} but the image is {iw}x{ih}: their shapes differ (aspect "
-                f"{dw / dh:.3f} vs {iw / ih:.3f}), so it cannot belong to this image. Give the depth map made "
-                "from this image (any size with its aspect ratio)."
-            )
+        check_depth_shape(tuple(values.shape), tuple(size_hw))
         values = torch.nn.functional.interpolate(values[None, None], size=tuple(size_hw), mode="bilinear",
                                                  align_corners=False)[0, 0]
     depth, valid = to_metric(values, mode, median_depth)
