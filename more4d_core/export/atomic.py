@@ -27,6 +27,16 @@ TMP_MARK = ".more4d-tmp-"  # in the name of every temporary file or folder we cr
 STALE_AFTER_S = 3600.0  # a temporary this old belongs to a writer that was killed
 
 
+def remove_path(path: str | os.PathLike) -> None:
+    """Remove a file, link or folder tree (nothing when it is already gone)."""
+    path = Path(path)
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def remove_stale_temporaries(folder: str | os.PathLike, *, max_age_s: float = STALE_AFTER_S, depth: int = 3) -> int:
     """Remove our temporaries (names with :data:`TMP_MARK`) older than ``max_age_s`` under ``folder``
     (``depth`` levels of sub-folders): what a killed process left. Returns how many were removed;
@@ -49,10 +59,7 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, max_age_s: float = ST
                 try:
                     if now - entry.stat(follow_symlinks=False).st_mtime < max_age_s:
                         continue
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path)
-                    else:
-                        os.unlink(entry.path)
+                    remove_path(entry.path)
                     removed += 1
                 except OSError:
                     pass
@@ -192,10 +199,10 @@ def atomic_folder(target: str | os.PathLike, *, overwrite: bool = False) -> Iter
             old = target.with_name(f".{target.name}{TMP_MARK}{uuid.uuid4().hex[:8]}.old")
             os.replace(target, old)
         try:
-            if old is None and not overwrite:
-                _place_folder(tmp, target)
-            else:
+            if overwrite:
                 os.replace(tmp, target)
+            else:
+                _place_folder(tmp, target)
         except BaseException:
             if old is not None:
                 os.replace(old, target)  # put the previous folder back

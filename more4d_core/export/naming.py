@@ -3,15 +3,13 @@ threads or processes save with one prefix at once."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError, OutputExistsError
-from .atomic import resolve_inside
+from .atomic import remove_path, resolve_inside
 
 MAX_ATTEMPTS = 1000
 
@@ -52,14 +50,6 @@ def next_free_stem(folder: str | os.PathLike, prefix: str, suffixes: tuple[str, 
         number += 1
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-
 def save_numbered(folder: str | os.PathLike, prefix: str, suffixes: tuple[str, ...],
                   write: Callable[[str, list[Path]], None]) -> list[Path]:
     """Write one numbered output — one file or several sharing a stem — all or nothing.
@@ -75,11 +65,9 @@ def save_numbered(folder: str | os.PathLike, prefix: str, suffixes: tuple[str, .
         try:
             write(stem, written)
             return written
-        except OutputExistsError:
+        except BaseException as exc:
             for path in written:
-                _remove(Path(path))
-        except BaseException:
-            for path in written:
-                _remove(Path(path))
-            raise
+                remove_path(path)
+            if not isinstance(exc, OutputExistsError):
+                raise
     raise OutputExistsError(f"could not claim a free name for {prefix!r} in {folder} after {MAX_ATTEMPTS} tries")
