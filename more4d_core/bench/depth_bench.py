@@ -61,14 +61,19 @@ def disparity_fit_errors(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tens
     return absrel, float((ratio < 1.25).double().mean())
 
 
+def _skimage_data():
+    """scikit-image's sample data module (a test dependency, not a runtime one)."""
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise InputError("the photograph benchmarks read scikit-image's photographs: pip install scikit-image") from exc
+    return data
+
+
 def motorcycle_truth(offset: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(left image [H, W, 3] 0..1, depth [H, W] metres, valid [H, W]) of ``stereo_motorcycle``;
     ``offset=False``: depth = 1 / disparity (the principal points' offset ignored, no unit)."""
-    try:
-        from skimage import data
-    except ImportError as exc:  # a test dependency, not a runtime one
-        raise InputError("the real-photo depth benchmark reads scikit-image's photographs: pip install scikit-image") from exc
-    left, _, disparity = data.stereo_motorcycle()
+    left, _, disparity = _skimage_data().stereo_motorcycle()
     valid = np.isfinite(disparity) & (disparity > 0)
     d = np.where(valid, disparity, 1.0).astype(np.float64)
     if offset:
@@ -100,16 +105,18 @@ def baselines(h: int, w: int, gt: torch.Tensor, valid: torch.Tensor, align) -> d
     }
 
 
-def real_photo_table(fov_for_prior: float | None) -> list[tuple[str, str, dict[str, tuple[float, float]]]]:
-    """Rows (convention, method, {alignment: (AbsRel, delta)}) for ``stereo_motorcycle``."""
+def real_photo_table(fov_for_prior: float | None, with_baselines: bool = True) -> list[tuple[str, str, dict[str, tuple[float, float]]]]:
+    """Rows (convention, method, {alignment: (AbsRel, delta)}) for ``stereo_motorcycle``: the prior's,
+    and the baselines' unless ``with_baselines`` is False (they do not depend on the field of view)."""
     image, _, _ = motorcycle_truth()
     prior = prior_depth(image, fov_deg=fov_for_prior).depth.double()
+    alignments = (("median", depth_errors), ("disparity fit", disparity_fit_errors)) if with_baselines else ()
     rows = []
     for convention, offset in (("metric depth", True), ("1 / disparity", False)):
         _, gt, valid = motorcycle_truth(offset)
         h, w = gt.shape
         methods = {"built-in prior": {"median": prior, "disparity fit": prior}}
-        for align_name, align in (("median", depth_errors), ("disparity fit", disparity_fit_errors)):
+        for align_name, align in alignments:
             for name, guess in baselines(h, w, gt, valid, align).items():
                 methods.setdefault(name, {})[align_name] = guess
         for name, guesses in methods.items():
@@ -120,11 +127,7 @@ def real_photo_table(fov_for_prior: float | None) -> list[tuple[str, str, dict[s
 
 def photograph(name: str) -> np.ndarray:
     """A scikit-image photograph as ``[H, W, 3]`` uint8 RGB (grey and binary ones as three channels)."""
-    try:
-        from skimage import data
-    except ImportError as exc:  # a test dependency, not a runtime one
-        raise InputError("the photograph benchmarks read scikit-image's photographs: pip install scikit-image") from exc
-    img = getattr(data, name)()
+    img = getattr(_skimage_data(), name)()
     img = np.asarray(img[0] if name == "stereo_motorcycle" else img)
     if img.dtype == bool:
         img = img.astype(np.uint8) * 255
@@ -168,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     image, _, _ = motorcycle_truth()
     fov = float(np.degrees(2 * np.arctan(image.shape[1] / 2 / MOTORCYCLE["f"])))
     print(f"(with the true field of view, {fov:.1f} deg:", end=" ")
-    for convention, name, cells in real_photo_table(fov):
+    for convention, name, cells in real_photo_table(fov, with_baselines=False):
         if name == "built-in prior":
             print(f"{convention} {cells['median'][1]:.3f} / {cells['disparity fit'][1]:.3f}", end="; ")
     print("delta < 1.25 median / disparity fit)")
