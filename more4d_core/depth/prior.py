@@ -55,6 +55,14 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return box(a) * guide + box(b)
 
 
+def _at_most(u8: np.ndarray, side: int) -> np.ndarray:
+    """``u8`` shrunk (area averaging) so that its long side is at most ``side`` pixels (8 at least)."""
+    h, w = u8.shape[:2]
+    s = min(1.0, side / max(h, w))
+    hw = (max(8, int(round(h * s))), max(8, int(round(w * s))))
+    return u8 if hw == (h, w) else cv2.resize(u8, hw[::-1], interpolation=cv2.INTER_AREA)
+
+
 def _rounded(component: np.ndarray) -> np.ndarray:
     """0 on a component's outline rising to 1 at its most interior point (a rounded bulge)."""
     dt = cv2.distanceTransform(component.astype(np.uint8), cv2.DIST_L2, 5)
@@ -179,15 +187,13 @@ def prior_depth(
     h, w = img.shape[:2]
     k = intrinsics_for(h, w, fov_deg)
     u8 = (img[..., :3].clamp(0, 1).numpy() * 255).astype(np.uint8)
-    s = min(1.0, WORK_SIDE / max(h, w))
-    sh, sw = max(8, int(round(h * s))), max(8, int(round(w * s)))
-    small = cv2.resize(u8, (sw, sh), interpolation=cv2.INTER_AREA) if (sh, sw) != (h, w) else u8
-    p = min(1.0, PITCH_SIDE / max(h, w))
-    ph, pw = max(8, int(round(h * p))), max(8, int(round(w * p)))
-    grey = cv2.cvtColor(cv2.resize(u8, (pw, ph), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-    pitch = camera_pitch(grey, float(k[1, 1]) * ph / h) if horizon is None else (0.0, 0)
-    nearness, info = prior_nearness(small, float(k[1, 1]) * sh / h, horizon=horizon, camera_height=camera_height,
-                                    pitch=pitch)
+    small = _at_most(u8, WORK_SIDE)
+    pitch = (0.0, 0)
+    if horizon is None:
+        for_lines = _at_most(u8, PITCH_SIDE)
+        pitch = camera_pitch(cv2.cvtColor(for_lines, cv2.COLOR_RGB2GRAY), float(k[1, 1]) * for_lines.shape[0] / h)
+    nearness, info = prior_nearness(small, float(k[1, 1]) * small.shape[0] / h, horizon=horizon,
+                                    camera_height=camera_height, pitch=pitch)
     nearness = cv2.resize(nearness.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     grey = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     radius = max(2, int(round(0.01 * max(h, w))))
