@@ -8,6 +8,7 @@ import logging
 from more4d_core.camera import PRESET_DESCRIPTIONS, PRESET_NAMES, camera_preset, parse_keyframes
 from more4d_core.camera.fillable import MAX_HOLES, fillable_preset, hole_fractions
 from more4d_core.camera.keyframes import KEYFRAMES_FORMAT, KEYFRAMES_VERSION
+from more4d_core.camera.presets import MAX_FRAMES
 from more4d_core.errors import InputError
 from more4d_core.scene import Scene4D
 
@@ -76,7 +77,7 @@ class CameraPathPreset(_CameraPathNode):
         return {
             "required": {
                 "preset": (list(PRESET_NAMES), {"default": "orbit", "tooltip": "Which camera move."}),
-                "frames": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": _FRAMES_TIP}),
+                "frames": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES, "tooltip": _FRAMES_TIP}),
                 "strength": (
                     "FLOAT",
                     {
@@ -131,7 +132,7 @@ class CameraPathKeyframes(_CameraPathNode):
                         "Coordinates: x right, y down, z forward from the input camera.",
                     },
                 ),
-                "frames": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": _FRAMES_TIP + " Overrides num_frames in the JSON."}),
+                "frames": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES, "tooltip": _FRAMES_TIP + " Overrides num_frames in the JSON."}),
             },
             "optional": dict(_SCALE_INPUTS),
         }

@@ -7,6 +7,7 @@ import math
 from more4d_core.cache import MODEL_CACHE
 from more4d_core.depth import DepthResult
 from more4d_core.errors import InputError
+from more4d_core.models.config import MAX_GENERATED_FRAMES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
@@ -83,7 +84,7 @@ class GenerateTrajectories:
                 "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
                                        "tooltip": "Text guidance; 0 = the model's default (6 for 14B, 1 for small)."}),
                 "shift": ("FLOAT", {"default": 5.0, "min": 0.1, "max": 20.0, "step": 0.1, "tooltip": "Flow-matching timestep shift."}),
-                "frames": ("INT", {"default": 49, "min": 2, "max": 257, "tooltip": "Frames to generate (the 14B model needs 1 + a multiple of 4)."}),
+                "frames": ("INT", {"default": 49, "min": 2, "max": MAX_GENERATED_FRAMES, "tooltip": "Frames to generate (the 14B model needs 1 + a multiple of 4)."}),
                 "fps": ("FLOAT", {"default": 8.0, "min": 1.0, "max": 60.0, "step": 1.0, "tooltip": "Frame rate of the motion."}),
                 "motion_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
                                            "tooltip": "Scales every displacement from frame 0 (0 = still)."}),

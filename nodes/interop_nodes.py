@@ -9,6 +9,7 @@ import torch
 
 from more4d_core.camera import CameraPath
 from more4d_core.camera.interpolation import compose_poses, hermite_positions, slerp_rotations
+from more4d_core.camera.presets import MAX_FRAMES
 from more4d_core.camera.visualize import draw_camera_path
 from more4d_core.errors import InputError
 from more4d_core.export import export_glb, export_ply_frame
@@ -106,7 +107,7 @@ class CameraPathFromLoad3D:
     def INPUT_TYPES(cls):
         return {"required": {
             "camera_info": ("LOAD3D_CAMERA", {"tooltip": "Camera info output of Load 3D."}),
-            "frames": ("INT", {"default": 49, "min": 1, "max": 4096, "tooltip": "Frames of the move."}),
+            "frames": ("INT", {"default": 49, "min": 1, "max": MAX_FRAMES, "tooltip": "Frames of the move."}),
             "scene_depth": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1000.0, "step": 0.01,
                                       "tooltip": "Metres per Load3D unit (its view is normalized to the model size)."}),
         }}
