@@ -29,6 +29,7 @@ from .camera.intrinsics import scale_intrinsics, validate_intrinsics
 from .errors import InputError
 from .geometry.normalization import NormalizationFactors, factors_for
 from .geometry.projection import backproject_depth
+from .memory.budget import check_memory, generation_bytes
 from .models.config import STraGConfig
 from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
@@ -151,6 +152,9 @@ class TrajectoryGenerator(nn.Module):
         grid_hw = tuple(grid_hw or depth.shape)
         gen_hw = tuple(generation_hw or cond.generation_size(image_hw, cfg))
         cfg.check_size(gen_hw[0], gen_hw[1], frames)
+        check_memory(f"generating {frames} frames on a {grid_hw[1]}x{grid_hw[0]} point grid",
+                     generation_bytes(frames, grid_hw), "choose a smaller grid (e.g. 512 instead of image) or fewer "
+                     "frames", device=self.device)
         start = time.perf_counter()
 
         # frame-0 geometry on the output grid

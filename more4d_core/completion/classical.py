@@ -25,6 +25,7 @@ import torch
 
 from ..camera.path import CameraPath, rigid_inverse
 from ..errors import InputError
+from ..memory.budget import check_memory, completion_bytes
 from ..render.renderer import RenderResult
 from ..scene import Scene4D
 
@@ -151,6 +152,8 @@ def complete_classical(
     if not 0.0 <= temporal < 1.0:
         raise InputError(f"the temporal share must be in 0..1 (1 excluded: a fill must follow the frame), got {temporal}")
     t_count, h, w = result.holes.shape
+    check_memory(f"completing {t_count} frames of {w}x{h}", completion_bytes(t_count, (h, w)),
+                 "lower the render's width/height or the number of frames")
     if path.num_frames != t_count:
         path = path.resampled(t_count) if path.num_frames > 1 else CameraPath(
             path.poses.expand(t_count, 4, 4).clone(), name=path.name)

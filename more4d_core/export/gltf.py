@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import expect_type
+from ..memory.budget import check_disk
 from ..scene import Scene4D
 from .atomic import atomic_file, resolve_inside
 from .selection import select_frames, select_points, to_coordinates
@@ -168,6 +169,8 @@ def export_glb(
     json_bytes = json.dumps(doc, separators=(",", ":")).encode("utf-8")
     json_bytes += b" " * _pad4(len(json_bytes))
     total = 12 + 8 + len(json_bytes) + 8 + offset
+    check_disk(target.parent, total, f"exporting {k} frames x {count:,} points as glTF",
+               "free some disk space or raise the frame / point stride")
 
     with atomic_file(target, overwrite=overwrite) as fh:
         fh.write(struct.pack("<III", _GLB_MAGIC, 2, total))

@@ -13,6 +13,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import InputError, expect_type
+from ..memory.budget import check_disk
 from ..scene import Scene4D
 from .atomic import atomic_folder, resolve_inside, write_file_atomic
 from .selection import select_frames, select_points, to_coordinates
@@ -113,6 +114,10 @@ def export_ply_sequence(
         "grid_hw": list(scene.grid_hw),
         "point_stride": point_stride,
     }
+    per_point = 15 if binary else 60  # xyz float32 + rgb bytes; text: up to ~60 characters a line
+    check_disk(target.parent, len(chosen) * int(keep.numel()) * per_point,
+               f"exporting {len(chosen)} frames x {int(keep.numel()):,} points as PLY",
+               "free some disk space or raise the frame / point stride")
     with atomic_folder(target, overwrite=overwrite) as tmp:
         for t, fname in zip(chosen, info["files"]):
             pts, cols = _frame_cloud(scene, t, keep, coordinates, visible_only)

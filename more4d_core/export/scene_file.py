@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import FormatError, expect_type
+from ..memory.budget import check_disk
 from ..scene import SCENE_VERSION, Scene4D
 from .atomic import resolve_inside, write_file_atomic
 
@@ -74,6 +75,9 @@ def save_scene(
         name = f"{name}{SCENE_SUFFIX}"
     target = resolve_inside(folder, name)
     arrays = scene_arrays(scene)
+    check_disk(target.parent, sum(a.nbytes for a in arrays.values()),
+               f"saving a scene of {scene.num_frames} frames x {scene.num_points:,} points",
+               "free some disk space or save a smaller scene (fewer frames, a smaller grid)")
     saver = np.savez_compressed if compress else np.savez
     return write_file_atomic(target, lambda fh: saver(fh, **arrays), overwrite=overwrite)
 

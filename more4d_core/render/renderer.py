@@ -17,6 +17,7 @@ import torch
 from ..camera.intrinsics import validate_intrinsics
 from ..camera.path import CameraPath, rigid_inverse
 from ..errors import InputError, expect_type
+from ..memory.budget import check_memory, render_bytes
 from ..scene import Scene4D
 from .zbuffer import decode_keys, splat_chunk
 
@@ -120,6 +121,8 @@ def render_points(
     t_count, n = int(points.shape[0]), int(points.shape[1])
     if t_count == 0:
         raise InputError("nothing to render: the point trajectories have zero frames")
+    check_memory(f"rendering {t_count} frames of {width}x{height}", render_bytes(t_count, (height, width)),
+                 "lower the output width/height or the number of frames")
     poses = torch.as_tensor(cam_to_world, dtype=torch.float64)
     if poses.ndim != 3 or tuple(poses.shape[1:]) != (4, 4) or poses.shape[0] != t_count:
         raise InputError(f"cam_to_world must be [T, 4, 4] with T = {t_count}, got {list(poses.shape)}")
