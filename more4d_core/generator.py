@@ -201,6 +201,12 @@ class TrajectoryGenerator(nn.Module):
         with stage(self.codec):
             tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
                                               still_threshold=still)[0]
+        bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
+        if bool(bad.any()):
+            raise InputError(
+                f"the model produced {int(bad.sum()):,} non-finite positions (NaN or infinite) from a finite image and "
+                f"depth: its weights are likely corrupt ({cfg.name}; check or replace the model file)"
+            )
         meta = {
             "source": "more4d-generator",
             "model": cfg.name,
@@ -276,7 +282,7 @@ def load_generator(
     from .models.image_context import grey_tokens
     from .models.text_encoders import build_text_encoder
     from .models.trajectory_codec import WanVAECodec, build_codec
-    from .models.vae_adaptors import DecoderAdaptor, EncoderAdaptor
+    from .models.vae_adaptors import EncoderAdaptor
 
     model = Path(model)
     mode = None
@@ -316,8 +322,14 @@ def load_generator(
             raise FileNotFoundError(
                 f"{cfg.name} decodes with the Wan2.1 VAE: give its folder or file (e.g. models/more4d/Wan2.1_VAE.pth)"
             )
+        if decoder_adaptor is None:
+            raise FileNotFoundError(
+                f"{cfg.name} turns the VAE's output into trajectories with the authors' trained decoder adaptor: give "
+                "its folder (decoder_prompt/, e.g. models/more4d/more4d-14b/decoder_prompt); without it the motion "
+                "would come from untrained layers"
+            )
         enc = load_adaptor(encoder_adaptor, "encoder", cfg.adaptor_channels, device=device) if encoder_adaptor else EncoderAdaptor(cfg.adaptor_channels)
-        dec = load_adaptor(decoder_adaptor, "decoder", cfg.adaptor_channels, device=device) if decoder_adaptor else DecoderAdaptor(cfg.adaptor_channels)
+        dec = load_adaptor(decoder_adaptor, "decoder", cfg.adaptor_channels, device=device)
         # the adaptors run in the VAE's dtype (float32 adaptors on a bf16 VAE failed at the first decode)
         codec = WanVAECodec(load_wan_vae(vae, dtype=dtype, device=device), enc.to(device, dtype), dec.to(device, dtype))
     if cfg.text_encoder == "word_hash":

@@ -100,6 +100,23 @@ def check_interrupted() -> None:
         _mm.throw_exception_if_processing_interrupted()
 
 
+def show_text(node_id, text: str) -> bool:
+    """Show ``text`` on the node ``node_id`` in ComfyUI's graph (its progress-text line); outside
+    ComfyUI, or on a server without that message, nothing happens. Returns whether it was sent."""
+    if node_id is None or not IN_COMFY:
+        return False
+    try:
+        from server import PromptServer
+
+        send = getattr(PromptServer.instance, "send_progress_text", None)
+        if send is None:
+            return False
+        send(text, str(node_id))
+        return True
+    except Exception:  # a display hint must never fail the node
+        return False
+
+
 class Progress:
     """Progress reporting to ComfyUI's bar; every update also checks for an interrupt."""
 

@@ -12,7 +12,7 @@ from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
-from .comfy_bridge import Progress, check_interrupted
+from .comfy_bridge import Progress, check_interrupted, show_text
 from .model_nodes import require_handle
 from .types import CATEGORY, DEPTH, MODEL, MOTION, SCENE, MotionConditioning, require
 
@@ -98,10 +98,11 @@ class GenerateTrajectories:
                                                          "0 = off, -1 = the model's default (0.016 for the bundled "
                                                          "model, off for the authors' 14B)."}),
             },
+            "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
-                 motion_scale, grid, motion_conditioning=None, still_threshold=-1.0):
+                 motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -131,6 +132,9 @@ class GenerateTrajectories:
             except GenerationCancelled:
                 check_interrupted()
                 raise
+        warnings = scene.metadata.get("prompt_reading", {}).get("warnings", [])
+        if warnings:  # words the model ignored, a prompt it cannot read: shown on the node, not only in the log
+            show_text(unique_id, "Prompt: " + "; ".join(warnings))
         if motion_scale != 1.0:
             pts = scene.points
             scene = scene.with_points(pts[:1] + motion_scale * (pts - pts[:1]),

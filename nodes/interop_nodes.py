@@ -4,22 +4,19 @@ TRACKS / spline-editor JSON, core SPLAT and 3D-file types, and a picture of a ca
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from more4d_core.camera import CameraPath
 from more4d_core.camera.interpolation import compose_poses, hermite_positions, slerp_rotations
 from more4d_core.camera.presets import MAX_FRAMES
 from more4d_core.camera.visualize import draw_camera_path
-from more4d_core.errors import InputError
 from more4d_core.export import export_glb, export_ply_frame
 from more4d_core.export.naming import save_numbered
 from more4d_core.interop import (
     depth_from_moge,
+    path_from_camera_file,
     path_from_load3d,
-    path_from_matrices,
     path_from_realestate,
-    path_from_realestate_text,
     scene_splat_fields,
     scene_tracks,
     tracks_to_json,
@@ -67,13 +64,7 @@ class CameraPathFromFile:
         }}
 
     def load(self, file, relative, world_to_camera):
-        path = resolve_scene_file(file)
-        if not path.is_file():
-            raise InputError(f"camera file {path} not found")
-        if path.suffix == ".npy":
-            return (path_from_matrices(np.load(path, allow_pickle=False), world_to_camera=world_to_camera,
-                                       relative=relative, name=path.stem),)
-        return (path_from_realestate_text(path, relative=relative),)
+        return (path_from_camera_file(resolve_scene_file(file), relative=relative, world_to_camera=world_to_camera),)
 
 
 class CameraPathFromCameraCtrl:

@@ -40,7 +40,7 @@ def resolve_scene_file(name: str) -> Path:
     label, _, rel = str(name).partition("/")
     if label not in _ROOTS or not rel:
         raise InputError(f"scene file {name!r} must start with 'input/' or 'output/'")
-    return resolve_inside(_ROOTS[label](), rel)
+    return resolve_inside(_ROOTS[label](), rel, reading=True)
 
 
 class LoadScene4D:

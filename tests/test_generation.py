@@ -239,6 +239,9 @@ def test_full_14b_layout_pipeline_at_toy_size(full_layout):
     assert scene.metadata["normalization"]["fx"] == pytest.approx(1.0434783, abs=1e-6)
     with pytest.raises(FileNotFoundError, match="CLIP"):
         load_generator(source, **{k: v for k, v in paths.items() if k != "clip"})
+    # the decoder adaptor is trained: without it the motion would come from random layers
+    with pytest.raises(FileNotFoundError, match="decoder adaptor.*decoder_prompt"):
+        load_generator(source, **{k: v for k, v in paths.items() if k != "decoder_adaptor"})
 
 
 def test_conditioning_helpers():

@@ -34,7 +34,9 @@ def test_node_declarations(node_id):
     assert cls.CATEGORY == "MoRe4D" and cls.DESCRIPTION
     assert callable(getattr(cls(), cls.FUNCTION))
     spec = cls.INPUT_TYPES()
-    for section in spec.values():
+    assert set(spec) <= {"required", "optional", "hidden"}
+    assert all(v in ("UNIQUE_ID", "PROMPT", "EXTRA_PNGINFO") for v in spec.get("hidden", {}).values())
+    for section in (spec.get("required", {}), spec.get("optional", {})):
         for name, decl in section.items():
             assert isinstance(decl, tuple) and len(decl) == 2, name
             assert decl[1].get("tooltip"), f"{node_id}.{name} has no tooltip"

@@ -68,23 +68,25 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, max_age_s: float = ST
     return removed
 
 
-def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
+def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike, *, reading: bool = False) -> Path:
     """``root / relative`` resolved, refusing anything that would land outside ``root``.
 
     Rejects absolute paths elsewhere, ``..`` escapes and symlinks pointing out of ``root``.
+    ``reading``: the messages speak of reading from the folder (for files a node loads).
     """
     root_path = Path(root).expanduser().resolve()
     rel = Path(relative)
+    verb, kind = ("read", "file") if reading else ("write", "output")
     if str(relative) == "" or rel.name in ("", ".", ".."):
-        raise InputError(f"output name {str(relative)!r} is empty or not a file name")
+        raise InputError(f"{kind} name {str(relative)!r} is empty or not a file name")
     target = (root_path / rel).resolve()
     if target != root_path and root_path not in target.parents:
         raise UnsafePathError(
-            f"refusing to write {str(relative)!r}: it resolves to {target}, outside the output folder {root_path}. "
+            f"refusing to {verb} {str(relative)!r}: it resolves to {target}, outside the folder {root_path}. "
             "Use a plain name or a sub-folder name without '..'."
         )
     if target == root_path:
-        raise UnsafePathError(f"output name {str(relative)!r} is the output folder itself")
+        raise UnsafePathError(f"{kind} name {str(relative)!r} is the folder {root_path} itself, not a file")
     return target
 
 

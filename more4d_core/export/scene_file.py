@@ -31,6 +31,7 @@ import torch
 from ..errors import FormatError, expect_type
 from ..memory.budget import check_disk
 from ..scene import SCENE_VERSION, Scene4D
+from .array_files import check_npz
 from .atomic import resolve_inside, write_file_atomic
 
 SCENE_FORMAT = "more4d.scene4d"
@@ -91,11 +92,41 @@ def _field(data, key: str, path) -> np.ndarray:
         raise FormatError(f"{path}: the array {key!r} cannot be read safely ({exc}); refusing to unpickle it") from None
 
 
+def _grid_error(points0: torch.Tensor, k: torch.Tensor, width: int) -> float:
+    """Median pixel distance between where frame-0 points project and their grid pixel's centre,
+    reading the row-major point order with rows of ``width``."""
+    n = points0.shape[0]
+    idx = torch.linspace(0, n - 1, min(n, 4096)).long()
+    p = points0[idx].double()
+    ok = torch.isfinite(p).all(-1) & (p[:, 2] > 0)
+    if not bool(ok.any()):
+        return float("inf")
+    p, idx = p[ok], idx[ok]
+    u = k[0, 0] * p[:, 0] / p[:, 2] + k[0, 2]
+    v = k[1, 1] * p[:, 1] / p[:, 2] + k[1, 2]
+    return float(((u - (idx % width + 0.5)).abs() + (v - (idx // width + 0.5)).abs()).median())
+
+
+def _check_orientation(points0: torch.Tensor, intrinsics: torch.Tensor, grid_hw: tuple[int, int], path) -> None:
+    """Refuse a file whose ``grid_hw`` is (width, height): its points would load transposed. Only a
+    scene whose frame-0 points are its pixels (every generated scene) can tell; others pass."""
+    h, w = grid_hw
+    if h == w or points0.ndim != 2 or tuple(intrinsics.shape) != (3, 3):
+        return
+    k = intrinsics.double()
+    stated, swapped = _grid_error(points0, k, w), _grid_error(points0, k, h)
+    if stated > 1.0 and swapped < 0.1:
+        raise FormatError(f"{path}: its grid_hw says {h} rows x {w} columns, but its frame-0 points lie on a grid of "
+                          f"{w} rows x {h} columns (height and width swapped by the program that wrote it); "
+                          "write the file again with grid_hw = (height, width)")
+
+
 def load_scene(path: str | os.PathLike) -> Scene4D:
     """Read a scene file written by :func:`save_scene` (never unpickles anything)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"scene file {path} does not exist")
+    check_npz(path, ".npz scene file")  # before numpy allocates what the arrays' headers state
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
@@ -132,6 +163,7 @@ def load_scene(path: str | os.PathLike) -> Scene4D:
         if bits.size * 8 < count:
             raise FormatError(f"{path}: visibility has {bits.size * 8} bits, expected {count}")
         vis = torch.from_numpy(np.unpackbits(bits, count=count).astype(bool).reshape(frames, -1))
+    _check_orientation(points[0] if storage == "float32" else points0, intrinsics, grid_hw, path)
     common = dict(grid_hw=grid_hw, intrinsics=intrinsics, fps=fps, visibility=vis, metadata=metadata)
     if storage == "float32":
         return Scene4D(points, colors, **common)
