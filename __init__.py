@@ -2,7 +2,9 @@
 
 ComfyUI imports this folder as a package. The library (``more4d_core``) is imported by absolute
 name, so this folder is put on ``sys.path`` first; the node package is imported relatively (a
-top-level ``nodes`` would clash with ComfyUI's own ``nodes`` module).
+top-level ``nodes`` would clash with ComfyUI's own ``nodes`` module). pytest imports this file as
+a stand-alone module when it sets up the folder (a clone named ``ComfyUI-MoRe4D`` is not a valid
+package name): then there is no package to import from, and nothing is registered.
 """
 
 import os
@@ -12,14 +14,17 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-from .nodes import comfy_bridge as _bridge  # noqa: E402
-from .nodes import model_files as _model_files  # noqa: E402
+if __package__:  # ComfyUI imports the folder as a package (pytest may load this file on its own, unnamed)
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+    from .nodes import comfy_bridge as _bridge
+    from .nodes import model_files as _model_files
 
-_bridge.install_memory_manager()
-_model_files.register()
-_model_files.install_example_images()
-_bridge.remove_stale_temporaries()
+    _bridge.install_memory_manager()
+    _model_files.register()
+    _model_files.install_example_images()
+    _bridge.remove_stale_temporaries()
+else:
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
 WEB_DIRECTORY = "./web"
 

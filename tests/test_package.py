@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -36,3 +37,37 @@ def test_ci_runs_the_readme_test_command():
     start = readme.index("<!-- test-command -->")
     block = readme[start:].split("```")[1].strip().removeprefix("bash").strip()
     assert block in ci, "the .ci/run script must call the README's install-and-test command"
+
+
+def _hyphenated_checkout(tmp_path) -> Path:
+    """The repository under its published name, which is not a valid Python identifier (a real folder:
+    pytest resolves a symlinked root to its target's name)."""
+    root = tmp_path / "ComfyUI-MoRe4D"
+    (root / "tests").mkdir(parents=True)
+    for name in ("__init__.py", "pyproject.toml", "tests/conftest.py", "tests/test_projection.py"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("nodes", "more4d_core", "web"):
+        (root / name).symlink_to(REPO / name, target_is_directory=True)
+    return root
+
+
+def test_comfyui_loads_the_pack_under_its_folder_name(tmp_path):
+    # how ComfyUI imports a custom node folder: a module spec named after the folder, with a search path
+    code = (
+        "import importlib.util, sys;"
+        f"p = {str(_hyphenated_checkout(tmp_path))!r};"
+        "spec = importlib.util.spec_from_file_location('ComfyUI-MoRe4D', p + '/__init__.py',"
+        " submodule_search_locations=[p]);"
+        "m = importlib.util.module_from_spec(spec); sys.modules['ComfyUI-MoRe4D'] = m; spec.loader.exec_module(m);"
+        "assert 'More4DGenerate' in m.NODE_CLASS_MAPPINGS and m.WEB_DIRECTORY"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
+                   env={**__import__("os").environ, "MORE4D_OUTPUT_DIR": str(tmp_path / "out")})
+
+
+def test_the_readme_test_command_runs_in_a_clone_named_after_the_repository(tmp_path):
+    # pytest imports the folder's __init__.py on its own when it sets up the folder; a relative
+    # import there failed every test in a clone called ComfyUI-MoRe4D
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_projection.py"],
+                          cwd=_hyphenated_checkout(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:]
