@@ -99,29 +99,64 @@ def test_default_workflow_runs_and_the_cache_loads_once(out_dir):
     assert files == ["more4d/dolly_00001.mp4", "more4d/orbit_00001.mp4", "more4d/scene_00001.glb", "more4d/scene_00001.npz"]
     scene = results[_generate_id(doc)][0]
     assert scene.num_frames == 9 and max(scene.grid_hw) == 128
+    assert MODEL_CACHE.loads - loads_before <= 1  # loaded once (or already loaded by an earlier test)
+    loads_after_first, hits_after_first = MODEL_CACHE.loads, MODEL_CACHE.hits
     execute(doc, overrides=overrides)  # a second queue run
-    assert MODEL_CACHE.loads - loads_before <= 1  # the model was loaded at most once (and not again)
+    assert MODEL_CACHE.loads == loads_after_first, "the second run loaded a model again; it must come from the cache"
+    assert MODEL_CACHE.hits > hits_after_first
     assert (out_dir / "more4d" / "orbit_00002.mp4").is_file()
 
 
-def test_interrupting_generation_leaves_nothing_and_the_next_run_works(out_dir):
+class Interrupted(Exception):
+    """Stands for ComfyUI's interrupt (the cancel button) arriving while the run works."""
+
+
+def _output_files(out_dir):
+    """Every file under the output folder, hidden temporaries included."""
+    return sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()) if out_dir.exists() else []
+
+
+# The default workflow saves, in node order: the orbit video, the dolly video, then the scene (.npz, then .glb).
+# The rule (README, Exports): each save node's output is all or nothing; what earlier saves finished stays.
+@pytest.mark.parametrize("at, placed_before, stays", [
+    ("generation", [], []),  # during sampling: nothing was written, nothing stays
+    ("file 2", ["orbit_00001.mp4"], ["more4d/orbit_00001.mp4"]),  # while the dolly video is placed
+    # while the scene's .glb is placed: the .npz that save already wrote is removed with it
+    ("file 4", ["orbit_00001.mp4", "dolly_00001.mp4", "scene_00001.npz"],
+     ["more4d/dolly_00001.mp4", "more4d/orbit_00001.mp4"]),
+], ids=["during-generation", "at-the-second-file", "at-the-scene-glb"])
+def test_interrupting_a_run_keeps_finished_saves_and_removes_the_rest(out_dir, monkeypatch, at, placed_before, stays):
+    from more4d_core.export import atomic
+
     doc = WORKFLOWS["more4d_default"]()
     overrides = {_generate_id(doc): QUICK}
+    placed = []
+    if at == "generation":
+        def interrupt(done, total):
+            if done >= 1:
+                raise Interrupted("user pressed cancel")
 
-    class Interrupted(Exception):
-        pass
+        comfy_bridge.PROGRESS_HOOK = interrupt
+    else:
+        place_file = atomic._place_file
 
-    def interrupt(done, total):
-        if done >= 1:
-            raise Interrupted("user pressed cancel")
+        def place(tmp, target, overwrite):
+            if len(placed) + 1 == int(at.split()[1]):
+                raise Interrupted(f"user pressed cancel while {target.name} was written")
+            place_file(tmp, target, overwrite)
+            placed.append(target.name)
 
-    comfy_bridge.PROGRESS_HOOK = interrupt
+        monkeypatch.setattr(atomic, "_place_file", place)
     with pytest.raises(Interrupted):
         execute(doc, overrides=overrides)
-    assert not out_dir.exists() or not [p for p in out_dir.rglob("*") if p.is_file()]
+    assert placed == placed_before
+    assert _output_files(out_dir) == stays  # no partial output, no temporary file
     comfy_bridge.PROGRESS_HOOK = None
-    execute(doc, overrides=overrides)
-    assert len([p for p in out_dir.rglob("*.mp4")]) == 2
+    monkeypatch.undo()
+    results = execute(doc, overrides=overrides)  # the next run works and takes the next free numbers
+    written = sorted(p for out in results.values() if isinstance(out, dict) for p in out["ui"].get("text", []))
+    assert len(written) == 4 and not set(written) & set(stays)
+    assert _output_files(out_dir) == sorted(stays + written)
 
 
 def test_runner_command_line(tmp_path, capsys):
