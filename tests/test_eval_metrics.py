@@ -120,3 +120,14 @@ def test_the_example_check_scores_the_truth_as_perfect():
     # a scene with the depth scaled (e.g. another depth estimate) and the same relative motion scores the same
     scaled = check_example(truth.tracks * 1.7, (192, 256))
     assert scaled["model"]["moving"] == pytest.approx(result["model"]["moving"], abs=1e-6)
+
+
+def test_evaluation_of_one_scene_is_refused_with_the_reason():
+    """The wrong-caption control borrows another scene's caption: one scene has none to borrow (was a
+    bare StopIteration)."""
+    from more4d_core.eval.protocol import evaluate
+    from more4d_core.generator import build_generator
+    from more4d_core.models.config import MORE4D_TINY
+
+    with pytest.raises(ValueError, match="at least 2 scenes.*wrong-caption"):
+        evaluate(build_generator(MORE4D_TINY), split="validation", samples=1, mean_samples=1, log=lambda *_: None)

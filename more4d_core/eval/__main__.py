@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-width", type=int, default=512, help="width of the output image whose pixels count (default 512)")
     parser.add_argument("--json", type=Path, default=None, help="write every cell and control to this JSON file")
     args = parser.parse_args(argv)
-    if args.samples < 1:
-        parser.error("--samples must be at least 1")
+    if args.samples < 2:
+        parser.error("--samples must be at least 2 (the wrong-caption control borrows another scene's caption)")
     torch.manual_seed(args.seed)
     path = args.model or default_model_path()
     gen = load_generator(path)

@@ -89,6 +89,9 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     start = time.perf_counter()
     train = (generate_sample(10**8 + i, "train", h, w, frames, with_visibility=False) for i in range(mean_samples))
     mean = MeanMotion(normalize_motion(s.tracks.double(), metric_factors(s.intrinsics, (h, w))) for s in train)
+    if int(samples) != samples or samples < 2:
+        raise ValueError(f"the evaluation needs at least 2 scenes (the wrong-caption control borrows another "
+                         f"scene's caption), got samples={samples!r}")
     scenes = [generate_sample(seed + i, split, h, w, frames) for i in range(samples)]
     sweep = {f"model + still hold {t:g}": float(t) for t in still_sweep}  # threshold choices (on validation)
     methods = METHODS + tuple(sweep)
@@ -109,7 +112,10 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         camera_moves.append(moves)
         moving = moving_points(s.tracks, s.intrinsics, pixel_scale=out_scale)
         moving_fraction.append(float(moving.double().mean()))
-        wrong = next(o.caption for o in scenes[i + 1 :] + scenes[:i] if o.caption != s.caption)
+        wrong = next((o.caption for o in scenes[i + 1 :] + scenes[:i] if o.caption != s.caption), None)
+        if wrong is None:
+            raise ValueError(f"every scene of the {split} split from seed {seed} has the caption {s.caption!r}: the "
+                             "wrong-caption control needs another; evaluate more scenes (--samples)")
         model = run(s, s.caption, d, i)
         preds = {
             "model": model,
