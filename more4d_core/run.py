@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .bench.memory import PeakMemory
+from .errors import InputError, More4DError
 from .export.atomic import remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,6 +199,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (More4DError, ValueError, TypeError, OSError, KeyError) as exc:
+        if os.environ.get("MORE4D_DEBUG"):
+            raise
+        # a user's input was wrong: the message says what and what to do (MORE4D_DEBUG=1 shows the traceback)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _read_workflow(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"workflow {path} not found; shipped workflows are in {ROOT / 'workflows'}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"workflow {path} is not a ComfyUI workflow JSON file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"workflow {path} is not a ComfyUI workflow (a JSON object), got a {type(doc).__name__}")
+    return doc
+
+
+def _run(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
@@ -208,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cache import MODEL_CACHE
     from .depth.estimate import check_depth_shape
 
-    base_doc = json.loads(args.workflow.read_text())
+    base_doc = _read_workflow(args.workflow)
     images = _images(args.image)
     depth_files = {image: _depth_file(args.depth, image, len(images) > 1 or (args.image and Path(args.image).is_dir()))
                    for image in images}
@@ -216,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         if depth_path is not None:
             try:
                 depth_hw = load_image_file(depth_path)[0].shape[1:3]
-            except Exception as exc:
-                raise ValueError(f"depth map {depth_path} cannot be read as an image: {exc}") from exc
+            except (InputError, OSError) as exc:
+                raise InputError(f"depth map: {exc}") from None
             image_hw = load_image_file(image if image is not None else EXAMPLE_IMAGE)[0].shape[1:3]
             check_depth_shape(tuple(depth_hw), tuple(image_hw), f"depth map {depth_path}")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

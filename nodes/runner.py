@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from more4d_core.errors import InputError
+
 from . import NODE_CLASS_MAPPINGS
 from .workflow_format import GraphNode, read_workflow
 
@@ -27,7 +29,19 @@ def load_image_file(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """What ComfyUI's LoadImage returns: ``IMAGE [1, H, W, 3]`` float 0..1 and ``MASK [1, H, W]``."""
     import imageio.v3 as iio
 
-    arr = np.asarray(iio.imread(path))
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} not found")
+    try:
+        arr = np.asarray(iio.imread(path))
+    except Exception as exc:  # imageio raises many kinds (struct.error, OSError, its own) for a bad file
+        raise InputError(f"image {path} ({path.stat().st_size:,} bytes) cannot be read as an image "
+                         f"({type(exc).__name__}: {exc}); give a PNG, JPEG, WebP or BMP file") from None
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4)) or arr.size == 0:
+        raise InputError(f"image {path} holds an array of shape {list(arr.shape)}, not a picture "
+                         "(an animation or a multi-page file?); give a single PNG, JPEG, WebP or BMP image")
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=-1)
     alpha = arr[..., 3].astype(np.float32) / 255.0 if arr.shape[-1] == 4 else None

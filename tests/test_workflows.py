@@ -2,6 +2,7 @@
 headless runner, the model cache, interruption and actionable errors."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -170,8 +171,13 @@ def test_runner_command_line(tmp_path, capsys):
     assert "depth: the built-in prior" in out and "--depth FILE" in out  # names the depth and how to do better
     assert "camera roll: strength" in out and "(auto: the largest move within the hole budget)" in out
     assert (tmp_path / "more4d" / "orbit_00001.mp4").is_file()
-    with pytest.raises(ValueError, match="camera preset nodes"):
-        run_main(["--out", str(tmp_path), "--camera", "a", "b", "c"])
+    _refused(capsys, ["--out", str(tmp_path), "--camera", "a", "b", "c"], "camera preset nodes")
+    (tmp_path / "x.png").write_bytes(b"x\n")
+    _refused(capsys, ["--out", str(tmp_path), "--image", str(tmp_path / "x.png")],
+             r"image .*x\.png \(2 bytes\) cannot be read as an image .*PNG, JPEG")
+    _refused(capsys, ["--out", str(tmp_path), "--image", str(tmp_path / "missing.png")], r"missing\.png not found")
+    _refused(capsys, ["--out", str(tmp_path), "--workflow", str(tmp_path / "x.png")],
+             r"workflow .*x\.png is not a ComfyUI workflow JSON file")
 
 
 def test_depth_option_rewires_estimate_depth_to_a_depth_map():
@@ -201,23 +207,18 @@ def test_runner_depth_option(tmp_path, capsys):
                      *[a for k, v in QUICK.items() for a in (f"--{k}", str(v))]]) == 0
     out = capsys.readouterr().out
     assert "More4DDepthFromImage" in out and "depth: the depth map given (disparity, median 2.50 m)" in out
-    with pytest.raises(FileNotFoundError, match="depth map"):
-        run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "nope.png")])
+    _refused(capsys, ["--out", str(tmp_path), "--depth", str(tmp_path / "nope.png")], "depth map")
     import imageio.v3 as iio
 
     iio.imwrite(tmp_path / "wide.png", np.zeros((10, 100, 3), np.uint8))
-    with pytest.raises(ValueError, match="wide.png is 100x10 but the image is 512x368"):
-        run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "wide.png")])
+    _refused(capsys, ["--out", str(tmp_path), "--depth", str(tmp_path / "wide.png")], "wide.png is 100x10 but the image is 512x368")
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    with pytest.raises(ValueError, match="cannot be read as an image"):
-        run_main(["--out", str(tmp_path), "--depth", str(tmp_path / "bad.png")])
+    _refused(capsys, ["--out", str(tmp_path), "--depth", str(tmp_path / "bad.png")], "cannot be read as an image")
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(REPO / "more4d_core" / "assets" / "example.png", photos / "a.png")
-    with pytest.raises(ValueError, match="give --depth a folder"):
-        run_main(["--out", str(tmp_path), "--image", str(photos), "--depth", str(depth_map)])
-    with pytest.raises(FileNotFoundError, match="no depth map named a"):
-        run_main(["--out", str(tmp_path), "--image", str(photos), "--depth", str(tmp_path)])
+    _refused(capsys, ["--out", str(tmp_path), "--image", str(photos), "--depth", str(depth_map)], "give --depth a folder")
+    _refused(capsys, ["--out", str(tmp_path), "--image", str(photos), "--depth", str(tmp_path)], "no depth map named a")
 
 
 def test_external_depth_workflow_runs(out_dir):
@@ -360,3 +361,11 @@ def test_a_batch_skips_a_bad_image_and_reports_it(tmp_path, capsys):
     assert code == 1
     assert "1 of 3 images failed:" in out and "b.png:" in out and "skipping b.png" in out
     assert len(list((tmp_path / "out").rglob("*.mp4"))) == 4  # a and c: two videos each
+
+
+def _refused(capsys, argv, message):
+    """The runner refuses: exit status 2 and one line 'error: ...' (no traceback) saying what was wrong."""
+    capsys.readouterr()
+    assert run_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and re.search(message, err), err
