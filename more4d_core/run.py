@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .bench.memory import PeakMemory
+from .camera.presets import canonical_preset_name
 from .errors import InputError, More4DError
 from .export.atomic import remove_stale_temporaries
 
@@ -147,10 +148,56 @@ def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
     if args.camera:
         presets = [n for n in nodes if n["type"] == "More4DCameraPathPreset"]
         if len(args.camera) > len(presets):
-            raise ValueError(f"the workflow has {len(presets)} camera preset nodes; got {len(args.camera)} presets")
+            raise InputError(f"the workflow has {len(presets)} camera preset nodes; got {len(args.camera)} presets "
+                             f"({' '.join(args.camera)}): give at most {len(presets)}")
         for n, name in zip(presets, args.camera):
-            out.setdefault(n["id"], {})["preset"] = name
+            out.setdefault(n["id"], {})["preset"] = canonical_preset_name(name)
+    _name_outputs(doc, out, image.stem if image is not None else "example")
     return out
+
+
+def _name_outputs(doc: dict, out: dict[int, dict], stem: str) -> None:
+    """Save nodes write ``<folder>/<image>_<camera>`` (a video: the camera path it shows, traced up its
+    links; a scene: ``scene``), so a batch's files say which image and which camera they hold."""
+    from nodes.runner import RUNNABLE
+    from nodes.workflow_format import read_workflow
+
+    graph = read_workflow(doc, RUNNABLE)
+
+    def camera_of(node_id: int, seen: set[int]) -> str | None:
+        node = graph[node_id]
+        if node.type == "More4DCameraPathPreset":
+            return out.get(node_id, {}).get("preset", node.widgets.get("preset"))
+        if node.type == "More4DCameraPathKeyframes":
+            return "keyframes"
+        for src, _ in node.links.values():
+            if src not in seen:
+                seen.add(src)
+                found = camera_of(src, seen)
+                if found:
+                    return found
+        return None
+
+    for node in graph.values():
+        if node.type not in ("More4DSaveVideo", "More4DSaveScene") or "filename_prefix" not in node.widgets:
+            continue
+        folder = str(node.widgets["filename_prefix"]).rpartition("/")[0]
+        what = camera_of(node.id, {node.id}) if node.type == "More4DSaveVideo" else "scene"
+        name = f"{stem}_{what or 'video'}"
+        out.setdefault(node.id, {})["filename_prefix"] = f"{folder}/{name}" if folder else name
+
+
+def _size(path: Path) -> str:
+    """A file's or folder's size, readable (a PLY sequence is a folder)."""
+    try:
+        total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    except OSError:
+        return "?"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if total < 1024 or unit == "GB":
+            return f"{total:.0f} {unit}" if unit == "bytes" else f"{total:.1f} {unit}"
+        total /= 1024
+    return "?"
 
 
 def _report_example(doc: dict, results: dict) -> None:
@@ -176,12 +223,15 @@ def _report_example(doc: dict, results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.run", description=__doc__.splitlines()[0],
+                                     epilog=_help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW,
+                        help="a ComfyUI workflow (.json) built from this pack's nodes (default: workflows/more4d_default.json)")
     parser.add_argument("--image", default=None, help="input image or folder (default: the workflow's image)")
     parser.add_argument("--prompt", default=None, help="motion prompt (default: the workflow's)")
     parser.add_argument("--camera", nargs="*", default=None, help="presets for the workflow's camera path nodes, in order")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="noise seed, 0 .. 2^32-1 (default: the workflow's); "
+                        "the same seed gives the same motion")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     parser.add_argument("--frames", type=int, default=None, help="frames to generate (default 49)")
     parser.add_argument("--grid", default=None, choices=["image", "512", "384", "256", "128"],
@@ -195,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fov", type=float, default=None, help="horizontal field of view for --depth in degrees (0 = the default)")
     parser.add_argument("--depth-cleanup", default=None, choices=["snap", "drop", "none"],
                         help="what to do with --depth's flying pixels (default: the workflow's)")
-    parser.add_argument("--out", type=Path, default=Path("out"))
+    parser.add_argument("--out", type=Path, default=Path("out"),
+                        help="output folder (default: out/); files are named <image>_<camera>_NNNNN and never overwritten")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
@@ -205,11 +257,31 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (More4DError, ValueError, TypeError, OSError, KeyError) as exc:
-        if os.environ.get("MORE4D_DEBUG"):
+        if args.debug or os.environ.get("MORE4D_DEBUG"):
             raise
-        # a user's input was wrong: the message says what and what to do (MORE4D_DEBUG=1 shows the traceback)
+        # a user's input was wrong: the message says what and what to do (--debug shows the traceback)
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _help_epilog() -> str:
+    from .camera.presets import ALIASES, PRESET_DESCRIPTIONS
+    from .models.vocabulary import CANONICAL, KNOWN_WORDS
+
+    presets = "\n".join(f"  {name:14s} {text}" for name, text in PRESET_DESCRIPTIONS.items())
+    flows = "\n".join(f"  {p.relative_to(ROOT)}" + ("  (needs ComfyUI's core Wan nodes: run it in ComfyUI)"
+                                                    if p.stem in NEEDS_COMFYUI else "")
+                      for p in sorted((ROOT / "workflows").glob("*.json")))
+    words = " ".join(sorted(KNOWN_WORDS))
+    synonyms = ", ".join(sorted(CANONICAL)[:40])
+    return (f"camera presets (--camera, one per camera node of the workflow, in order):\n{presets}\n"
+            f"  also accepted: {', '.join(ALIASES)}\n\n"
+            f"shipped workflows (--workflow):\n{flows}\n\n"
+            f"words the bundled model knows (--prompt):\n  {words}\n"
+            f"  and synonyms such as {synonyms}, ... (unknown words are named in the log)")
+
+
+NEEDS_COMFYUI = ("more4d_native_wan_completion",)  # shipped workflows built on ComfyUI core nodes
 
 
 def _read_workflow(path: Path) -> dict:
@@ -229,7 +301,7 @@ def _run(args) -> int:
     from tqdm.auto import tqdm
 
     from nodes import comfy_bridge
-    from nodes.runner import execute, load_image_file
+    from nodes.runner import execute, load_image_file, prepare
     from nodes.workflow_depth import use_depth_image
 
     from .cache import MODEL_CACHE
@@ -237,6 +309,7 @@ def _run(args) -> int:
 
     base_doc = _read_workflow(args.workflow)
     images = _images(args.image)
+    prepare(base_doc, _overrides(base_doc, images[0], args))  # presets, values, nodes, model files: before any work
     depth_files = {image: _depth_file(args.depth, image, len(images) > 1 or (args.image and Path(args.image).is_dir()))
                    for image in images}
     for image, depth_path in depth_files.items():  # every depth map readable and of its image's shape before any work
@@ -305,7 +378,7 @@ def _run(args) -> int:
     print(f"done in {time.perf_counter() - start:.1f} s, peak memory +{mem.peak_bytes / 2**20:.0f} MiB, "
           f"models loaded {MODEL_CACHE.loads} (cache hits {MODEL_CACHE.hits}); wrote:")
     for path in written:
-        print(f"  {path}")
+        print(f"  {path}  ({_size(Path(path))})")
     if failed:
         print(f"{len(failed)} of {len(images)} images failed:")
         for label, message in failed:

@@ -18,7 +18,7 @@ import torch
 from more4d_core.errors import InputError
 
 from . import NODE_CLASS_MAPPINGS
-from .workflow_format import GraphNode, read_workflow
+from .workflow_format import GraphNode, check_value, read_workflow, widget_slots
 
 ASSETS = Path(__file__).resolve().parents[1] / "more4d_core" / "assets"
 ASSET_PREFIX = "more4d_"  # "more4d_example.png" in a workflow = the pack's assets/example.png
@@ -93,18 +93,44 @@ def missing_model_files(nodes: dict[int, GraphNode]) -> list[str]:
     return found
 
 
-def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | None = None,
-            on_node: Callable[[GraphNode, float], None] | None = None) -> dict[int, Any]:
-    """Run a workflow; returns every node's outputs. ``overrides`` replace widget values per node id."""
+def widget_problems(nodes: dict[int, GraphNode]) -> list[str]:
+    """Widget values of the active nodes outside their declared range or choices (model-file lists
+    depend on the machine and are checked by :func:`missing_model_files`)."""
+    problems: list[str] = []
+    for node in sorted(nodes.values(), key=lambda n: n.id):
+        cls = NODE_CLASS_MAPPINGS.get(node.type)
+        if node.mode != 0 or cls is None:
+            continue
+        dynamic = set(getattr(cls, "DYNAMIC_INPUTS", ()))
+        for name, spec in widget_slots(cls):
+            if spec is not None and name not in dynamic and name in node.widgets:
+                problems += [f"node {node.id} ({node.type}) {name}: {p}" for p in check_value(spec, node.widgets[name])]
+    return problems
+
+
+def prepare(doc: dict | str | Path, overrides: dict[int, dict[str, Any]] | None = None) -> dict[int, GraphNode]:
+    """The workflow's nodes with ``overrides`` applied, checked as far as possible without running
+    anything: node types, widget values, model files. Raises :class:`InputError` / FileNotFoundError."""
     nodes = read_workflow(doc, RUNNABLE)
     for node_id, values in (overrides or {}).items():
         nodes[node_id].widgets.update(values)
     unknown = sorted({n.type for n in nodes.values() if n.type not in RUNNABLE and n.mode == 0})
     if unknown:
-        raise KeyError(f"this workflow uses nodes the headless runner cannot run: {', '.join(unknown)}")
+        raise InputError(f"this workflow uses nodes the headless runner cannot run: {', '.join(unknown)} "
+                         "(ComfyUI core or other packs' nodes): queue it in ComfyUI")
+    problems = widget_problems(nodes)
+    if problems:  # what ComfyUI checks when a workflow is queued, before any node runs
+        raise InputError("the workflow has values its nodes do not accept:\n" + "\n".join(f"- {p}" for p in problems))
     missing = missing_model_files(nodes)
     if missing:  # before any heavy work, every missing file at once
         raise FileNotFoundError("this workflow needs model files that are not here:\n" + "\n".join(f"- {m}" for m in missing))
+    return nodes
+
+
+def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | None = None,
+            on_node: Callable[[GraphNode, float], None] | None = None) -> dict[int, Any]:
+    """Run a workflow; returns every node's outputs. ``overrides`` replace widget values per node id."""
+    nodes = prepare(doc, overrides)
     results: dict[int, Any] = {}
 
     def run(node_id: int, stack: tuple = ()):

@@ -114,7 +114,7 @@ def check_workflow(doc: dict, mappings: dict[str, type], external: dict[str, dic
                     if not isinstance(value, str):
                         problems.append(f"node {n['id']} ({t}).{name}: {value!r} is not a file name")
                     continue
-                problems += [f"node {n['id']} ({t}).{name}: {p}" for p in _check_value(spec, value)]
+                problems += [f"node {n['id']} ({t}).{name}: {p}" for p in check_value(spec, value)]
             declared = {name: spec[0] for name, spec, _ in input_specs(cls) if not is_widget(spec)}
             for name, spec, required in input_specs(cls):
                 linked = any(i["name"] == name and i.get("link") is not None for i in n.get("inputs", []))
@@ -159,11 +159,13 @@ def check_workflow(doc: dict, mappings: dict[str, type], external: dict[str, dic
     return problems
 
 
-def _check_value(spec: tuple, value) -> list[str]:
+def check_value(spec: tuple, value) -> list[str]:
+    """What is wrong with a widget ``value`` for its input ``spec`` (empty: nothing)."""
     kind = spec[0]
     opts = spec[1] if len(spec) > 1 else {}
     if isinstance(kind, (list, tuple)):
-        return [] if value in kind or not kind else [f"{value!r} is not one of the choices"]
+        shown = ", ".join(map(str, kind[:12])) + (", ..." if len(kind) > 12 else "")
+        return [] if value in kind or not kind else [f"{value!r} is not one of the choices ({shown})"]
     if kind == "INT":
         if not isinstance(value, int) or isinstance(value, bool):
             return [f"{value!r} is not an integer"]
@@ -174,6 +176,8 @@ def _check_value(spec: tuple, value) -> list[str]:
         return [] if isinstance(value, str) else [f"{value!r} is not text"]
     elif kind == "BOOLEAN":
         return [] if isinstance(value, bool) else [f"{value!r} is not true/false"]
+    if value != value:  # NaN passes every comparison
+        return [f"{value!r} is not a number"]
     if "min" in opts and value < opts["min"] or "max" in opts and value > opts["max"]:
         return [f"{value} is outside {opts.get('min')}..{opts.get('max')}"]
     return []

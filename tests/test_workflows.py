@@ -164,14 +164,27 @@ def test_runner_command_line(tmp_path, capsys):
     assert run_main(["--out", str(tmp_path), "--steps", "2", "--frames", "9", "--grid", "128",
                      "--camera", "roll", "pan_x", "--prompt", "the box grows"]) == 0
     out = capsys.readouterr().out
-    assert "More4DGenerate" in out and "peak memory" in out and "roll_00001.mp4" not in out  # prefixes stay
+    assert "More4DGenerate" in out and "peak memory" in out
     # the bundled example's true motion is known: the runner scores the generated motion against it
     assert "bundled example vs its true motion" in out and "nothing moves" in out and "share of the model's motion" in out
     assert "generated with the prompt 'the box grows'" in out
     assert "depth: the built-in prior" in out and "--depth FILE" in out  # names the depth and how to do better
     assert "camera roll: strength" in out and "(auto: the largest move within the hole budget)" in out
-    assert (tmp_path / "more4d" / "orbit_00001.mp4").is_file()
+    # outputs are named after the image and the camera each video shows, with their sizes printed
+    names = sorted(p.name for p in (tmp_path / "more4d").iterdir())
+    assert names == ["example_pan_x_00001.mp4", "example_roll_00001.mp4", "example_scene_00001.glb",
+                     "example_scene_00001.npz"], names
+    size = (tmp_path / "more4d" / "example_roll_00001.mp4").stat().st_size
+    assert re.search(rf"example_roll_00001\.mp4  \({size / 1024:.1f} KB\)", out), out
     _refused(capsys, ["--out", str(tmp_path), "--camera", "a", "b", "c"], "camera preset nodes")
+    loads = MODEL_CACHE.loads
+    MODEL_CACHE.drop()  # a refused run must not load the model first (it took ~55 s before the preset was checked)
+    _refused(capsys, ["--out", str(tmp_path), "--camera", "orbitt"], r"unknown camera preset 'orbitt'.*orbit")
+    _refused(capsys, ["--out", str(tmp_path), "--frames", "10000"], r"frames: 10000 is outside 2\.\.257")
+    _refused(capsys, ["--out", str(tmp_path), "--seed", "-1"], r"seed: -1 is outside 0\.\.4294967295")
+    _refused(capsys, ["--out", str(tmp_path), "--workflow", str(REPO / "workflows" / "more4d_native_wan_completion.json")],
+             r"cannot run: .*WanVaceToVideo.*queue it in ComfyUI")
+    assert MODEL_CACHE.loads == loads
     (tmp_path / "x.png").write_bytes(b"x\n")
     _refused(capsys, ["--out", str(tmp_path), "--image", str(tmp_path / "x.png")],
              r"image .*x\.png \(2 bytes\) cannot be read as an image .*PNG, JPEG")
@@ -360,7 +373,8 @@ def test_a_batch_skips_a_bad_image_and_reports_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "1 of 3 images failed:" in out and "b.png:" in out and "skipping b.png" in out
-    assert len(list((tmp_path / "out").rglob("*.mp4"))) == 4  # a and c: two videos each
+    videos = sorted(p.name for p in (tmp_path / "out").rglob("*.mp4"))  # a and c: two videos each, named for them
+    assert videos == ["a_dolly_00001.mp4", "a_static_00001.mp4", "c_dolly_00001.mp4", "c_static_00001.mp4"], videos
 
 
 def _refused(capsys, argv, message):
@@ -369,3 +383,19 @@ def _refused(capsys, argv, message):
     assert run_main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and re.search(message, err), err
+
+
+def test_runner_help_lists_presets_workflows_and_words(capsys):
+    with pytest.raises(SystemExit) as done:
+        run_main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--workflow", "--seed", "--out", "--debug"):
+        line = next(line for line in text.splitlines() if line.strip().startswith(option))
+        assert len(line.split(option, 1)[1].strip()) > 10 or option == "--workflow", line  # each has its text
+    for preset in ("static", "dolly", "orbit_reverse", "pan_x", "mix2"):
+        assert re.search(rf"^  {preset} +\S", text, re.M), preset
+    for flow in sorted((REPO / "workflows").glob("*.json")):
+        assert f"workflows/{flow.name}" in text
+    assert "more4d_native_wan_completion.json  (needs ComfyUI" in text
+    assert "ball" in text and "bounces" in text and "counterclockwise" in text
