@@ -1,6 +1,7 @@
 """Command line: render 4D scene files along camera paths and export them.
 
     python -m more4d_core.cli render SCENE.npz --camera orbit dolly --out out/
+    python -m more4d_core.cli render SCENE.npz --camera more4d_core/assets/keyframes_example.json --out out/
     python -m more4d_core.cli demo --out out/demo      # the built-in analytic scene
 
 For every camera path it writes ``<camera>.mp4`` (frames), ``<camera>_holes.mp4`` (hole mask) and
@@ -17,9 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .camera import PRESET_NAMES, camera_preset, parse_keyframes
+from .camera.keyframes import KEYFRAMES_EXAMPLE_FILE
+from .camera.presets import canonical_preset_name
 from .data.analytic import make_analytic_scene
+from .errors import InputError, More4DError
 from .export import export_glb, export_ply_sequence, load_scene, save_scene
 from .export.atomic import write_file_atomic
+from .export.file_size import readable_size
 from .export.video import frames_to_uint8, write_video
 from .render import render_scene
 from .render.visualize import parse_color
@@ -47,21 +52,59 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ply", action="store_true", help="also export per-frame PLY point clouds")
     p.add_argument("--point-stride", type=int, default=2, help="GLB/PLY keep every n-th row/column of points")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def _check_camera(spec: str) -> tuple[str, str]:
+    """``(label, spec)`` of a preset name (aliases resolved) or a keyframe file, checked before any work."""
+    if spec.lower().endswith(".json"):
+        file = Path(spec)
+        if not file.is_file():
+            raise InputError(f"keyframe file {file} not found (the shipped example: {KEYFRAMES_EXAMPLE_FILE})")
+        try:
+            parse_keyframes(file.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise InputError(f"keyframe file {file} is not a text JSON file") from None
+        except InputError as exc:
+            raise InputError(f"keyframe file {file}: {exc}") from None
+        return file.stem, str(file)
+    name = canonical_preset_name(spec)
+    return name, name
 
 
 def _camera(spec: str, scene: Scene4D, strength: float):
-    if spec.endswith(".json"):
-        path = parse_keyframes(Path(spec).read_text(), scene_depth=scene.median_depth(), num_frames=scene.num_frames)
-        return Path(spec).stem, path
-    return spec, camera_preset(spec, scene.num_frames, scene_depth=scene.median_depth(), strength=strength)
+    if spec.lower().endswith(".json"):
+        return parse_keyframes(Path(spec).read_text(encoding="utf-8"), scene_depth=scene.median_depth(),
+                               num_frames=scene.num_frames)
+    return camera_preset(spec, scene.num_frames, scene_depth=scene.median_depth(), strength=strength)
+
+
+def _targets(args: argparse.Namespace, labels: list[str]) -> list[Path]:
+    names = [n for label in labels for n in (f"{label}.mp4", f"{label}_holes.mp4", f"{label}_mid.png")]
+    names += ["scene.glb"] * args.glb + ["scene_ply"] * args.ply + ["scene.npz"] * (args.command == "demo")
+    return [args.out / n for n in names]
+
+
+def _check_outputs(args: argparse.Namespace, labels: list[str]) -> None:
+    """Before any work: two cameras with one name, or files already there without --overwrite."""
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise InputError(f"--camera names {', '.join(twice)} more than once: each camera writes <name>.mp4")
+    if args.overwrite:
+        return
+    there = [str(p) for p in _targets(args, labels) if p.exists()]
+    if there:
+        shown = ", ".join(there[:4]) + (f" and {len(there) - 4} more" if len(there) > 4 else "")
+        raise InputError(f"{shown} already exist{'s' if len(there) == 1 else ''}: pass --overwrite to replace "
+                         "them or choose another --out folder")
 
 
 def render_outputs(scene: Scene4D, args: argparse.Namespace) -> list[Path]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for spec in args.camera:
-        label, path = _camera(spec, scene, args.strength)
+    for label, spec in args.cameras:
+        path = _camera(spec, scene, args.strength)
         start = time.perf_counter()
         result = render_scene(scene, path, output_hw=args.size, splat_radius=args.splat,
                               background=parse_color(args.background), device=args.device)
@@ -98,9 +141,26 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--frames", type=int, default=49)
     _add_render_options(p_demo)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (More4DError, ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # what was wrong and what to do; --debug shows the traceback
+        return 2
 
+
+def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    args.cameras = [_check_camera(spec) for spec in args.camera]  # every input checked before any work
+    _check_outputs(args, [label for label, _ in args.cameras])
     if args.command == "render":
+        if not args.scene.is_file():
+            raise InputError(f"scene file {args.scene} not found (write one with: python -m more4d_core.cli demo "
+                             "--out out/demo, or the Save 4D Scene node)")
         scene = load_scene(args.scene)
         print(f"loaded {scene} from {args.scene}")
         written = []
@@ -111,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     written += render_outputs(scene, args)
     print(f"done in {time.perf_counter() - start:.1f} s; wrote:")
     for path in written:
-        print(f"  {path}")
+        print(f"  {Path(path).resolve()}  ({readable_size(path)})")
     return 0
 
 

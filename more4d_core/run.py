@@ -26,6 +26,7 @@ from .bench.memory import PeakMemory
 from .camera.presets import canonical_preset_name
 from .errors import InputError, More4DError
 from .export.atomic import remove_stale_temporaries
+from .export.file_size import readable_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKFLOW = ROOT / "workflows" / "more4d_default.json"
@@ -185,19 +186,6 @@ def _name_outputs(doc: dict, out: dict[int, dict], stem: str) -> None:
         what = camera_of(node.id, {node.id}) if node.type == "More4DSaveVideo" else "scene"
         name = f"{stem}_{what or 'video'}"
         out.setdefault(node.id, {})["filename_prefix"] = f"{folder}/{name}" if folder else name
-
-
-def _size(path: Path) -> str:
-    """A file's or folder's size, readable (a PLY sequence is a folder)."""
-    try:
-        total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    except OSError:
-        return "?"
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if total < 1024 or unit == "GB":
-            return f"{total:.0f} {unit}" if unit == "bytes" else f"{total:.1f} {unit}"
-        total /= 1024
-    return "?"
 
 
 def _report_example(doc: dict, results: dict) -> None:
@@ -378,7 +366,7 @@ def _run(args) -> int:
     print(f"done in {time.perf_counter() - start:.1f} s, peak memory +{mem.peak_bytes / 2**20:.0f} MiB, "
           f"models loaded {MODEL_CACHE.loads} (cache hits {MODEL_CACHE.hits}); wrote:")
     for path in written:
-        print(f"  {path}  ({_size(Path(path))})")
+        print(f"  {path}  ({readable_size(path)})")
     if failed:
         print(f"{len(failed)} of {len(images)} images failed:")
         for label, message in failed:

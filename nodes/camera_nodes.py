@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from more4d_core.camera import PRESET_DESCRIPTIONS, PRESET_NAMES, camera_preset, parse_keyframes
 from more4d_core.camera.fillable import MAX_HOLES, fillable_preset, hole_fractions
-from more4d_core.camera.keyframes import KEYFRAMES_FORMAT, KEYFRAMES_VERSION
+from more4d_core.camera.keyframes import KEYFRAMES_EXAMPLE_FILE
 from more4d_core.camera.presets import MAX_FRAMES
 from more4d_core.errors import InputError
 from more4d_core.scene import Scene4D
@@ -17,20 +16,8 @@ from .types import CAMERA_PATH, CATEGORY, SCENE, require
 _DEFAULT_FRAMES = 49
 log = logging.getLogger("more4d")
 
-EXAMPLE_KEYFRAMES = json.dumps(
-    {
-        "format": KEYFRAMES_FORMAT,
-        "version": KEYFRAMES_VERSION,
-        "units": "scene_depth",
-        "interpolation": "spline",
-        "keyframes": [
-            {"time": 0.0, "position": [0, 0, 0], "look_at": [0, 0, 1]},
-            {"time": 0.5, "position": [0.15, -0.05, 0.1], "look_at": [0, 0, 1]},
-            {"time": 1.0, "position": [0.3, 0, 0.15], "look_at": [0, 0, 1], "zoom": 1.1},
-        ],
-    },
-    indent=2,
-)
+# the shipped keyframe example (also the command line's: python -m more4d_core.cli render ... --camera <it>)
+EXAMPLE_KEYFRAMES = KEYFRAMES_EXAMPLE_FILE.read_text().strip()
 
 _SCENE_TIP = (
     "Optional 4D scene: sets the motion scale (its median depth) and, when frames is 0, the frame count."

@@ -30,7 +30,36 @@ def test_demo_then_render_from_the_command_line(tmp_path, capsys):
                      "--camera", "roll", str(keyframes), "--size", "64x48", "--splat", "2", "--ply"]) == 0
     assert iio.imread(tmp_path / "r" / "push.mp4").shape == (5, 48, 64, 3)
     assert len(list((tmp_path / "r" / "scene_ply").glob("*.ply"))) == 5
-    assert "wrote:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote:" in out and f"{(tmp_path / 'r' / 'push.mp4').resolve()}  (" in out and " KB)" in out
+
+
+def _refused(capsys, argv, message):
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and message in err, err
+
+
+def test_cli_checks_its_inputs_before_any_work(tmp_path, capsys):
+    """The README's render command with the shipped keyframe example; a rerun or a typo is one message
+    (exit 2) before anything is written."""
+    assert cli_main(["demo", "--out", str(tmp_path / "demo"), "--grid", "32x24", "--frames", "5"]) == 0
+    scene = str(tmp_path / "demo" / "scene.npz")
+    example = str(REPO / "more4d_core" / "assets" / "keyframes_example.json")
+    argv = ["render", scene, "--camera", "circle", "roll", example, "--size", "64x48", "--out", str(tmp_path / "r")]
+    assert cli_main(argv) == 0
+    assert iio.imread(tmp_path / "r" / "keyframes_example.mp4").shape == (5, 48, 64, 3)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r").iterdir()}
+    _refused(capsys, argv, "already exist: pass --overwrite")  # the rerun: nothing replaced, nothing half-written
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r").iterdir()} == before
+    assert cli_main(argv + ["--overwrite"]) == 0
+    fresh = str(tmp_path / "fresh")
+    _refused(capsys, ["render", scene, "--camera", "circle", "orbitt", "--out", fresh], "unknown camera preset 'orbitt'")
+    _refused(capsys, ["render", scene, "--camera", "nope.json", "--out", fresh], "keyframe file nope.json not found")
+    _refused(capsys, ["render", scene, "--camera", "roll", "roll", "--out", fresh], "names roll more than once")
+    _refused(capsys, ["render", str(tmp_path / "none.npz"), "--out", fresh], "none.npz not found")
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_video_writer_pads_odd_sizes_and_refuses_bad_input(tmp_path):

@@ -181,3 +181,20 @@ def test_numbered_names(tmp_path):
     assert next_free_stem(tmp_path, "more4d/scene", (".npz", ".glb")) == "more4d/scene_00008"
     with pytest.raises(UnsafePathError):
         next_free_stem(tmp_path, "../scene")
+
+
+def test_readable_size_of_files_and_folders(tmp_path):
+    from more4d_core.export.file_size import readable_size
+
+    (tmp_path / "a").write_bytes(b"x" * 1000)
+    (tmp_path / "b").write_bytes(b"x" * 1536)  # 1.5 KiB
+    (tmp_path / "c").write_bytes(b"x" * (3 * 1024**2 + 1024**2 // 4))  # 3.25 MiB
+    assert readable_size(tmp_path / "a") == "1000 bytes"
+    assert readable_size(tmp_path / "b") == "1.5 KB"
+    assert readable_size(tmp_path / "c") == "3.2 MB"  # 3.25 rounds half to even
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    (folder / "f0").write_bytes(b"x" * 1024)
+    (folder / "f1").write_bytes(b"x" * 2048)
+    assert readable_size(folder) == "3.0 KB"
+    assert readable_size(tmp_path / "gone") == "?"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,8 @@ from .rotations import euler_to_matrix, look_at, matrix_to_quaternion, quaternio
 
 KEYFRAMES_FORMAT = "more4d.camera_keyframes"
 KEYFRAMES_VERSION = 1
+# a small push-in and drift to the right, by time (0..1): the Keyframes node's default and the CLI's example
+KEYFRAMES_EXAMPLE_FILE = Path(__file__).resolve().parents[1] / "assets" / "keyframes_example.json"
 _UNITS = ("scene_depth", "metres", "meters")
 _F64 = torch.float64
 
