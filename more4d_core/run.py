@@ -135,6 +135,9 @@ def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
     if image is not None and prompt is None and image.with_suffix(".txt").is_file():
         prompt = image.with_suffix(".txt").read_text().strip()
     for n in nodes:
+        if n["type"] == "More4DEstimateDepth" and (args.fov is not None or image is not None):
+            # the workflow's field of view is its own image's (the example's): another photo gets --fov or 0 (auto)
+            out.setdefault(n["id"], {})["fov"] = float(args.fov or 0.0)
         if n["type"] == "More4DGenerate":
             if prompt is not None:
                 out.setdefault(n["id"], {})["prompt"] = prompt
@@ -230,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth-mode", default="disparity", choices=["disparity", "depth"],
                         help="how to read --depth: disparity = brighter is nearer (most depth tools), depth = brighter is farther")
     parser.add_argument("--median-depth", type=float, default=None, help="metric scale of --depth: its median distance in metres")
-    parser.add_argument("--fov", type=float, default=None, help="horizontal field of view for --depth in degrees (0 = the default)")
+    parser.add_argument("--fov", type=float, default=None, help="horizontal field of view of the image in degrees (0 = the depth model's or 53.1; default: "
+                             "the workflow's for its own image, 0 for --image)")
     parser.add_argument("--depth-cleanup", default=None, choices=["snap", "drop", "none"],
                         help="what to do with --depth's flying pixels (default: the workflow's)")
     parser.add_argument("--out", type=Path, default=Path("out"),
@@ -285,6 +289,16 @@ def _read_workflow(path: Path) -> dict:
 
 
 def _run(args) -> int:
+    from nodes import comfy_bridge
+
+    try:
+        return _run_workflows(args)
+    finally:  # the pack's globals as they were (the runner may be called again in one process, e.g. by tests)
+        comfy_bridge.set_output_directory(None)
+        comfy_bridge.PROGRESS_HOOK = None
+
+
+def _run_workflows(args) -> int:
     import torch
     from tqdm.auto import tqdm
 

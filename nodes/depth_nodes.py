@@ -55,7 +55,7 @@ class EstimateDepth:
                 "image": ("IMAGE", {"tooltip": "The image to estimate depth for (the first of a batch)."}),
                 "backend": (["prior", "transformers", "unidepth"], {"default": "prior", "tooltip": _BACKEND_TIP}),
                 "model_folder": (folders, {"default": model_files.NONE, "tooltip": "The model folder for transformers / unidepth."}),
-                "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.5, "tooltip": _FOV_TIP}),
+                "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.05, "round": 0.01, "tooltip": _FOV_TIP}),
                 "median_depth": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 1000.0, "step": 0.05, "tooltip": _MEDIAN_TIP}),
                 "relative_mode": (["auto", "disparity", "depth"], {"default": "auto",
                                   "tooltip": "How to read a relative model's output (auto = by model type)."}),
@@ -97,7 +97,7 @@ class DepthFromImage:
                 "mode": (["disparity", "depth"], {"default": "disparity",
                          "tooltip": "disparity: brighter = nearer (most depth nodes); depth: brighter = farther."}),
                 "median_depth": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 1000.0, "step": 0.05, "tooltip": _MEDIAN_TIP}),
-                "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.5, "tooltip": _FOV_TIP}),
+                "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.05, "round": 0.01, "tooltip": _FOV_TIP}),
                 "cleanup": (["snap", "drop", "none"], {"default": "snap", "tooltip": _CLEANUP_TIP}),
             }
         }

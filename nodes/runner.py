@@ -74,6 +74,7 @@ class LoadImageStandIn:
 
 
 RUNNABLE = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImageStandIn}
+VIEWER_ONLY = ("More4DPreview",)  # shows the scene in ComfyUI's browser page: nothing to do headless
 
 
 def missing_model_files(nodes: dict[int, GraphNode]) -> list[str]:
@@ -139,7 +140,7 @@ def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | No
         if node_id in stack:
             raise ValueError(f"the workflow has a cycle through node {node_id}")
         node = nodes[node_id]
-        if node.mode != 0:
+        if node.mode != 0 or node.type in VIEWER_ONLY:
             results[node_id] = None
             return None
         kwargs = dict(node.widgets)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import NODE_CLASS_MAPPINGS
-from .runner import EXAMPLE_IMAGE_NAME
+from .runner import ASSETS, EXAMPLE_IMAGE_NAME
 from .workflow_format import build_workflow
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
@@ -43,6 +43,11 @@ def _input_image(**extra) -> dict:
     """Node 1 of every workflow: the example image (copied into ComfyUI's input folder at start-up)."""
     return {"id": 1, "type": "LoadImage", "pos": [0, 40], "size": [340, 360],
             "widgets_values": [EXAMPLE_IMAGE_NAME, "image"], **extra}
+
+
+def _example_fov() -> float:
+    """The bundled example's true horizontal field of view (its procedural camera), to 0.01 degree."""
+    return round(float(json.loads((ASSETS / "example.json").read_text())["fov_deg"]), 2)
 
 
 def _estimate_depth(widgets: dict) -> dict:
@@ -82,13 +87,15 @@ def default_workflow() -> dict:
     """CPU, no downloads: built-in depth prior, bundled model, orbit + dolly, classical completion."""
     nodes = [
         _input_image(),
-        _estimate_depth({"backend": "prior"}),
+        _estimate_depth({"backend": "prior", "fov": _example_fov()}),
     ]
     chain, scene = _generation_chain((1, 0), (2, 0), 3, {}, {})
     nodes += chain
     nodes += _render_branch(scene, 10, "orbit", 40, {"widgets": {"method": "classical"}})
     nodes += _render_branch(scene, 20, "dolly", 420, {"widgets": {"method": "classical"}})
     nodes.append({"id": 30, "type": "More4DSaveScene", "pos": [1160, 800], "inputs": {"scene": (scene, 0)}})
+    nodes.append({"id": 31, "type": "More4DPreview", "pos": [1500, 800], "size": [480, 420],
+                  "inputs": {"scene": (scene, 0), "camera_path": (10, 0)}})
     return build_workflow(nodes, NODE_CLASS_MAPPINGS, CORE_NODES)
 
 
@@ -98,7 +105,8 @@ def external_depth_workflow() -> dict:
         _input_image(title="Image"),
         {"id": 2, "type": "LoadImage", "pos": [0, 440], "size": [340, 360], "title": "Depth map (replace with your depth node)",
          "widgets_values": ["more4d_example_depth.png", "image"]},
-        {"id": 3, "type": "More4DDepthFromImage", "pos": [380, 40], "inputs": {"image": (1, 0), "depth_image": (2, 0)}},
+        {"id": 3, "type": "More4DDepthFromImage", "pos": [380, 40], "widgets": {"fov": _example_fov()},
+         "inputs": {"image": (1, 0), "depth_image": (2, 0)}},
     ]
     chain, scene = _generation_chain((1, 0), (3, 0), 4, {}, {})
     nodes += chain
@@ -110,7 +118,8 @@ def full_wan_workflow() -> dict:
     """The paper's pipeline with the full models from models/more4d/ (names as the README lists them)."""
     nodes = [
         _input_image(),
-        _estimate_depth({"backend": "transformers", "model_folder": "depth/Depth-Anything-V2-Metric-Indoor-Large-hf/"}),
+        _estimate_depth({"backend": "transformers", "model_folder": "depth/Depth-Anything-V2-Metric-Indoor-Large-hf/",
+                         "fov": _example_fov()}),
         {"id": 40, "type": "More4DLoadCompletionModel", "pos": [1500, 800],
          "widgets": {"transformer": "Wan2.1-Fun-V1.1-14B-InP/", "vae": "models/vae/wan_2.1_vae.safetensors",
                      "text_encoder": "models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",

@@ -205,7 +205,8 @@ def test_depth_option_rewires_estimate_depth_to_a_depth_map():
     swapped = next(n for n in nodes.values() if n.type == "More4DDepthFromImage")
     assert not any(n.type == "More4DEstimateDepth" for n in nodes.values())
     # the node's own widgets, in its declared order: mode, median_depth, fov, cleanup (fov, cleanup carried over)
-    assert swapped.widgets == {"mode": "disparity", "median_depth": 2.0, "fov": 0.0, "cleanup": "snap"}
+    example_fov = round(json.loads((REPO / "more4d_core" / "assets" / "example.json").read_text())["fov_deg"], 2)
+    assert swapped.widgets == {"mode": "disparity", "median_depth": 2.0, "fov": example_fov, "cleanup": "snap"}
     loader = nodes[swapped.links["depth_image"][0]]
     assert loader.type == "LoadImage" and next(n for n in new["nodes"] if n["id"] == loader.id)["widgets_values"][0] == "/maps/d.png"
     image_source = next(n for n in nodes.values() if n.type == "More4DGenerate").links["image"]
@@ -399,3 +400,18 @@ def test_runner_help_lists_presets_workflows_and_words(capsys):
         assert f"workflows/{flow.name}" in text
     assert "more4d_native_wan_completion.json  (needs ComfyUI" in text
     assert "ball" in text and "bounces" in text and "counterclockwise" in text
+
+
+# ComfyUI's template lookup (app/custom_node_manager.py, ComfyUI 0.3x): every custom node folder's
+# <name>/*.json for these folder names, in this order; "workflows" is accepted as a legacy alias
+COMFY_TEMPLATE_FOLDERS = ["example_workflows", "example", "examples", "workflow", "workflows"]
+
+
+def test_comfyui_lists_each_shipped_template_once(tmp_path):
+    custom_nodes = tmp_path / "custom_nodes"
+    custom_nodes.mkdir()
+    (custom_nodes / "ComfyUI-MoRe4D").symlink_to(REPO, target_is_directory=True)
+    found = [p for name in COMFY_TEMPLATE_FOLDERS for p in sorted(custom_nodes.glob(f"*/{name}/*.json"))]
+    listed = [p.stem for p in found]
+    assert sorted(listed) == sorted(WORKFLOWS), listed  # each template once: no second folder doubling the list
+    assert {p.parent.name for p in found} == {"workflows"}
