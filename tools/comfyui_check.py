@@ -1,0 +1,180 @@
+"""The pack in a real ComfyUI: install a copy, start the server on a loopback port, check what it
+registers and serves, queue the shipped workflows over its HTTP API and report how each ran.
+
+    python tools/comfyui_check.py --comfyui /path/to/ComfyUI --python /path/to/ComfyUI/.venv/bin/python
+
+ComfyUI needs its own environment (its requirements; `--cpu` works without a GPU). The pack is
+copied (the files git tracks) into ``custom_nodes/ComfyUI-MoRe4D`` of that ComfyUI, replacing an
+earlier copy; outputs go to a temporary folder. Only 127.0.0.1 is used. Exit status 0 when every
+check passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACK = "ComfyUI-MoRe4D"
+RUNNABLE_HERE = ("more4d_default", "more4d_external_depth")  # need no model files beyond the pack's
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(base: str, path: str):
+    with urllib.request.urlopen(base + path, timeout=30) as r:
+        body = r.read()
+    return json.loads(body) if body[:1] in (b"{", b"[") else body
+
+
+def _post(base: str, path: str, data: dict):
+    req = urllib.request.Request(base + path, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return {"http_error": exc.code, "body": json.loads(exc.read() or b"{}")}
+
+
+def install(comfyui: Path) -> Path:
+    target = comfyui / "custom_nodes" / PACK
+    if target.exists():
+        shutil.rmtree(target)
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        src, dst = REPO / name.decode(), target / name.decode()
+        if src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    return target
+
+
+def api_prompt(doc: dict, object_info: dict) -> dict:
+    """A UI workflow as an API prompt: widget values by input name (the order ComfyUI's object_info
+    gives, with the extra seed-control value skipped), links as [node id, output slot]."""
+    links = {link[0]: link for link in doc.get("links", [])}
+    prompt = {}
+    for node in doc["nodes"]:
+        if node.get("mode", 0) != 0:
+            continue
+        info = object_info[node["type"]]["input"]
+        linked = {i["name"]: links[i["link"]] for i in node.get("inputs", []) if i.get("link") is not None}
+        inputs: dict = {}
+        values = list(node.get("widgets_values") or [])
+        for section in ("required", "optional"):
+            for name, spec in (info.get(section) or {}).items():
+                kind = spec[0]
+                is_widget = isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+                if name in linked:
+                    link = linked[name]
+                    inputs[name] = [str(link[1]), link[2]]
+                    if is_widget and values:  # a converted widget keeps its slot in widgets_values
+                        values.pop(0)
+                    continue
+                if not is_widget or not values:
+                    continue
+                inputs[name] = values.pop(0)
+                opts = spec[1] if len(spec) > 1 else {}
+                if opts.get("control_after_generate") and values and values[0] in ("fixed", "increment", "decrement",
+                                                                                   "randomize"):
+                    values.pop(0)
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+def run_workflow(base: str, name: str, object_info: dict, timeout: float) -> dict:
+    doc = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+    prompt = api_prompt(doc, object_info)
+    start = time.perf_counter()
+    answer = _post(base, "/prompt", {"prompt": prompt, "client_id": "more4d-check"})
+    if "prompt_id" not in answer:
+        return {"workflow": name, "ok": False, "error": answer}
+    pid = answer["prompt_id"]
+    while time.perf_counter() - start < timeout:
+        history = _get(base, f"/history/{pid}")
+        if pid in history:
+            entry = history[pid]
+            status = entry.get("status", {})
+            files = [f for out in entry.get("outputs", {}).values() for f in out.get("text", [])
+                     if isinstance(f, str)]
+            return {"workflow": name, "ok": status.get("status_str") == "success", "seconds": round(time.perf_counter() - start, 1),
+                    "outputs": files, "messages": [m[0] for m in status.get("messages", [])]}
+        time.sleep(1.0)
+    return {"workflow": name, "ok": False, "error": f"not finished after {timeout} s"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--comfyui", type=Path, required=True, help="a ComfyUI checkout (main.py inside)")
+    parser.add_argument("--python", default=sys.executable, help="the Python of ComfyUI's environment")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per workflow")
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args(argv)
+    if not (args.comfyui / "main.py").is_file():
+        parser.error(f"{args.comfyui} has no main.py: give a ComfyUI checkout")
+    install(args.comfyui)
+    out = Path(tempfile.mkdtemp(prefix="more4d-comfy-"))
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(out / "server.log", "w")
+    server = subprocess.Popen([args.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+                               "--output-directory", str(out / "output"), "--disable-auto-launch"],
+                              cwd=args.comfyui, stdout=log, stderr=subprocess.STDOUT)
+    report: dict = {"server_log": str(out / "server.log")}
+    try:
+        start = time.perf_counter()
+        object_info = None
+        while time.perf_counter() - start < 300 and server.poll() is None:
+            try:
+                object_info = _get(base, "/object_info")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(1.0)
+        if object_info is None:
+            print(f"ComfyUI did not start; see {out / 'server.log'}")
+            return 1
+        report["startup_s"] = round(time.perf_counter() - start, 1)
+        ours = sorted(k for k in object_info if k.startswith("More4D"))
+        expected = sorted(json.loads(subprocess.run(
+            [sys.executable, "-c", "import json, sys; sys.path.insert(0, '.'); from nodes import NODE_CLASS_MAPPINGS;"
+             " print(json.dumps(list(NODE_CLASS_MAPPINGS)))"], cwd=REPO, capture_output=True, text=True, check=True).stdout))
+        report["nodes"] = {"registered": len(ours), "expected": len(expected),
+                           "missing": sorted(set(expected) - set(ours))}
+        templates = _get(base, "/workflow_templates")
+        report["templates"] = sorted(templates.get(PACK, []))
+        extensions = _get(base, "/extensions")
+        report["scripts"] = sorted(e for e in extensions if f"/{PACK}/" in e)
+        import_line = next((line for line in (out / "server.log").read_text().splitlines()
+                            if PACK in line and "seconds" in line), "")
+        report["import"] = import_line.strip()
+        report["runs"] = [run_workflow(base, name, object_info, args.timeout) for name in RUNNABLE_HERE]
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    print(json.dumps(report, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    ok = (not report["nodes"]["missing"] and len(report["templates"]) == 4 and report["scripts"]
+          and all(r["ok"] for r in report["runs"]))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
