@@ -52,10 +52,6 @@ class TrajectoryGenerator(nn.Module):
         info: dict | None = None,
     ):
         super().__init__()
-        if config.image_dim is not None and image_tokens is None:
-            raise InputError(
-                f"{config.name} needs CLIP image tokens: give the CLIP image-encoder folder (or its grey-token cache)"
-            )
         self.config = config
         self.transformer = transformer
         self.codec = codec
@@ -93,13 +89,42 @@ class TrajectoryGenerator(nn.Module):
     def read_prompt(self, prompt: str):
         """What the text encoder reads of ``prompt`` (:class:`~.models.vocabulary.PromptReading`, for
         the built-in word encoder; None for umT5); its warnings go to the log."""
-        read = getattr(self.text_encoder, "read", None)
+        read = getattr(self.text_encoder, "read", None) if self.text_encoder is not None else None
         if read is None:
             return None
         reading = read(prompt)
         for warning in reading.warnings:
             log.warning("prompt %r: %s", prompt, warning)
         return reading
+
+    def _check_text_states(self, states: torch.Tensor | None) -> torch.Tensor | None:
+        cfg = self.config
+        if states is None:
+            if self.text_encoder is None:
+                raise InputError(
+                    f"{cfg.name} was loaded without its text encoder: connect the prompt as CONDITIONING (core's "
+                    "CLIP Text Encode with the Wan umT5 from Load CLIP, type wan) to Generate's positive and negative "
+                    "inputs, or give the loader the umT5 text_encoder file")
+            return None
+        states = torch.as_tensor(states)
+        if tuple(states.shape) != (2, cfg.text_len, cfg.text_dim):
+            raise InputError(f"text states must be [2, {cfg.text_len}, {cfg.text_dim}] (prompt and negative prompt), "
+                             f"got {list(states.shape)}")
+        return states
+
+    def _check_image_tokens(self, tokens: torch.Tensor | None) -> torch.Tensor | None:
+        cfg = self.config
+        tokens = self.image_tokens if tokens is None else torch.as_tensor(tokens)
+        if cfg.image_dim is None:
+            return None
+        if tokens is None:
+            raise InputError(
+                f"{cfg.name} needs CLIP image tokens: connect a CLIP_VISION (core's Load CLIP Vision with "
+                "clip_vision_h) to Generate's clip_vision input, or give the loader the CLIP file or folder")
+        if tokens.ndim != 3 or tokens.shape[0] != 1 or tokens.shape[2] != cfg.image_dim:
+            raise InputError(f"CLIP image tokens must be [1, tokens, {cfg.image_dim}] (ViT-H/14's penultimate layer), "
+                             f"got {list(tokens.shape)}")
+        return tokens
 
     @torch.no_grad()
     def generate(
@@ -122,13 +147,17 @@ class TrajectoryGenerator(nn.Module):
         fps: float | None = None,
         progress: Callable[[int, int], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        text_states: torch.Tensor | None = None,
+        image_tokens: torch.Tensor | None = None,
     ) -> Scene4D:
         """Generate the 4D scene of ``image`` (``[H, W, 3]`` 0..1) with metric ``depth`` ``[H, W]``
         and pixel ``intrinsics`` of the image. ``grid_hw`` is the output point grid (default the
         depth map's size); ``generation_hw`` the model's working grid (default: the trained area
         at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
         motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
-        :mod:`.sampling.still`)."""
+        :mod:`.sampling.still`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
+        prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.text_states`) replace
+        the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
         steps = int(steps or cfg.steps)
         shift = float(cfg.shift if shift is None else shift)
@@ -152,6 +181,8 @@ class TrajectoryGenerator(nn.Module):
         grid_hw = tuple(grid_hw or depth.shape)
         gen_hw = tuple(generation_hw or cond.generation_size(image_hw, cfg))
         cfg.check_size(gen_hw[0], gen_hw[1], frames)
+        text_states = self._check_text_states(text_states)
+        tokens = self._check_image_tokens(image_tokens)
         check_memory(f"generating {frames} frames on a {grid_hw[1]}x{grid_hw[0]} point grid",
                      generation_bytes(frames, grid_hw), "choose a smaller grid (e.g. 512 instead of image) or fewer "
                      "frames", device=self.device)
@@ -168,10 +199,13 @@ class TrajectoryGenerator(nn.Module):
         stage = self._stage
         image_g = cond.resize_image(img, gen_hw).to(dev)
         depth_g = cond.resize_depth(depth, gen_hw).to(dev)
-        reading = self.read_prompt(prompt)
-        with stage(self.text_encoder):
-            texts = self.text_encoder([prompt, negative_prompt]).to(dev, dt)
-        image_tokens = self.image_tokens.to(dev, dt) if self.image_tokens is not None else None
+        if text_states is None:
+            reading = self.read_prompt(prompt)
+            with stage(self.text_encoder):
+                texts = self.text_encoder([prompt, negative_prompt]).to(dev, dt)
+        else:
+            reading, texts = None, text_states.to(dev, dt)
+        image_tokens = tokens.to(dev, dt) if tokens is not None else None
 
         with stage(self.transformer):
             with stage(self.codec):
@@ -210,7 +244,7 @@ class TrajectoryGenerator(nn.Module):
         meta = {
             "source": "more4d-generator",
             "model": cfg.name,
-            "prompt": prompt,
+            "prompt": prompt if text_states is None else "(text conditioning given)",
             **({"prompt_reading": reading.to_dict()} if reading is not None else {}),
             "negative_prompt": negative_prompt,
             "seed": int(seed),
@@ -336,16 +370,16 @@ def load_generator(
         text = build_text_encoder(cfg)
         if is_bundle:
             from_bundle("text_encoder", text)
+    elif text_encoder is None:  # the prompt then comes as CONDITIONING from ComfyUI's own text encoder
+        log.info("MoRe4D: %s loaded without umT5: Generate needs the prompt as CONDITIONING", cfg.name)
+        text = None
     else:
         text = build_text_encoder(cfg, text_encoder, fp8=fp8)
     tokens = None
-    if cfg.image_dim is not None:
-        if clip is None:
-            raise FileNotFoundError(
-                f"{cfg.name} uses CLIP image tokens: give the CLIP image-encoder folder (image_encoder/ of a "
-                "diffusers-format Wan2.1 I2V repository) or a grey-token cache file"
-            )
+    if cfg.image_dim is not None and clip is not None:
         tokens = grey_tokens(clip)
+    elif cfg.image_dim is not None:  # then from a CLIP_VISION model at generation (ComfyUI's Load CLIP Vision)
+        log.info("MoRe4D: %s loaded without CLIP: Generate needs a CLIP_VISION input", cfg.name)
     gen = TrajectoryGenerator(cfg, transformer, codec, text, tokens, info=header.info if header else {})
     gen = gen.to(device=device).eval()
     if mode is not None:

@@ -39,6 +39,25 @@ class MotionConditioningNode:
         return (MotionConditioning(float(strength)),)
 
 
+def core_components(cfg, positive, negative, clip_vision) -> dict:
+    """ComfyUI's own Wan text states and CLIP tokens for the generator, when connected."""
+    from more4d_core.sampling.external_conditioning import grey_tokens_from_clip_vision, text_states
+
+    out = {}
+    if positive is not None or negative is not None:
+        if cfg.text_encoder != "umt5":
+            raise InputError(f"{cfg.name} reads its own words: type the prompt instead of connecting CONDITIONING "
+                             "(that is for the 14B model's umT5)")
+        if positive is None:
+            raise InputError("connect the prompt's CONDITIONING to 'positive' too (only 'negative' is connected)")
+        out["text_states"] = text_states(positive, negative, cfg.text_len, cfg.text_dim)
+    if clip_vision is not None:
+        if cfg.image_dim is None:
+            raise InputError(f"{cfg.name} uses no CLIP image tokens: disconnect clip_vision")
+        out["image_tokens"] = grey_tokens_from_clip_vision(clip_vision)
+    return out
+
+
 def output_grid(image_hw: tuple[int, int], choice: str) -> tuple[int, int]:
     """The trajectory grid: the image's size, or scaled so its longer side is ``choice`` pixels."""
     h, w = image_hw
@@ -97,12 +116,20 @@ class GenerateTrajectories:
                                                          "the image size) are held exactly still (no background shimmer); "
                                                          "0 = off, -1 = the model's default (0.016 for the bundled "
                                                          "model, off for the authors' 14B)."}),
+                "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
+                                                         "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
+                                                         "the loader's text encoder."}),
+                "negative": ("CONDITIONING", {"tooltip": "14B: the negative prompt from core's CLIP Text Encode (for "
+                                                         "guidance); replaces the negative_prompt text."}),
+                "clip_vision": ("CLIP_VISION", {"tooltip": "14B: clip_vision_h from core's Load CLIP Vision; replaces "
+                                                           "the loader's CLIP file."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
-                 motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, unique_id=None):
+                 motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, positive=None, negative=None,
+                 clip_vision=None, unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -123,8 +150,10 @@ class GenerateTrajectories:
         check_interrupted()
         with MODEL_CACHE.use(model) as gen:
             total = int(steps or gen.config.steps)
+            external = core_components(gen.config, positive, negative, clip_vision)
             try:
                 scene = gen.generate(img, depth.depth, depth.intrinsics, prompt, negative_prompt=negative_prompt,
+                                     **external,
                                      seed=int(seed), steps=total, shift=shift, guidance_scale=guidance or None,
                                      motion_strength=strength, num_frames=int(frames),
                                      still_threshold=None if still_threshold < 0 else still_threshold,

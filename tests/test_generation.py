@@ -1,5 +1,8 @@
+
 """Sampling and the generator: determinism, frame 0, scale invariance, progress/cancel, codecs,
 text encoders, CLIP grey tokens, and the full 14B-layout pipeline at toy size."""
+
+import types
 
 import pytest
 import torch
@@ -237,8 +240,10 @@ def test_full_14b_layout_pipeline_at_toy_size(full_layout):
     assert scene.num_frames == TINY_FULL.num_frames and torch.isfinite(scene.points).all()
     assert torch.equal(scene.points[0], scene.points0)
     assert scene.metadata["normalization"]["fx"] == pytest.approx(1.0434783, abs=1e-6)
-    with pytest.raises(FileNotFoundError, match="CLIP"):
-        load_generator(source, **{k: v for k, v in paths.items() if k != "clip"})
+    # without CLIP the model loads (the tokens may come from ComfyUI's CLIP_VISION) and generating says so
+    no_clip = load_generator(source, **{k: v for k, v in paths.items() if k != "clip"})
+    with pytest.raises(InputError, match="needs CLIP image tokens: connect a CLIP_VISION"):
+        no_clip.generate(image, depth, intrinsics_from_fov(32, 32, 60.0), PROMPT, steps=1)
     # the decoder adaptor is trained: without it the motion would come from random layers
     with pytest.raises(FileNotFoundError, match="decoder adaptor.*decoder_prompt"):
         load_generator(source, **{k: v for k, v in paths.items() if k != "decoder_adaptor"})
@@ -374,3 +379,53 @@ def test_a_depth_without_any_usable_value_is_refused(tiny_gen, inputs):
     for bad in (torch.zeros_like(depth), torch.full_like(depth, float("nan")), -torch.ones_like(depth)):
         with pytest.raises(InputError, match="no usable value"):
             tiny_gen.generate(image, bad, k, "the ball moves", seed=0, steps=1, num_frames=5)
+
+
+class _CoreClipVision:
+    """ComfyUI's CLIP_VISION surface: encode_image(image [B, H, W, 3] 0..1) -> output.penultimate_hidden_states."""
+
+    def __init__(self, tokens):
+        self.tokens, self.seen = tokens, []
+
+    def encode_image(self, image, crop=True):
+        self.seen.append(image)
+        return types.SimpleNamespace(penultimate_hidden_states=self.tokens)
+
+
+def test_comfyui_core_text_and_clip_vision_replace_the_loaders_encoders(full_layout):
+    """A Wan user's own umT5 (core CLIP Text Encode -> CONDITIONING) and clip_vision_h (Load CLIP Vision):
+    the model loaded without them generates exactly what it generates with its own encoders given the same states."""
+    from more4d_core.sampling.external_conditioning import text_states
+
+    source, paths, _ = full_layout
+    full = load_generator(source, **{**paths, "dtype": torch.float32})
+    bare = load_generator(source, **{**{k: v for k, v in paths.items() if k not in ("clip", "text_encoder")},
+                                     "dtype": torch.float32})
+    image, depth, k = torch.rand(32, 32, 3), torch.rand(32, 32) + 2, intrinsics_from_fov(32, 32, 60.0)
+    states = full.text_encoder([PROMPT, "blurry"]).float()  # what core's Wan text encode gives: [1, 512, dim] each
+    positive, negative = [[states[:1], {"pooled_output": None}]], [[states[1:], {}]]
+    clip = _CoreClipVision(full.image_tokens.clone())
+    kw = dict(steps=2, seed=3, guidance_scale=3.0)
+    reference = full.generate(image, depth, k, PROMPT, negative_prompt="blurry", **kw)
+    with pytest.raises(InputError, match="loaded without its text encoder: connect the prompt as CONDITIONING"):
+        bare.generate(image, depth, k, PROMPT, image_tokens=full.image_tokens, **kw)
+    from nodes.generate_nodes import core_components
+
+    given = core_components(bare.config, positive, negative, clip)
+    scene = bare.generate(image, depth, k, "", **given, **kw)
+    assert torch.equal(scene.points, reference.points)
+    assert scene.metadata["prompt"] == "(text conditioning given)"
+    grey = clip.seen[0]  # the authors' model saw the tokens of a uniform mid-grey image
+    assert grey.shape == (1, 224, 224, 3) and torch.all(grey == 127 / 255)
+    # ComfyUI pads Wan prompts to at least 512 tokens with zeros; shorter or longer states are fitted
+    short = text_states([[states[:1, :7], {}]], None, 512, states.shape[2])
+    assert short.shape == (2, 512, states.shape[2]) and torch.equal(short[0, :7], states[0, :7])
+    assert not short[:, 7:].any() and torch.equal(short[0], short[1])
+    long = text_states([[torch.cat([states[:1], states[:1]], 1), {}]], negative, 512, states.shape[2])
+    assert torch.equal(long[0], states[0]) and torch.equal(long[1], states[1])
+    with pytest.raises(InputError, match="8 wide but the model reads 16"):
+        text_states([[torch.zeros(1, 512, 8), {}]], None, 512, 16)
+    with pytest.raises(InputError, match="2 entries"):
+        text_states(positive + positive, None, 512, 16)
+    with pytest.raises(InputError, match="reads its own words"):
+        core_components(MORE4D_SMALL, positive, None, None)
