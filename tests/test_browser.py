@@ -317,3 +317,22 @@ def test_viewer_looks_through_the_path_camera(page, scene_and_path):
     finally:
         page.uncheck(".more4d-viewer input[data-action='look-through']")
     assert not page.evaluate("window.more4d.element.viewer.lookThrough")
+
+
+def test_send_to_keyframes_node_finds_the_directly_linked_node(page):
+    # LiteGraph's shapes (graph.links as an object in the classic frontend, a Map in the newer one)
+    found = page.evaluate("""() => {
+        const nodes = {
+            1: { id: 1, type: 'More4DCameraPathKeyframes', outputs: [{ links: [7] }] },
+            2: { id: 2, type: 'More4DCameraPathPreset' },
+            3: { id: 3, type: 'More4DPreview', inputs: [{ name: 'scene', link: 5 }, { name: 'camera_path', link: 7 }] },
+            4: { id: 4, type: 'More4DPreview', inputs: [{ name: 'camera_path', link: 8 }] },
+            5: { id: 5, type: 'More4DPreview', inputs: [{ name: 'camera_path', link: null }] },
+        };
+        const links = { 7: { id: 7, origin_id: 1, target_id: 3 }, 8: { id: 8, origin_id: 2, target_id: 4 } };
+        const find = (graph, id) => window.more4d.linkedSourceNode(graph, nodes[id], 'camera_path', 'More4DCameraPathKeyframes');
+        const plain = { links, getNodeById: (id) => nodes[id] };
+        const map = { links: new Map(Object.entries(links).map(([k, v]) => [Number(k), v])), getNodeById: (id) => nodes[id] };
+        return [find(plain, 3)?.id ?? null, find(map, 3)?.id ?? null, find(plain, 4), find(plain, 5)];
+    }""")
+    assert found == [1, 1, None, None]
