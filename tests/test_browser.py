@@ -312,6 +312,9 @@ def test_viewer_looks_through_the_path_camera(page, scene_and_path):
             assert _apply(view, centre_gl) == pytest.approx([0, 0, 0], abs=1e-5)
             ahead = [c + f for c, f in zip(centre_gl, forward_gl)]
             assert _apply(view, ahead) == pytest.approx([0, 0, -1], abs=1e-5)  # the pose looks down the GL camera's -z
+            down_gl = [pose[0, 1], -pose[1, 1], -pose[2, 1]]
+            below = [c + d for c, d in zip(centre_gl, down_gl)]
+            assert _apply(view, below) == pytest.approx([0, -1, 0], abs=1e-5)  # OpenCV's down is the screen's down
         assert _drawn_fraction(page) > 0.05
         assert page.evaluate("window.more4d.element.viewer.frustumLines().length") > 0
     finally:
