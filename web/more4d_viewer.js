@@ -1,6 +1,7 @@
 // MoRe4D 4D viewer: plays the animated point cloud of a MoRe4D GLB (one node per frame, as written by
 // more4d_core.export.gltf) with orbit controls, play/pause, frame scrubbing and the camera path drawn
-// as a curve. Plain WebGL, no library and no network access beyond the GLB it is given.
+// as a curve with small camera frusta, "look through camera" along that path, and the current view as a
+// keyframe (OpenCV scene coordinates, as the Keyframes node reads them). Plain WebGL, no library and no network access beyond the GLB it is given.
 
 const GLB_MAGIC = 0x46546c67;
 const JSON_CHUNK = 0x4e4f534a;
@@ -80,6 +81,27 @@ function lookAt(eye, target, up) {
   return [x[0], y[0], z[0], 0, x[1], y[1], z[1], 0, x[2], y[2], z[2], 0, -dot(x, eye), -dot(y, eye), -dot(z, eye), 1];
 }
 
+// glTF axes (the viewer's) from OpenCV axes (the scene's and the camera path's): (x, -y, -z)
+const cvToGl = (p) => [p[0], -p[1], -p[2]];
+
+// A row-major 4x4 OpenCV camera-to-world matrix as {centre, axes: [right, down, forward]} in glTF axes.
+export function poseInGl(m) {
+  return {
+    centre: cvToGl([m[3], m[7], m[11]]),
+    axes: [0, 1, 2].map((c) => cvToGl([m[c], m[4 + c], m[8 + c]])),
+  };
+}
+
+// Column-major view matrix (world -> camera, glTF camera: x right, y up, looking down -z) of a path pose.
+export function poseViewMatrix(m) {
+  const { centre, axes } = poseInGl(m);
+  const x = axes[0];
+  const y = axes[1].map((v) => -v); // OpenCV y points down
+  const z = axes[2].map((v) => -v); // OpenCV z looks forward; GL looks down -z
+  const dot = (p, q) => p[0] * q[0] + p[1] * q[1] + p[2] * q[2];
+  return [x[0], y[0], z[0], 0, x[1], y[1], z[1], 0, x[2], y[2], z[2], 0, -dot(x, centre), -dot(y, centre), -dot(z, centre), 1];
+}
+
 export class Viewer4D {
   constructor(canvas, options = {}) {
     this.canvas = canvas;
@@ -106,6 +128,9 @@ export class Viewer4D {
     this.pitch = 0;
     this.distance = 1;
     this.target = [0, 0, -1];
+    this.lookThrough = false;
+    this.frustumCount = 5;
+    this.lineBuffer = gl.createBuffer();
     this._bindControls();
   }
 
@@ -133,7 +158,79 @@ export class Viewer4D {
       this.pathCount = data.cameraPath.length;
     }
     this._frameScene(data.frames[0]);
+    this._depth = null;
     this.setFrame(0);
+  }
+
+  // Median frame-0 depth (OpenCV z > 0; the lower median, as Scene4D.median_depth): the "scene_depth" unit.
+  sceneDepth() {
+    if (this._depth === null && this.data) {
+      const pos = this.data.frames[0];
+      const z = [];
+      for (let i = 2; i < pos.length; i += 3) if (-pos[i] > 0) z.push(-pos[i]);
+      z.sort((a, b) => a - b);
+      this._depth = z.length ? z[Math.floor((z.length - 1) / 2)] : 1;
+    }
+    return this._depth || 1;
+  }
+
+  // The camera-path pose shown at the current frame (row-major OpenCV camera-to-world), or null.
+  pathPose() {
+    const path = this.data && this.data.cameraPath;
+    if (!path || !path.length) return null;
+    return path[Math.min(this.frame, path.length - 1)];
+  }
+
+  setLookThrough(on) {
+    this.lookThrough = !!on && !!this.pathPose();
+    this.draw();
+    return this.lookThrough;
+  }
+
+  // Column-major view matrix of what is drawn: the path pose when looking through the camera, else the orbit.
+  viewMatrix() {
+    const pose = this.lookThrough ? this.pathPose() : null;
+    return pose ? poseViewMatrix(pose) : lookAt(this.eye(), this.target, [0, 1, 0]);
+  }
+
+  // Eye and target (glTF axes) of what is drawn.
+  viewCamera() {
+    const pose = this.lookThrough ? this.pathPose() : null;
+    if (!pose) return { eye: this.eye(), target: [...this.target] };
+    const { centre, axes } = poseInGl(pose);
+    const d = this.sceneDepth();
+    return { eye: centre, target: centre.map((c, k) => c + d * axes[2][k]) };
+  }
+
+  // The current view as a keyframe pose in OpenCV scene coordinates (x right, y down, z forward from the
+  // input camera), in scene-depth units when units is "scene_depth".
+  viewKeyframe(units = "scene_depth") {
+    const { eye, target } = this.viewCamera();
+    const s = units === "scene_depth" ? 1 / this.sceneDepth() : 1;
+    const cv = (p) => cvToGl(p).map((v) => v * s);
+    return { position: cv(eye), look_at: cv(target) };
+  }
+
+  // Line pyramids (apex at the centre) at a few path poses and at the current one, in glTF axes.
+  frustumLines() {
+    const path = this.data && this.data.cameraPath;
+    if (!path || !path.length) return new Float32Array(0);
+    const n = path.length;
+    const picks = new Set();
+    const k = Math.max(1, Math.min(this.frustumCount, n));
+    for (let i = 0; i < k; i++) picks.add(k > 1 ? Math.round((i * (n - 1)) / (k - 1)) : 0);
+    const current = Math.min(this.frame, n - 1);
+    if (this.lookThrough) picks.delete(current); else picks.add(current);
+    const s = 0.08 * this.sceneDepth();
+    const out = [];
+    for (const i of picks) {
+      const { centre, axes } = poseInGl(path[i]);
+      const at = (a, b, c) => centre.map((v, j) => v + s * (a * axes[0][j] + b * axes[1][j] + c * axes[2][j]));
+      const corners = [at(-0.6, -0.45, 1), at(0.6, -0.45, 1), at(0.6, 0.45, 1), at(-0.6, 0.45, 1)];
+      for (let j = 0; j < 4; j++) out.push(...centre, ...corners[j], ...corners[j], ...corners[(j + 1) % 4]);
+      out.push(...at(-0.2, -0.45, 1), ...at(0, -0.7, 1), ...at(0, -0.7, 1), ...at(0.2, -0.45, 1)); // "up" tick
+    }
+    return new Float32Array(out);
   }
 
   _frameScene(positions) {
@@ -177,6 +274,7 @@ export class Viewer4D {
     if (this._raf) cancelAnimationFrame(this._raf);
   }
 
+  // The orbit camera's eye (glTF axes).
   eye() {
     const cp = Math.cos(this.pitch);
     return [
@@ -195,8 +293,9 @@ export class Viewer4D {
     if (!this.data) return;
     gl.enable(gl.DEPTH_TEST);
     gl.useProgram(this.program);
-    const proj = perspective(Math.PI / 3, width / Math.max(1, height), 0.01 * this.distance, 100 * this.distance);
-    const view = lookAt(this.eye(), this.target, [0, 1, 0]);
+    const scale = this.lookThrough ? this.sceneDepth() : this.distance;
+    const proj = perspective(Math.PI / 3, width / Math.max(1, height), 0.01 * scale, 100 * scale);
+    const view = this.viewMatrix();
     gl.uniformMatrix4fv(this.loc.mvp, false, new Float32Array(multiply(proj, view)));
     gl.uniform1f(this.loc.pointSize, this.pointSize);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.positionBuffers[this.frame]);
@@ -215,6 +314,15 @@ export class Viewer4D {
       gl.uniform1f(this.loc.pointSize, this.pointSize * 3);
       gl.drawArrays(gl.POINTS, Math.min(this.frame, this.pathCount - 1), 1);
     }
+    const lines = this.frustumLines();
+    if (lines.length) {
+      gl.disableVertexAttribArray(this.loc.color);
+      gl.vertexAttrib4f(this.loc.color, 0.55, 0.85, 1.0, 1.0);
+      gl.bindBuffer(gl.ARRAY_BUFFER, this.lineBuffer);
+      gl.bufferData(gl.ARRAY_BUFFER, lines, gl.DYNAMIC_DRAW);
+      gl.vertexAttribPointer(this.loc.position, 3, gl.FLOAT, false, 0, 0);
+      gl.drawArrays(gl.LINES, 0, lines.length / 3);
+    }
   }
 
   _bindControls() {
@@ -222,7 +330,7 @@ export class Viewer4D {
     this.canvas.addEventListener("pointerdown", (e) => { dragging = [e.clientX, e.clientY]; this.canvas.setPointerCapture(e.pointerId); });
     this.canvas.addEventListener("pointerup", () => { dragging = null; });
     this.canvas.addEventListener("pointermove", (e) => {
-      if (!dragging) return;
+      if (!dragging || this.lookThrough) return;
       this.yaw += (e.clientX - dragging[0]) * 0.01;
       this.pitch = Math.max(-1.5, Math.min(1.5, this.pitch + (e.clientY - dragging[1]) * 0.01));
       dragging = [e.clientX, e.clientY];
@@ -230,6 +338,7 @@ export class Viewer4D {
     });
     this.canvas.addEventListener("wheel", (e) => {
       e.preventDefault();
+      if (this.lookThrough) return;
       this.distance *= Math.exp(e.deltaY * 0.001);
       this.draw();
     }, { passive: false });
@@ -256,8 +365,21 @@ export function createViewerElement(options = {}) {
   slider.style.flex = "1";
   const label = document.createElement("span");
   label.style.cssText = "font:12px monospace;min-width:64px;text-align:right;";
+  const tools = document.createElement("div");
+  tools.style.cssText = "display:flex;gap:6px;align-items:center;font:12px sans-serif;";
+  const through = document.createElement("label");
+  const throughBox = document.createElement("input");
+  throughBox.type = "checkbox";
+  throughBox.dataset.action = "look-through";
+  through.append(throughBox, " look through camera");
+  const addKey = document.createElement("button");
+  addKey.textContent = "+ keyframe here";
+  addKey.dataset.action = "add-keyframe";
+  addKey.title = "Send this view (at this frame) as a keyframe to the camera path editor";
+  addKey.style.display = "none"; // shown once someone listens (root.onkeyframe)
+  tools.append(through, addKey);
   bar.append(button, slider, label);
-  root.append(canvas, bar);
+  root.append(canvas, bar, tools);
   const viewer = new Viewer4D(canvas, options);
   viewer.onframe = (f) => {
     slider.value = String(f);
@@ -267,11 +389,26 @@ export function createViewerElement(options = {}) {
     if (viewer.playing) { viewer.pause(); button.textContent = "Play"; } else { viewer.play(); button.textContent = "Pause"; }
   });
   slider.addEventListener("input", () => { viewer.pause(); button.textContent = "Play"; viewer.setFrame(Number(slider.value)); });
+  throughBox.addEventListener("change", () => { throughBox.checked = viewer.setLookThrough(throughBox.checked); });
   root.viewer = viewer;
+  // root.onkeyframe(request): request = {frame, frames, poseIn(units)}; see insertViewKeyframe in the editor
+  let listener = null;
+  Object.defineProperty(root, "onkeyframe", {
+    get: () => listener,
+    set: (fn) => { listener = fn; addKey.style.display = fn ? "" : "none"; },
+  });
+  root.keyframeRequest = () => ({
+    frame: viewer.frame,
+    frames: viewer.data ? viewer.data.frames.length : 1,
+    poseIn: (units) => viewer.viewKeyframe(units),
+  });
+  addKey.addEventListener("click", () => { if (listener && viewer.data) listener(root.keyframeRequest()); });
   root.loadBuffer = (buffer) => {
     const data = parseGLB(buffer);
     slider.max = String(Math.max(0, data.frames.length - 1));
     viewer.load(data);
+    throughBox.disabled = !data.cameraPath;
+    throughBox.checked = viewer.lookThrough;
     return data;
   };
   return root;
