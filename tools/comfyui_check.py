@@ -1,7 +1,8 @@
 """The pack in a real ComfyUI: install a copy, start the server on a loopback port, check what it
 registers and serves, queue the shipped workflows over its HTTP API and report how each ran.
 
-    python tools/comfyui_check.py --comfyui /path/to/ComfyUI --python /path/to/ComfyUI/.venv/bin/python
+    python tools/comfyui_check.py --comfyui /path/to/ComfyUI --python /path/to/ComfyUI/.venv/bin/python \
+        [--browser /usr/bin/chromium]
 
 ComfyUI needs its own environment (its requirements; `--cpu` works without a GPU). The pack is
 copied (the files git tracks) into ``custom_nodes/ComfyUI-MoRe4D`` of that ComfyUI, replacing an
@@ -116,12 +117,65 @@ def run_workflow(base: str, name: str, object_info: dict, timeout: float) -> dic
     return {"workflow": name, "ok": False, "error": f"not finished after {timeout} s"}
 
 
+BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+def browser_check(base: str, chromium: str, timeout: float) -> dict:
+    """ComfyUI's own frontend in headless Chromium (playwright): the keyframe editor opens inside its
+    node, grows the node and writes JSON the node's parser accepts; the default workflow queued from
+    the page shows its scene in the Preview node's viewer."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(REPO))
+    from more4d_core.camera.keyframes import parse_keyframes
+
+    doc = json.loads((REPO / "workflows" / "more4d_default.json").read_text())
+    out: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base, wait_until="domcontentloaded")
+        page.wait_for_function("window.app && window.app.graph && window.LiteGraph", timeout=90000)
+        page.wait_for_timeout(2000)
+        page.keyboard.press("Escape")  # the first-run template dialog
+        editor = page.evaluate("""async () => {
+            const node = LiteGraph.createNode("More4DCameraPathKeyframes");
+            app.graph.add(node);
+            const before = node.size[1];
+            const button = node.widgets.find((w) => w.type === "button");
+            button.callback?.(button, app.canvas, node);
+            await new Promise((r) => setTimeout(r, 300));
+            const root = document.querySelector(".more4d-camera-editor");
+            const add = [...root.querySelectorAll("button")].find((b) => b.textContent.includes("keyframe"));
+            add.click();
+            await new Promise((r) => setTimeout(r, 300));
+            const json = node.widgets.find((w) => w.name === "keyframes_json").value;
+            return {before, after: node.size[1], rows: root.querySelectorAll("tr").length - 1, json};
+        }""")
+        path = parse_keyframes(editor.pop("json"), scene_depth=2.0)
+        out["editor"] = {**editor, "parsed_frames": path.num_frames, "ok": editor["after"] > editor["before"]}
+        page.evaluate("async (doc) => { await app.loadGraphData(doc); await app.queuePrompt(0, 1); }", doc)
+        start = time.perf_counter()
+        page.wait_for_function("""() => { const n = app.graph._nodes.find((n) => n.type === 'More4DPreview');
+            return n && n.more4dViewer && n.more4dViewer.viewer.data; }""", timeout=timeout * 1000, polling=1000)
+        viewer = page.evaluate("""() => { const v = app.graph._nodes.find((n) => n.type === 'More4DPreview').more4dViewer.viewer;
+            return {frames: v.data.frames.length, points: v.data.count, camera_path: !!v.data.cameraPath}; }""")
+        out["viewer"] = {**viewer, "seconds": round(time.perf_counter() - start, 1), "ok": viewer["frames"] > 1}
+        out["page_errors"] = [e for e in errors if "more4d" in e.lower()]
+        browser.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comfyui", type=Path, required=True, help="a ComfyUI checkout (main.py inside)")
     parser.add_argument("--python", default=sys.executable, help="the Python of ComfyUI's environment")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per workflow")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--browser", default=None, metavar="CHROMIUM",
+                        help="also drive ComfyUI's frontend in this Chromium (needs playwright): editor and viewer")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").is_file():
         parser.error(f"{args.comfyui} has no main.py: give a ComfyUI checkout")
@@ -161,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                             if PACK in line and "seconds" in line), "")
         report["import"] = import_line.strip()
         report["runs"] = [run_workflow(base, name, object_info, args.timeout) for name in RUNNABLE_HERE]
+        if args.browser:
+            report["browser"] = browser_check(base, args.browser, args.timeout)
     finally:
         server.terminate()
         try:
@@ -173,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=1))
     ok = (not report["nodes"]["missing"] and len(report["templates"]) == 4 and report["scripts"]
           and all(r["ok"] for r in report["runs"]))
+    if "browser" in report:
+        ok = ok and report["browser"]["editor"]["ok"] and report["browser"]["viewer"]["ok"] and not report["browser"]["page_errors"]
     return 0 if ok else 1
 
 
