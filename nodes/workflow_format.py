@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")  # COMBO: a V3 node's choices, in its "options"
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 
 
@@ -163,6 +163,8 @@ def check_value(spec: tuple, value) -> list[str]:
     """What is wrong with a widget ``value`` for its input ``spec`` (empty: nothing)."""
     kind = spec[0]
     opts = spec[1] if len(spec) > 1 else {}
+    if kind == "COMBO":  # how ComfyUI describes a V3 combo input: the choices are in its options
+        kind = list(opts.get("options", []))
     if isinstance(kind, (list, tuple)):
         shown = ", ".join(map(str, kind[:12])) + (", ..." if len(kind) > 12 else "")
         return [] if value in kind or not kind else [f"{value!r} is not one of the choices ({shown})"]

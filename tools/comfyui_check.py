@@ -50,6 +50,47 @@ def _post(base: str, path: str, data: dict):
         return {"http_error": exc.code, "body": json.loads(exc.read() or b"{}")}
 
 
+V3_COMPARE = """
+import json, sys
+sys.argv += ["--cpu"]
+sys.path[:0] = [{repo!r}, {comfyui!r}]  # our nodes package before ComfyUI's nodes.py
+import comfy.options
+comfy.options.enable_args_parsing()
+import comfy.cli_args
+from comfy_api.latest import io
+from nodes import NODE_CLASS_MAPPINGS as V1, NODE_DISPLAY_NAME_MAPPINGS as TITLES
+from nodes.v3 import v3_nodes
+from nodes.workflow_format import check_workflow
+from nodes.workflow_library import CORE_NODES
+V3 = v3_nodes(io, V1, TITLES)
+problems = []
+for node_id, cls in V3.items():
+    cls.GET_SCHEMA()  # ComfyUI's own validation of the schema
+    new, old = cls.INPUT_TYPES(), V1[node_id].INPUT_TYPES()
+    for section in ("required", "optional"):
+        if list(new.get(section, {{}})) != list(old.get(section, {{}})):
+            problems.append(f"{{node_id}} {{section}} inputs differ")
+    if tuple(cls.RETURN_TYPES) != tuple(V1[node_id].RETURN_TYPES):
+        problems.append(f"{{node_id}} outputs differ")
+for path in sorted(__import__("pathlib").Path({repo!r}, "workflows").glob("*.json")):
+    doc = json.loads(path.read_text())
+    problems += [f"{{path.name}}: {{p}}" for p in check_workflow(doc, V3, CORE_NODES)]
+print(json.dumps({{"v3_nodes": len(V3), "problems": problems}}))
+"""
+
+
+def compare_v3(comfyui: Path, python: str) -> dict:
+    """In ComfyUI's own Python: every node as a real ``io.ComfyNode`` (ComfyUI validates each schema),
+    the same inputs in the same order and outputs as the classic classes, and every shipped workflow
+    valid against the V3 classes."""
+    done = subprocess.run([python, "-c", V3_COMPARE.format(comfyui=str(comfyui), repo=str(REPO))],
+                          capture_output=True, text=True, cwd=comfyui)
+    if done.returncode != 0:
+        return {"ok": False, "error": done.stderr[-2000:]}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, "ok": not result["problems"]}
+
+
 def install(comfyui: Path) -> Path:
     target = comfyui / "custom_nodes" / PACK
     if target.exists():
@@ -180,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.comfyui / "main.py").is_file():
         parser.error(f"{args.comfyui} has no main.py: give a ComfyUI checkout")
     install(args.comfyui)
+    report_v3 = compare_v3(args.comfyui, args.python)
     out = Path(tempfile.mkdtemp(prefix="more4d-comfy-"))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -187,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen([args.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                                "--output-directory", str(out / "output"), "--disable-auto-launch"],
                               cwd=args.comfyui, stdout=log, stderr=subprocess.STDOUT)
-    report: dict = {"server_log": str(out / "server.log")}
+    report: dict = {"server_log": str(out / "server.log"), "v3": report_v3}
     try:
         start = time.perf_counter()
         object_info = None
@@ -214,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         import_line = next((line for line in (out / "server.log").read_text().splitlines()
                             if PACK in line and "seconds" in line), "")
         report["import"] = import_line.strip()
+        report["v3"]["registered"] = next((line.split("MoRe4D: ", 1)[1] for line in (out / "server.log").read_text().splitlines()
+                                           if "V3 schema" in line), "not on V3")
         report["runs"] = [run_workflow(base, name, object_info, args.timeout) for name in RUNNABLE_HERE]
         if args.browser:
             report["browser"] = browser_check(base, args.browser, args.timeout)
@@ -227,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
-    ok = (not report["nodes"]["missing"] and len(report["templates"]) == 4 and report["scripts"]
+    ok = (not report["nodes"]["missing"] and len(report["templates"]) == 4 and report["scripts"] and report["v3"]["ok"]
           and all(r["ok"] for r in report["runs"]))
     if "browser" in report:
         ok = ok and report["browser"]["editor"]["ok"] and report["browser"]["viewer"]["ok"] and not report["browser"]["page_errors"]
