@@ -273,6 +273,9 @@ def _help_epilog() -> str:
             f"  and synonyms such as {synonyms}, ... (unknown words are named in the log)")
 
 
+QUIET_STAGES = {"More4DLoadTrajectoryModel": "loading the model", "More4DLoadCompletionModel": "loading the model",
+                "More4DEstimateDepth": "estimating depth", "More4DSaveVideo": "writing the video",
+                "More4DSaveScene": "writing the scene files"}
 NEEDS_COMFYUI = ("more4d_native_wan_completion",)  # shipped workflows built on ComfyUI core nodes
 
 
@@ -349,6 +352,10 @@ def _run_workflows(args) -> int:
             print(f"== {args.workflow.name} on {label}")
             stage_start = time.perf_counter()
 
+            def announce(node):  # the stages without a progress bar say what they are doing
+                if node.type in QUIET_STAGES:
+                    print(f"  {node.type:28s} {QUIET_STAGES[node.type]} ...", flush=True)
+
             def report(node, seconds):
                 if "current" in bars:
                     bars.pop("current").close()
@@ -359,7 +366,7 @@ def _run_workflows(args) -> int:
                 doc = use_depth_image(base_doc, depth_files[image].resolve(), mode=args.depth_mode,
                                       median_depth=args.median_depth, fov=args.fov, cleanup=args.depth_cleanup)
             try:
-                results = execute(doc, overrides=_overrides(doc, image, args), on_node=report)
+                results = execute(doc, overrides=_overrides(doc, image, args), on_node=report, on_start=announce)
             except Exception as exc:  # a batch skips a bad item and goes on; one image fails as before
                 if len(images) == 1:
                     raise

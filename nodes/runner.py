@@ -129,8 +129,10 @@ def prepare(doc: dict | str | Path, overrides: dict[int, dict[str, Any]] | None 
 
 
 def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | None = None,
-            on_node: Callable[[GraphNode, float], None] | None = None) -> dict[int, Any]:
-    """Run a workflow; returns every node's outputs. ``overrides`` replace widget values per node id."""
+            on_node: Callable[[GraphNode, float], None] | None = None,
+            on_start: Callable[[GraphNode], None] | None = None) -> dict[int, Any]:
+    """Run a workflow; returns every node's outputs. ``overrides`` replace widget values per node id;
+    ``on_start(node)`` / ``on_node(node, seconds)`` are called before and after each node runs."""
     nodes = prepare(doc, overrides)
     results: dict[int, Any] = {}
 
@@ -150,6 +152,8 @@ def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | No
                 raise ValueError(f"node {node_id} ({node.type}) needs '{name}' from node {src}, which is muted")
             kwargs[name] = upstream[slot]
         cls = RUNNABLE[node.type]
+        if on_start is not None:
+            on_start(node)
         start = time.perf_counter()
         out = getattr(cls(), cls.FUNCTION)(**kwargs)
         if isinstance(out, dict):  # output nodes: {"ui": ..., "result": ...}
