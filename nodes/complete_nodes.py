@@ -39,11 +39,16 @@ class CompleteFrames:
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1, "control_after_generate": True,
                                  "tooltip": "diffusion: noise seed."}),
                 "preserve_known": ("BOOLEAN", {"default": False, "tooltip": "diffusion: paste the rendered pixels back over the result."}),
+                "positive": ("CONDITIONING", {"tooltip": "diffusion: the prompt from core's CLIP Text Encode with the "
+                                                         "Wan umT5 (Load CLIP, type wan); replaces the prompt text."}),
+                "negative": ("CONDITIONING", {"tooltip": "diffusion: the negative prompt from core's CLIP Text Encode."}),
+                "clip_vision": ("CLIP_VISION", {"tooltip": "diffusion: clip_vision_h from core's Load CLIP Vision; "
+                                                           "replaces the loader's CLIP file."}),
             },
         }
 
     def complete(self, render, method, completion_model=None, prompt="", steps=50, guidance=6.0, seed=0,
-                 preserve_known=False):
+                 preserve_known=False, positive=None, negative=None, clip_vision=None):
         bundle = require(render, RenderBundle, "render")
         result = bundle.result
         check_interrupted()
@@ -56,8 +61,16 @@ class CompleteFrames:
             raise ValueError("diffusion completion needs a completion_model: connect Load Completion Model (4D-ViSM)")
         require_handle(completion_model, "completion", "completion_model")
         with MODEL_CACHE.use(completion_model) as completer:
+            states = None
+            if positive is not None or negative is not None:
+                if positive is None:
+                    raise InputError("connect the prompt's CONDITIONING to 'positive' too (only 'negative' is connected)")
+                from more4d_core.sampling.external_conditioning import TEXT_LEN, text_states
+
+                states = text_states(positive, negative, TEXT_LEN, completer.text_dim)
             out = completer.complete(result.frames, result.holes.float(), prompt, steps=steps, guidance_scale=guidance,
-                                     seed=int(seed), preserve_known=preserve_known, progress=Progress(steps))
+                                     seed=int(seed), preserve_known=preserve_known, progress=Progress(steps),
+                                     text_states=states, clip_vision=clip_vision)
         return (out,)
 
 

@@ -2,6 +2,7 @@
 with a tiny Fun-InP-shaped model and a LoRA in the reference key format, and native Wan inputs."""
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_fun_inp_loads_and_the_lora_merges(tmp_path):
         merge_lora(loaded, tmp_path / "bad.safetensors")
 
 
-def test_diffusion_completion_end_to_end(tmp_path):
+def test_diffusion_completion_end_to_end(tmp_path, monkeypatch):
     _, folder, _ = _tiny_inp(tmp_path)
     save_tiny_vae(tmp_path / "wan" / "vae")
     save_tiny_umt5(tmp_path / "wan")
@@ -113,6 +114,46 @@ def test_diffusion_completion_end_to_end(tmp_path):
     assert torch.equal(kept[holes < 0.5], frames[holes < 0.5])
     with pytest.raises(InputError, match="multiple of"):
         completer.complete(torch.rand(5, 24, 24, 3), torch.zeros(5, 24, 24))
+
+    # ComfyUI's own Wan components: the prompt as CONDITIONING (core's CLIP Text Encode) and a CLIP_VISION
+    # replace the loader's umT5 and CLIP; the same states and tokens give the same video
+    from more4d_core.sampling.external_conditioning import text_states
+
+    states = completer.text_encoder(["a ball", ""]).float()
+    first = completer.clip_tokens(frames[0])
+
+    class CoreClipVision:  # encode_image(image [B, H, W, 3]) -> output.penultimate_hidden_states
+        def encode_image(self, image, crop=True):
+            assert image.shape == (1, 32, 32, 3) and torch.equal(image[0], frames[0])  # the first rendered frame
+            return types.SimpleNamespace(penultimate_hidden_states=first)
+
+    bare = load_completer(folder, vae=tmp_path / "wan", lora=tmp_path / "vism_lora.safetensors", dtype=torch.float32)
+    with pytest.raises(InputError, match="without its text encoder: connect the prompt as CONDITIONING"):
+        bare.complete(frames, holes, "a ball", steps=1)
+    given = text_states([[states[:1], {}]], [[states[1:], {}]], 512, bare.text_dim)
+    core = bare.complete(frames, holes, "", steps=2, seed=1, text_states=given, clip_vision=CoreClipVision())
+    assert torch.equal(core, out)
+    # ... and through the Complete Frames node's positive / negative / clip_vision inputs
+    from more4d_core.cache import MODEL_CACHE
+    from nodes.complete_nodes import CompleteFrames
+    from nodes.types import RenderBundle
+
+    class Using:
+        def __enter__(self):
+            return bare
+
+        def __exit__(self, *exc):
+            return False
+
+    import nodes.complete_nodes as complete_nodes
+
+    monkeypatch.setattr(complete_nodes, "require_handle", lambda *a: None)
+    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: Using())
+    bundle = RenderBundle(types.SimpleNamespace(frames=frames, holes=holes > 0.5, num_frames=5), None, None)
+    (node_out,) = CompleteFrames().complete(bundle, "diffusion", object(), "", 2, 6.0, 1, False,
+                                            positive=[[states[:1], {}]], negative=[[states[1:], {}]],
+                                            clip_vision=CoreClipVision())
+    assert torch.equal(node_out, out)
 
 
 def test_vace_inputs():

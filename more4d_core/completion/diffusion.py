@@ -125,6 +125,11 @@ class ViSMCompleter:
             transformer.enable_group_offload(self.device, torch.device("cpu"), offload_type="block_level",
                                              num_blocks_per_group=1)
 
+    @property
+    def text_dim(self) -> int:
+        """Width of the text states the transformer reads (umT5-XXL: 4096)."""
+        return int(self.transformer.config.text_dim)
+
     def _on(self, module: nn.Module) -> nn.Module:
         if self.placement is not None:
             return self.placement.enter(module)
@@ -154,8 +159,12 @@ class ViSMCompleter:
         preserve_known: bool = False,
         progress=None,
         should_cancel=None,
+        text_states: torch.Tensor | None = None,
+        clip_vision=None,
     ) -> torch.Tensor:
-        """Completed frames ``[T, H, W, 3]`` (0..1) of ``frames`` with ``holes`` (1 = hole)."""
+        """Completed frames ``[T, H, W, 3]`` (0..1) of ``frames`` with ``holes`` (1 = hole).
+        ``text_states`` ``[2, 512, dim]`` (prompt, negative prompt; e.g. from ComfyUI's CONDITIONING) replace the
+        text encoder; ``clip_vision`` (ComfyUI's CLIP_VISION) replaces the loaded CLIP encoder."""
         frames = torch.as_tensor(frames).float()
         holes = torch.as_tensor(holes).float()
         if frames.ndim != 4 or frames.shape[-1] != 3 or tuple(holes.shape) != tuple(frames.shape[:3]):
@@ -172,10 +181,21 @@ class ViSMCompleter:
         self._off(self.latents)
         mask_lat = pack_hole_mask(holes, tuple(masked_lat.shape[-2:]), self.latents.temporal).to(masked_lat)
         cond = torch.cat([mask_lat, masked_lat], dim=1).to(dtype)
-        texts = self._on(self.text_encoder)([prompt, negative_prompt]).to(self.device, dtype)
-        self._off(self.text_encoder)
+        if text_states is not None:
+            texts = torch.as_tensor(text_states).to(self.device, dtype)
+        elif self.text_encoder is None:
+            raise InputError("the completion model was loaded without its text encoder: connect the prompt as "
+                             "CONDITIONING (core's CLIP Text Encode with the Wan umT5) to positive / negative, or "
+                             "give Load Completion Model the umT5 text_encoder file")
+        else:
+            texts = self._on(self.text_encoder)([prompt, negative_prompt]).to(self.device, dtype)
+            self._off(self.text_encoder)
         clip = None
-        if self.clip_tokens is not None:
+        if clip_vision is not None:
+            from ..sampling.external_conditioning import clip_vision_tokens
+
+            clip = clip_vision_tokens(clip_vision, frames[0]).to(self.device, dtype)
+        elif self.clip_tokens is not None:
             clip = self.clip_tokens(frames[0]).to(self.device, dtype)
         model = self._on(self.transformer)
 
@@ -204,7 +224,7 @@ def load_completer(
     transformer: str | os.PathLike,
     *,
     vae: str | os.PathLike,
-    text_encoder: str | os.PathLike,
+    text_encoder: str | os.PathLike | None = None,
     clip: str | os.PathLike | None = None,
     lora: str | os.PathLike | None = None,
     lora_weight: float = 0.55,
@@ -242,6 +262,7 @@ def load_completer(
     if fp8:
         quantize_linears(model, dtype, where=in_blocks)
     vae_model = load_wan_vae(vae, dtype=torch.float32, device=load_device)
-    text = UMT5TextEncoder(text_encoder, dtype=dtype, fp8=fp8).to(load_device)
+    # without umT5 the prompt comes as CONDITIONING from ComfyUI's own text encoder (Complete Frames' positive input)
+    text = UMT5TextEncoder(text_encoder, dtype=dtype, fp8=fp8).to(load_device) if text_encoder is not None else None
     clip_fn = clip_vision_encoder(clip, load_device) if clip is not None else None
     return ViSMCompleter(model, vae_model, text, clip_fn, device=device, offload=offload, placement=placement)

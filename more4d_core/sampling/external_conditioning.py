@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..models.image_context import GREY
 
 CLIP_SIZE = 224  # ViT-H/14's input size (encode_image resizes anyway)
+TEXT_LEN = 512  # Wan's text length (umT5 states, zero-padded)
 
 
 def states_from_conditioning(conditioning, text_len: int, text_dim: int, what: str = "positive") -> torch.Tensor:
@@ -56,11 +57,16 @@ def text_states(positive, negative, text_len: int, text_dim: int) -> torch.Tenso
 
 def grey_tokens_from_clip_vision(clip_vision) -> torch.Tensor:
     """``[1, tokens, hidden]``: a CLIP_VISION model's penultimate-layer tokens of a mid-grey image."""
+    return clip_vision_tokens(clip_vision, torch.full((CLIP_SIZE, CLIP_SIZE, 3), GREY))
+
+
+def clip_vision_tokens(clip_vision, image: torch.Tensor) -> torch.Tensor:
+    """``[1, tokens, hidden]``: a CLIP_VISION model's penultimate-layer tokens of ``image`` ``[H, W, 3]`` (0..1)."""
     encode = getattr(clip_vision, "encode_image", None)
     if encode is None:
         raise InputError(f"clip_vision: expected a CLIP_VISION model (core's Load CLIP Vision), "
                          f"got {type(clip_vision).__name__}")
-    output = encode(torch.full((1, CLIP_SIZE, CLIP_SIZE, 3), GREY))
+    output = encode(torch.as_tensor(image).float().unsqueeze(0))
     tokens = getattr(output, "penultimate_hidden_states", None)
     if tokens is None and hasattr(output, "__getitem__"):
         tokens = output["penultimate_hidden_states"]
