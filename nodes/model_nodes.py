@@ -82,7 +82,8 @@ class LoadTrajectoryModel:
                         "tooltip": "14B only: the Wan2.1 VAE: ComfyUI's models/vae/wan_2.1_vae.safetensors, a folder or Wan2.1_VAE.pth."}),
                 "text_encoder": (folders + model_files.shared_candidates("text_encoders"), {"default": model_files.NONE,
                                  "tooltip": "14B only: umT5-XXL: ComfyUI's models/text_encoders/umt5_xxl_*.safetensors "
-                                            "(bf16 or fp8_scaled) or a folder with text_encoder/ + tokenizer/."}),
+                                            "(bf16 or fp8_scaled) or a folder with text_encoder/ + tokenizer/; (none) "
+                                            "= the prompt comes as CONDITIONING into Generate (core's CLIP Text Encode)."}),
                 "clip": (folders + model_files.shared_candidates("clip_vision"), {"default": model_files.NONE,
                          "tooltip": "14B only: CLIP ViT-H: ComfyUI's models/clip_vision/clip_vision_h.safetensors or an image_encoder/ folder."}),
                 "decoder_adaptor": (folders, {"default": model_files.NONE, "tooltip": "14B only: the authors' decoder_prompt folder."}),
@@ -133,9 +134,12 @@ class LoadCompletionModel:
                         {"tooltip": "The Wan2.1 VAE: ComfyUI's models/vae/wan_2.1_vae.safetensors, a folder or Wan2.1_VAE.pth."}),
                 "text_encoder": (items + model_files.shared_candidates("text_encoders"),
                                  {"tooltip": "umT5-XXL: ComfyUI's models/text_encoders/umt5_xxl_*.safetensors or a folder "
-                                             "with text_encoder/ + tokenizer/."}),
+                                             "with text_encoder/ + tokenizer/; (none) = the prompt comes as CONDITIONING "
+                                             "into Complete Frames (core's CLIP Text Encode)."}),
                 "clip": (items + model_files.shared_candidates("clip_vision"),
-                         {"tooltip": "CLIP ViT-H: ComfyUI's models/clip_vision/clip_vision_h.safetensors or an image_encoder/ folder."}),
+                         {"tooltip": "CLIP ViT-H: ComfyUI's models/clip_vision/clip_vision_h.safetensors or an "
+                                     "image_encoder/ folder; (none) = a CLIP_VISION into Complete Frames (core's Load "
+                                     "CLIP Vision)."}),
                 "lora": (items, {"tooltip": "The MoRe4D ViSM LoRA (.safetensors); (none) = plain Fun-InP."}),
                 "lora_weight": ("FLOAT", {"default": 0.55, "min": 0.0, "max": 2.0, "step": 0.05,
                                           "tooltip": "LoRA strength (the authors use 0.55)."}),
@@ -164,7 +168,8 @@ class LoadCompletionModel:
 
         dev = torch_device("auto")
         dtype = _dtype(precision, dev)
-        paths = [model_files.resolve(transformer), model_files.resolve(vae), model_files.resolve(text_encoder),
+        # text_encoder / clip may be (none): the prompt and CLIP then come from core's nodes (Complete Frames' inputs)
+        paths = [model_files.resolve(transformer), model_files.resolve(vae), _optional(text_encoder),
                  _optional(clip), _optional(lora)]
         key = (source_fingerprint(*paths), lora_weight, str(dtype), str(dev), memory, attention, compile)
 
