@@ -306,7 +306,7 @@ def _run_workflows(args) -> int:
     from tqdm.auto import tqdm
 
     from nodes import comfy_bridge
-    from nodes.runner import execute, load_image_file, prepare
+    from nodes.runner import VIEWER_ONLY, execute, load_image_file, prepare
     from nodes.workflow_depth import use_depth_image
 
     from .cache import MODEL_CACHE
@@ -348,7 +348,7 @@ def _run_workflows(args) -> int:
     start = time.perf_counter()
     with _sigterm_unwinds(), PeakMemory("cpu") as mem:
         for image in images:
-            label = image.name if image else "workflow image"
+            label = image.name if image else "the bundled example image (example)"
             print(f"== {args.workflow.name} on {label}")
             stage_start = time.perf_counter()
 
@@ -357,6 +357,9 @@ def _run_workflows(args) -> int:
                     print(f"  {node.type:28s} {QUIET_STAGES[node.type]} ...", flush=True)
 
             def report(node, seconds):
+                if node.type in VIEWER_ONLY:
+                    print(f"  {node.type:28s} skipped (the browser viewer: open the workflow in ComfyUI)")
+                    return
                 if "current" in bars:
                     bars.pop("current").close()
                 print(f"  {node.type:28s} {seconds:7.2f} s")

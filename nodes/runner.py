@@ -143,6 +143,8 @@ def execute(doc: dict | str | Path, *, overrides: dict[int, dict[str, Any]] | No
             raise ValueError(f"the workflow has a cycle through node {node_id}")
         node = nodes[node_id]
         if node.mode != 0 or node.type in VIEWER_ONLY:
+            if node.mode == 0 and on_node is not None:
+                on_node(node, 0.0)
             results[node_id] = None
             return None
         kwargs = dict(node.widgets)

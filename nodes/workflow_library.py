@@ -190,7 +190,23 @@ def write_all(folder: Path = WORKFLOWS_DIR) -> list[Path]:
     return written
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m nodes.workflow_library",
+                                     description="Write the shipped workflows (workflows/*.json) from their definitions.")
+    parser.add_argument("--check", action="store_true", help="only say which files are out of date (exit 1 if any)")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = [f"{name}.json" for name, build in WORKFLOWS.items()
+                 if not (WORKFLOWS_DIR / f"{name}.json").is_file()
+                 or json.loads((WORKFLOWS_DIR / f"{name}.json").read_text()) != json.loads(json.dumps(build()))]
+        print("out of date: " + ", ".join(stale) if stale else "all shipped workflows are up to date")
+        return 1 if stale else 0
     for p in write_all():
         print(p)
-    sys.exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,6 @@
 """The procedural 4D scene generator: determinism, splits, exact ground truth, augmentation."""
 
+import pytest
 import torch
 
 from more4d_core.data.procedural.scene_generator import generate_sample
@@ -91,3 +92,29 @@ def test_true_views_match_the_generator_and_the_renderer():
     covered = ~result.holes
     close = ((result.frames - truth).abs().amax(-1) < 0.05)[covered].float().mean()
     assert close > 0.85
+
+
+def test_without_scikit_image_the_scenes_are_refused_not_replaced(monkeypatch):
+    """Other textures would be other scenes than the splits and the bundled example's truth."""
+    import numpy as np
+
+    from more4d_core.data.procedural import textures
+
+    monkeypatch.setattr(textures, "PHOTOS_AVAILABLE", False)
+    with pytest.raises(ImportError, match="pip install scikit-image"):
+        textures.sample_texture(np.random.default_rng(0), "heldout")
+
+
+def test_the_dataset_writer_writes_the_validation_split(tmp_path):
+    import json
+
+    from more4d_core.data.procedural.__main__ import main
+
+    assert main(["--out", str(tmp_path), "--train", "1", "--validation", "1", "--heldout", "0", "--height", "24",
+                 "--width", "32", "--frames", "5"]) == 0
+    index = json.loads(next(tmp_path.glob("*.json")).read_text())
+    entries = index["samples"] if isinstance(index, dict) else index
+    splits = sorted(e["split"] for e in entries)
+    assert splits == ["train", "validation"]
+    mine = next(e for e in entries if e["split"] == "validation")
+    assert mine["caption"] == generate_sample(0, "validation", 24, 32, 5).caption  # seed 0 of the validation stream

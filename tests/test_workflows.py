@@ -166,6 +166,7 @@ def test_runner_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "More4DGenerate" in out and "peak memory" in out
     assert "loading the model ..." in out and "writing the video ..." in out  # stages without a progress bar
+    assert "More4DPreview                skipped (the browser viewer" in out
     # the bundled example's true motion is known: the runner scores the generated motion against it
     assert "bundled example vs its true motion" in out and "nothing moves" in out and "share of the model's motion" in out
     assert "generated with the prompt 'the box grows'" in out

@@ -1,9 +1,9 @@
 """Write procedural samples as a TrajScene dataset folder.
 
-    python -m more4d_core.data.procedural --out data/procedural --train 1000 --heldout 64 [--video]
+    python -m more4d_core.data.procedural --out data/procedural --train 1000 --validation 48 --heldout 64 [--video]
 
-Train samples use seeds 0..N-1 of the train stream (train photographs), held-out samples seeds
-0..M-1 of the held-out stream (held-out photographs): the two share no texture and no seed.
+Each split's samples use seeds 0..N-1 of its own stream and its own photographs: train, validation
+and held-out share no texture and no seed stream.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m more4d_core.data.procedural", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--train", type=int, default=100)
+    parser.add_argument("--validation", type=int, default=0, help="validation samples (the split choices are made on)")
     parser.add_argument("--heldout", type=int, default=16)
     parser.add_argument("--height", type=int, default=96)
     parser.add_argument("--width", type=int, default=128)
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", action="store_true", help="also write the rendered video of each sample")
     args = parser.parse_args(argv)
     entries = []
-    jobs = [("train", i) for i in range(args.train)] + [("heldout", i) for i in range(args.heldout)]
+    jobs = ([("train", i) for i in range(args.train)] + [("validation", i) for i in range(args.validation)]
+            + [("heldout", i) for i in range(args.heldout)])
     for split, seed in tqdm(jobs, desc="samples"):
         s = generate_sample(seed, split, args.height, args.width, args.frames, render_video=args.video)
         sample_id = f"{split}-{seed:06d}"

@@ -1,8 +1,9 @@
 """Photographic textures for procedural scenes, with disjoint train, validation and held-out sets.
 
 Textures come from the sample photographs that scikit-image ships inside its wheel (no download).
-Grey photographs are tinted with a random colour. Without scikit-image, seeded procedural
-patterns stand in (and :data:`PHOTOS_AVAILABLE` is False), so the generator still runs.
+Grey photographs are tinted with a random colour. scikit-image is a requirement: the photographs
+define the splits and the bundled example's truth, so without them generating refuses (it used to
+substitute other patterns, i.e. other scenes, silently).
 """
 
 from __future__ import annotations
@@ -50,26 +51,15 @@ def _load_photo(name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(255.0)
 
 
-def _procedural(rng: np.random.Generator, size: int) -> torch.Tensor:
-    """Fallback texture: smooth colour noise plus a stripe or checker pattern."""
-    coarse = torch.from_numpy(rng.random((3, 6, 6))).float()
-    base = F.interpolate(coarse[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(0, 1)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    freq = float(rng.integers(3, 12))
-    if rng.random() < 0.5:
-        pattern = ((torch.floor(xx * freq) + torch.floor(yy * freq)) % 2)
-    else:
-        pattern = 0.5 + 0.5 * torch.sin(2 * np.pi * freq * (xx * np.cos(freq) + yy * np.sin(freq)))
-    return (0.7 * base + 0.3 * pattern).clamp(0, 1)
-
-
 def sample_texture(rng: np.random.Generator, split: str, size: int = 128) -> torch.Tensor:
     """A ``[3, size, size]`` texture in 0..1: a random crop of a photograph of ``split``
-    (random scale, flip and tint for grey photos), or a procedural pattern without scikit-image."""
+    (random scale, flip and tint for grey photos)."""
     if split not in SPLITS:
         raise ValueError(f"texture split must be one of {tuple(SPLITS)}, got {split!r}")
-    if not PHOTOS_AVAILABLE:
-        return _procedural(rng, size)
+    if not PHOTOS_AVAILABLE:  # other textures would be other scenes than the documented splits: say so
+        raise ImportError("procedural scenes are textured with scikit-image's sample photographs (the train / "
+                          "validation / held-out splits and the bundled example are defined by them): "
+                          "pip install scikit-image")
     names = SPLITS[split]
     photo = _load_photo(names[int(rng.integers(len(names)))])
     _, h, w = photo.shape
