@@ -59,7 +59,7 @@ def test_a_bad_limit_setting_is_named(monkeypatch, raw):
 
 def test_render_too_big_is_refused_before_rendering(monkeypatch, small_scene):
     path = camera_preset("orbit", small_scene.num_frames, scene_depth=2.0)
-    monkeypatch.setenv(ENV, "0.01")  # 10 MiB: a 9-frame 720x1280 render needs ~180 MiB
+    monkeypatch.setenv(ENV, "0.3")  # 300 MiB: a 9-frame 720x1280 render needs ~470 MiB
     with pytest.raises(ResourceError, match=r"rendering 9 frames of 1280x720 .*width/height or the number of frames"):
         render_scene(small_scene, path, output_hw=(720, 1280))
     result = render_scene(small_scene, path, output_hw=(24, 32))  # a small one still renders
@@ -69,7 +69,7 @@ def test_render_too_big_is_refused_before_rendering(monkeypatch, small_scene):
 def test_completion_too_big_is_refused(monkeypatch, small_scene):
     path = camera_preset("orbit", small_scene.num_frames, scene_depth=2.0)
     result = render_scene(small_scene, path, output_hw=(240, 320), return_point_index=True)
-    monkeypatch.setenv(ENV, "0.005")  # 5 MiB; completing 9 x 240 x 320 needs ~14 MiB
+    monkeypatch.setenv(ENV, "0.255")  # 261 MiB; completing 9 x 240 x 320 needs 256 + ~14 MiB
     with pytest.raises(ResourceError, match=r"completing 9 frames of 320x240"):
         complete_classical(result, small_scene, path)
 

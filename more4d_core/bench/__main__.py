@@ -10,7 +10,8 @@ implementation run in the same process:
 * ``depth`` — the built-in depth prior on a real photograph with true depth and on procedural scenes;
 * ``fillable`` — camera presets on photographs: holes at strength 1 and the ``auto`` strength;
 * ``memory`` — peak device memory of the 14B pipelines per memory mode, estimated without a GPU;
-* ``gpu`` — the memory modes on a GPU: measured peak and seconds per step next to the estimate.
+* ``gpu`` — the memory modes on a GPU: measured peak and seconds per step next to the estimate;
+* ``budget`` — the memory estimates that guard generation, rendering and completion vs measured peaks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "fillable": "fillable_bench",
     "memory": "memory_bench",
     "gpu": "gpu_bench",
+    "budget": "budget_bench",
 }
 
 

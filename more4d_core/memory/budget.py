@@ -6,9 +6,11 @@ job would not fail cleanly at the end; it would take ComfyUI (or the machine) do
 stage calls :func:`check_memory` with its estimate first and refuses, naming the input to change.
 
 The estimates are the stage's large buffers times a factor measured on the CPU (peak resident
-memory over the buffers' size, on 0.3-0.6 GB jobs; 4.1-4.3 for generation, 4.9-5.2 for rendering,
-4.7 for classical completion), rounded up. Small fixed costs (the bundled model, Python) are not
-counted: the check is there for the sizes that grow without bound.
+memory added over the buffers' size: ``python -m more4d_core.bench budget`` prints both; 4.2 for
+generation, 5.7 for rendering with the point index, 4.6 for classical completion at 49 frames of an
+800x600 grid rendered at 1024x1024), rounded up, plus a fixed 256 MiB for what does not grow with
+the job (allocator pools, a first JIT compile). The check is there for the sizes that grow without
+bound.
 
 The limit is what the machine can give right now: the free memory of a CUDA device the work runs
 on, else the RAM the system reports available. ``MORE4D_MEMORY_LIMIT_GB`` replaces it (a number
@@ -33,8 +35,9 @@ FLOAT = 4  # bytes of a float32
 
 # measured peak / buffer size (see the module docstring), rounded up
 GENERATION_FACTOR = 4.5  # over the tracks: frames x points x 3 floats
-RENDER_FACTOR = 5.5  # over one float per output pixel and frame (colour, depth, holes, point index)
+RENDER_FACTOR = 6.5  # over one float per output pixel and frame (colour, depth, holes, point index)
 COMPLETION_FACTOR = 5.0  # the same unit, on top of the render it completes
+FIXED = 256 * 1024**2  # what does not grow with the job
 
 
 class ResourceError(InputError):
@@ -114,14 +117,14 @@ def check_disk(folder: str | os.PathLike, need: float, task: str, fix: str) -> N
 
 def generation_bytes(frames: int, grid_hw: tuple[int, int]) -> float:
     """Peak memory of generating ``frames`` frames of trajectories on a ``grid_hw`` point grid."""
-    return GENERATION_FACTOR * frames * grid_hw[0] * grid_hw[1] * 3 * FLOAT
+    return GENERATION_FACTOR * frames * grid_hw[0] * grid_hw[1] * 3 * FLOAT + FIXED
 
 
 def render_bytes(frames: int, out_hw: tuple[int, int]) -> float:
     """Peak memory of rendering ``frames`` frames of ``out_hw`` pixels (the scene itself not counted)."""
-    return RENDER_FACTOR * frames * out_hw[0] * out_hw[1] * FLOAT
+    return RENDER_FACTOR * frames * out_hw[0] * out_hw[1] * FLOAT + FIXED
 
 
 def completion_bytes(frames: int, out_hw: tuple[int, int]) -> float:
     """Memory classical completion adds to the render of ``frames`` frames of ``out_hw`` pixels."""
-    return COMPLETION_FACTOR * frames * out_hw[0] * out_hw[1] * FLOAT
+    return COMPLETION_FACTOR * frames * out_hw[0] * out_hw[1] * FLOAT + FIXED
