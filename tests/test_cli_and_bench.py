@@ -95,3 +95,12 @@ def test_model_benchmarks_run(capsys):
 def test_code_passes_the_linter():
     ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=REPO, capture_output=True, text=True)
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+
+
+def test_budget_bench_prints_measured_peaks_next_to_the_estimates(capsys):
+    assert bench_main(["budget", "--grid", "64x48", "--frames", "5", "--render", "64x64", "--steps", "1",
+                       "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("generation", "render", "completion"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(stage))
+        assert "measured" in line and "estimate" in line and ("covers" in line or "UNDER" in line), line
