@@ -861,3 +861,46 @@ def test_completion_carries_nothing_over_from_a_nearer_surface():
     res, scene, path = _wall_with_a_hole(0.0, 1.0)  # frame 0 showed something at half the depth
     out = complete_classical(res, scene, path, temporal=0.75)
     torch.testing.assert_close(out[1, 3:9, 3:9], torch.full((6, 6, 3), 0.6), rtol=0, atol=0.01)  # Telea: +-2/255
+
+
+def test_scene_points_project_onto_their_pixels_in_the_warp():
+    from more4d_core.camera import CameraPath
+    from more4d_core.completion.classical import _project_frame
+    from more4d_core.scene import Scene4D
+
+    k = make_intrinsics(3.0, 5.0, 3.0, 2.0)  # a 4x6 grid, fx != fy and cx != cy
+    scene = Scene4D.from_depth(torch.full((4, 6), 0.5), torch.zeros(4, 6, 3), k, num_frames=2)
+    poses = EYE.repeat(2, 1, 1)
+    poses[1, 0, 3] = 0.5 / 3.0  # moved right by z / fx: everything shifts one pixel left
+    xy = [_project_frame(scene, CameraPath(poses), k.expand(2, 3, 3), t) for t in (0, 1)]
+    rows, cols = np.mgrid[0:4, 0:6]
+    # array coordinates of the pixel each point came from: (col, row), then (col - 1, row)
+    np.testing.assert_allclose(xy[0], np.stack([cols.ravel(), rows.ravel()], 1), atol=1e-5)
+    np.testing.assert_allclose(xy[1], np.stack([cols.ravel() - 1, rows.ravel()], 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("reference_image", ["image", "zero"])
+def test_conditions_are_encoded_from_the_image_in_minus_one_to_one(reference_image):
+    from more4d_core.sampling.conditioning import encode_conditions
+
+    calls = []
+    codec = SimpleNamespace(encode_still=lambda x, frames: calls.append(frames) or x.clone(),
+                            encode_image=lambda x: x[:, :1].clone())
+    transformer = SimpleNamespace(patch_embedding=SimpleNamespace(weight=torch.zeros(1, dtype=torch.float64)),
+                                  encode_motion=lambda img: img.sum(dim=1))
+    cfg = SimpleNamespace(depth_condition="minmax", use_reference_tokens=True, reference_image=reference_image,
+                          use_mpm=True)
+    image = torch.tensor([0.0, 0.25, 1.0]).view(1, 3, 1, 1).expand(1, 3, 1, 2)
+    depth = torch.tensor([[[1.0, 3.0]]])
+    c = encode_conditions(cfg, codec, transformer, image, depth, 5)
+    assert calls == [5, 5]
+    assert c.control.dtype == torch.float64 and c.control[0, :, 0, 0].tolist() == [-1.0, -0.5, 1.0]
+    assert torch.equal(c.start, torch.zeros_like(c.control))
+    assert c.depth.dtype == torch.float64 and c.depth[0, :, 0].tolist() == [[-1.0, 1.0]] * 3
+    expected_ref = [[[0.0, 0.0]]] if reference_image == "zero" else [[[-1.0, -1.0]]]
+    assert c.reference.dtype == torch.float64 and c.reference[0].tolist() == expected_ref
+    assert c.motion.dtype == torch.float64 and c.motion[0].tolist() == [[1.25, 1.25]]
+    assert encode_conditions(cfg, codec, transformer, image, depth, 5, with_motion=False).motion is None
+    cfg.use_mpm, cfg.use_reference_tokens = False, False
+    bare = encode_conditions(cfg, codec, transformer, image, depth, 5)
+    assert bare.motion is None and bare.reference is None
