@@ -904,3 +904,20 @@ def test_conditions_are_encoded_from_the_image_in_minus_one_to_one(reference_ima
     cfg.use_mpm, cfg.use_reference_tokens = False, False
     bare = encode_conditions(cfg, codec, transformer, image, depth, 5)
     assert bare.motion is None and bare.reference is None
+
+
+def test_scores_in_finer_pixels_near_the_camera_and_smoothness_by_hand():
+    k = make_intrinsics(100.0, 100.0, 0.0, 0.0)
+    unit = NormalizationFactors(1.0, 1.0)
+    gt = torch.tensor([[[0.0, 0.0, 10.0]]] * 3, dtype=torch.float64)
+    pred = torch.tensor([[[0.0, 0.0, 10.0]], [[0.15, 0.0, 10.0]], [[0.5, 0.0, 10.0]]], dtype=torch.float64)
+    vis = torch.ones(3, 1, dtype=torch.bool)
+    # pixels of a 2x finer image: thresholds 0.05 delta for errors of about 0.15 and 0.5
+    assert score(pred, gt, vis, k, unit, pixel_scale=2.0).within == {1: 0.0, 2: 0.0, 4: 0.5, 8: 0.5, 16: 1.0}
+    # half a unit from the camera: the median scale (here 2) is not clamped
+    near = gt / 20
+    assert all(v == 1.0 for v in score(near / 2, near, vis, k, unit).within.values())
+    # smoothness: normalized x = 0, .01, .03, .07 -> second differences .01 and .02
+    four = torch.tensor([[[x, 0.0, 10.0]] for x in (0.0, 0.1, 0.3, 0.7)], dtype=torch.float64)
+    s = score(four, four, torch.ones(4, 1, dtype=torch.bool), k, unit)
+    assert s.smoothness == pytest.approx(0.015)
