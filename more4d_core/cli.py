@@ -26,6 +26,7 @@ from .export import export_glb, export_ply_sequence, load_scene, save_scene
 from .export.atomic import write_file_atomic
 from .export.file_size import readable_size
 from .export.video import frames_to_uint8, write_video
+from .help_text import summary
 from .render import render_scene
 from .render.visualize import parse_color
 from .scene import Scene4D
@@ -131,7 +132,7 @@ def _write_png(image: np.ndarray, target: Path, overwrite: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.cli", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.cli", description=summary(__doc__))
     sub = parser.add_subparsers(dest="command", required=True)
     p_render = sub.add_parser("render", help="render a .npz scene file")
     p_render.add_argument("scene", type=Path, help="scene file written by save_scene / the Save 4D Scene node")

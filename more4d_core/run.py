@@ -27,6 +27,7 @@ from .camera.presets import canonical_preset_name
 from .errors import InputError, More4DError
 from .export.atomic import remove_stale_temporaries
 from .export.file_size import readable_size
+from .help_text import summary
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKFLOW = ROOT / "workflows" / "more4d_default.json"
@@ -214,7 +215,7 @@ def _report_example(doc: dict, results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.run", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.run", description=summary(__doc__),
                                      epilog=_help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW,
                         help="a ComfyUI workflow (.json) built from this pack's nodes (default: workflows/more4d_default.json)")

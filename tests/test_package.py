@@ -71,3 +71,15 @@ def test_the_readme_test_command_runs_in_a_clone_named_after_the_repository(tmp_
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_projection.py"],
                           cwd=_hyphenated_checkout(tmp_path), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_help_descriptions_are_whole_first_paragraphs():
+    from more4d_core.help_text import summary
+
+    doc = """Train a model: ``python -m x`` on one
+    device, or on many.
+
+    Details that stay out of the summary."""
+    assert summary(doc) == "Train a model: ``python -m x`` on one device, or on many."
+    done = subprocess.run([sys.executable, "-m", "more4d_core.train", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert "on one device, or" in " ".join(done.stdout.split()) and "on many." in done.stdout

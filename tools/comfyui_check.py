@@ -210,7 +210,7 @@ def browser_check(base: str, chromium: str, timeout: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--comfyui", type=Path, required=True, help="a ComfyUI checkout (main.py inside)")
     parser.add_argument("--python", default=sys.executable, help="the Python of ComfyUI's environment")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per workflow")

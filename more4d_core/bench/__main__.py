@@ -20,6 +20,8 @@ import argparse
 import importlib
 import sys
 
+from ..help_text import summary
+
 BENCHMARKS = {
     "render": "render_bench",
     "dit": "dit_bench",
@@ -35,13 +37,13 @@ BENCHMARKS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.bench", description=summary(__doc__))
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     if not argv or argv[0] not in BENCHMARKS:
         parser.parse_args(argv[:1])  # prints usage / the error
         return 2
     module = importlib.import_module(f".{BENCHMARKS[argv[0]]}", __package__)
-    sub = argparse.ArgumentParser(prog=f"python -m more4d_core.bench {argv[0]}", description=module.__doc__.splitlines()[0])
+    sub = argparse.ArgumentParser(prog=f"python -m more4d_core.bench {argv[0]}", description=summary(module.__doc__))
     module.add_arguments(sub)
     return module.run(sub.parse_args(argv[1:]))
 

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..export.atomic import atomic_folder, atomic_path
+from ..help_text import summary
 from .io import PICKLE_SUFFIXES, load_pickle_weights
 
 
@@ -78,7 +79,7 @@ def convert(src: str | Path, dst: str | Path, *, max_shard_bytes: int = 5 * 2**3
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.checkpoints.convert", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.checkpoints.convert", description=summary(__doc__))
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     parser.add_argument("--max-shard-gb", type=float, default=5.0)

@@ -35,6 +35,7 @@ from ..errors import FormatError, InputError
 from ..export.atomic import atomic_folder, resolve_inside, write_file_atomic
 from ..export.scene_file import load_scene, save_scene
 from ..geometry.normalization import REFERENCE_FX, REFERENCE_FY
+from ..help_text import summary
 from ..scene import Scene4D
 
 TRAJSCENE_FORMAT = "more4d.trajscene"
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     authors' TrajScene-60K lists and track pickles into a TrajScene folder."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.data.trajscene", description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.data.trajscene", description=summary(main.__doc__))
     parser.add_argument("prompts", help="the authors' captions .txt (one per line)")
     parser.add_argument("videos", help="the authors' video list .txt (parallel to the captions)")
     parser.add_argument("out", help="the TrajScene folder to write")

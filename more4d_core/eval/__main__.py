@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..data.procedural.scene_generator import SPLIT_STREAMS
+from ..help_text import summary
 from .protocol import DEPTHS, evaluate
 from .report import check_targets, format_controls, format_table
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..generator import load_generator
     from ..weights import default_model_path
 
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.eval", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.eval", description=summary(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("--model", default=None, help="model file (default: the bundled default model)")
     parser.add_argument("--split", default="heldout", choices=tuple(SPLIT_STREAMS), help="procedural split (default heldout)")

@@ -13,11 +13,12 @@ import argparse
 import dataclasses
 import sys
 
+from ..help_text import summary
 from .loop import TrainArgs, train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.train", description=summary(__doc__))
     defaults = TrainArgs()
     for f in dataclasses.fields(TrainArgs):
         if f.name == "info":

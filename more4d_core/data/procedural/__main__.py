@@ -14,12 +14,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ...help_text import summary
 from ..trajscene import TrajSample, write_index, write_sample
 from .scene_generator import generate_sample
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.data.procedural", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.data.procedural", description=summary(__doc__))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--train", type=int, default=100)
     parser.add_argument("--validation", type=int, default=0, help="validation samples (the split choices are made on)")
