@@ -297,10 +297,13 @@ def _apply(view, p):
 
 
 def test_viewer_looks_through_the_path_camera(page, scene_and_path):
-    _, path = scene_and_path
+    scene, path = scene_and_path
     page.evaluate("window.more4d.element.viewer.setFrame(0)")
     page.check(".more4d-viewer input[data-action='look-through']")
     try:
+        # through the camera, the view has the scene camera's vertical field of view: 2 atan(h / 2 fy)
+        yfov = 2 * math.atan(scene.grid_hw[0] / (2 * float(scene.intrinsics[1, 1])))
+        assert page.evaluate("window.more4d.element.viewer.fieldOfView()") == pytest.approx(yfov, rel=1e-6)
         for k in (3, 6):
             page.evaluate(f"window.more4d.element.viewer.setFrame({k})")
             pose = path.poses[k].numpy()
@@ -320,6 +323,7 @@ def test_viewer_looks_through_the_path_camera(page, scene_and_path):
     finally:
         page.uncheck(".more4d-viewer input[data-action='look-through']")
     assert not page.evaluate("window.more4d.element.viewer.lookThrough")
+    assert page.evaluate("window.more4d.element.viewer.fieldOfView()") == pytest.approx(math.pi / 3)  # orbiting
 
 
 def test_send_to_keyframes_node_finds_the_directly_linked_node(page):

@@ -38,7 +38,10 @@ export function parseGLB(buffer) {
     if (!colors && prim.attributes.COLOR_0 !== undefined) colors = accessor(prim.attributes.COLOR_0);
   }
   const extras = (json.extras && json.extras.more4d) || {};
-  return { frames, colors, fps: extras.fps || 8, cameraPath: extras.camera_path || null, count: frames.length ? frames[0].length / 3 : 0 };
+  // the input camera's vertical field of view (the scene's intrinsics), for looking through the path camera
+  const fovY = json.cameras && json.cameras[0] && json.cameras[0].perspective ? json.cameras[0].perspective.yfov : null;
+  return { frames, colors, fps: extras.fps || 8, cameraPath: extras.camera_path || null, fovY,
+           count: frames.length ? frames[0].length / 3 : 0 };
 }
 
 const VERTEX = `
@@ -294,7 +297,7 @@ export class Viewer4D {
     gl.enable(gl.DEPTH_TEST);
     gl.useProgram(this.program);
     const scale = this.lookThrough ? this.sceneDepth() : this.distance;
-    const proj = perspective(Math.PI / 3, width / Math.max(1, height), 0.01 * scale, 100 * scale);
+    const proj = perspective(this.fieldOfView(), width / Math.max(1, height), 0.01 * scale, 100 * scale);
     const view = this.viewMatrix();
     gl.uniformMatrix4fv(this.loc.mvp, false, new Float32Array(multiply(proj, view)));
     gl.uniform1f(this.loc.pointSize, this.pointSize);
@@ -323,6 +326,12 @@ export class Viewer4D {
       gl.vertexAttribPointer(this.loc.position, 3, gl.FLOAT, false, 0, 0);
       gl.drawArrays(gl.LINES, 0, lines.length / 3);
     }
+  }
+
+  // vertical field of view: the scene camera's when looking through the path camera (so the view
+  // matches the render), a fixed 60 degrees for orbiting
+  fieldOfView() {
+    return this.lookThrough && this.data && this.data.fovY ? this.data.fovY : Math.PI / 3;
   }
 
   _bindControls() {
