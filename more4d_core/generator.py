@@ -156,7 +156,7 @@ class TrajectoryGenerator(nn.Module):
         at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
         motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
         :mod:`.sampling.still`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
-        prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.text_states`) replace
+        prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
         steps = int(steps or cfg.steps)

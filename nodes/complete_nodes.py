@@ -63,8 +63,6 @@ class CompleteFrames:
         with MODEL_CACHE.use(completion_model) as completer:
             states = None
             if positive is not None or negative is not None:
-                if positive is None:
-                    raise InputError("connect the prompt's CONDITIONING to 'positive' too (only 'negative' is connected)")
                 from more4d_core.sampling.external_conditioning import TEXT_LEN, text_states
 
                 states = text_states(positive, negative, TEXT_LEN, completer.text_dim)

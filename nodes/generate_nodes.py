@@ -48,8 +48,6 @@ def core_components(cfg, positive, negative, clip_vision) -> dict:
         if cfg.text_encoder != "umt5":
             raise InputError(f"{cfg.name} reads its own words: type the prompt instead of connecting CONDITIONING "
                              "(that is for the 14B model's umT5)")
-        if positive is None:
-            raise InputError("connect the prompt's CONDITIONING to 'positive' too (only 'negative' is connected)")
         out["text_states"] = text_states(positive, negative, cfg.text_len, cfg.text_dim)
     if clip_vision is not None:
         if cfg.image_dim is None:

@@ -427,5 +427,7 @@ def test_comfyui_core_text_and_clip_vision_replace_the_loaders_encoders(full_lay
         text_states([[torch.zeros(1, 512, 8), {}]], None, 512, 16)
     with pytest.raises(InputError, match="2 entries"):
         text_states(positive + positive, None, 512, 16)
+    with pytest.raises(InputError, match="to 'positive' too"):  # a negative alone: the prompt is missing
+        core_components(bare.config, None, negative, None)
     with pytest.raises(InputError, match="reads its own words"):
         core_components(MORE4D_SMALL, positive, None, None)

@@ -50,6 +50,8 @@ def states_from_conditioning(conditioning, text_len: int, text_dim: int, what: s
 def text_states(positive, negative, text_len: int, text_dim: int) -> torch.Tensor:
     """``[2, text_len, text_dim]``: the prompt's and the negative prompt's states (the negative is needed
     for guidance; without one the prompt stands in, which is what guidance 1 computes anyway)."""
+    if positive is None:
+        raise InputError("connect the prompt's CONDITIONING to 'positive' too (only 'negative' is connected)")
     pos = states_from_conditioning(positive, text_len, text_dim, "positive")
     neg = pos if negative is None else states_from_conditioning(negative, text_len, text_dim, "negative")
     return torch.cat([pos, neg], dim=0)
