@@ -20,6 +20,7 @@ import numpy as np
 from .camera import PRESET_NAMES, camera_preset, parse_keyframes
 from .camera.keyframes import KEYFRAMES_EXAMPLE_FILE
 from .camera.presets import canonical_preset_name
+from .command_errors import run_reporting_errors
 from .data.analytic import make_analytic_scene
 from .errors import InputError, More4DError
 from .export import export_glb, export_ply_sequence, load_scene, save_scene
@@ -142,16 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--frames", type=int, default=49)
     _add_render_options(p_demo)
     args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (More4DError, ValueError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)  # what was wrong and what to do; --debug shows the traceback
-        return 2
+    return run_reporting_errors(lambda: _run(args), debug=args.debug, errors=(More4DError, ValueError, OSError))
 
 
 def _run(args: argparse.Namespace) -> int:

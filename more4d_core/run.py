@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from .bench.memory import PeakMemory
 from .camera.presets import canonical_preset_name
+from .command_errors import run_reporting_errors
 from .errors import InputError, More4DError
 from .export.atomic import remove_stale_temporaries
 from .export.file_size import readable_size
@@ -244,17 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (More4DError, ValueError, TypeError, OSError, KeyError) as exc:
-        if args.debug or os.environ.get("MORE4D_DEBUG"):
-            raise
-        # a user's input was wrong: the message says what and what to do (--debug shows the traceback)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(lambda: _run(args), debug=args.debug,
+                                errors=(More4DError, ValueError, TypeError, OSError, KeyError))
 
 
 def _help_epilog() -> str:
@@ -280,18 +271,6 @@ QUIET_STAGES = {"More4DLoadTrajectoryModel": "loading the model", "More4DLoadCom
 NEEDS_COMFYUI = ("more4d_native_wan_completion",)  # shipped workflows built on ComfyUI core nodes
 
 
-def _read_workflow(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"workflow {path} not found; shipped workflows are in {ROOT / 'workflows'}")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"workflow {path} is not a ComfyUI workflow JSON file ({exc})") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"workflow {path} is not a ComfyUI workflow (a JSON object), got a {type(doc).__name__}")
-    return doc
-
-
 def _run(args) -> int:
     from nodes import comfy_bridge
 
@@ -309,11 +288,12 @@ def _run_workflows(args) -> int:
     from nodes import comfy_bridge
     from nodes.runner import VIEWER_ONLY, execute, load_image_file, prepare
     from nodes.workflow_depth import use_depth_image
+    from nodes.workflow_format import load_workflow_file
 
     from .cache import MODEL_CACHE
     from .depth.estimate import check_depth_shape
 
-    base_doc = _read_workflow(args.workflow)
+    base_doc = load_workflow_file(args.workflow)
     images = _images(args.image)
     prepare(base_doc, _overrides(base_doc, images[0], args))  # presets, values, nodes, model files: before any work
     depth_files = {image: _depth_file(args.depth, image, len(images) > 1 or (args.image and Path(args.image).is_dir()))
@@ -344,6 +324,10 @@ def _run_workflows(args) -> int:
         bar.update(done - bar.n)
 
     comfy_bridge.PROGRESS_HOOK = hook
+
+    def close_bar() -> None:  # the progress bar of the node that just ended, before its line is printed
+        if "current" in bars:
+            bars.pop("current").close()
     written: list[str] = []
     failed: list[tuple[str, str]] = []
     start = time.perf_counter()
@@ -361,8 +345,7 @@ def _run_workflows(args) -> int:
                 if node.type in VIEWER_ONLY:
                     print(f"  {node.type:28s} skipped (the browser viewer: open the workflow in ComfyUI)")
                     return
-                if "current" in bars:
-                    bars.pop("current").close()
+                close_bar()
                 print(f"  {node.type:28s} {seconds:7.2f} s")
 
             doc = base_doc
@@ -374,8 +357,7 @@ def _run_workflows(args) -> int:
             except Exception as exc:  # a batch skips a bad item and goes on; one image fails as before
                 if len(images) == 1:
                     raise
-                if "current" in bars:
-                    bars.pop("current").close()
+                close_bar()
                 failed.append((label, f"{type(exc).__name__}: {exc}"))
                 print(f"  FAILED ({type(exc).__name__}): {exc}; skipping {label}")
                 continue
@@ -383,8 +365,8 @@ def _run_workflows(args) -> int:
                 if isinstance(out, dict):
                     written += [str(args.out / p) for p in out["ui"].get("text", [])]
             print(f"  total {time.perf_counter() - stage_start:.2f} s")
-            summary = _depth_summary(doc, results)
-            for line in ([summary] if summary else []) + _camera_summary(doc, results):
+            depth_line = _depth_summary(doc, results)
+            for line in ([depth_line] if depth_line else []) + _camera_summary(doc, results):
                 print("  " + line)
             if image is None:
                 _report_example(doc, results)

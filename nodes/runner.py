@@ -18,7 +18,7 @@ import torch
 from more4d_core.errors import InputError
 
 from . import NODE_CLASS_MAPPINGS
-from .workflow_format import GraphNode, check_value, read_workflow, widget_slots
+from .workflow_format import GraphNode, read_workflow, widget_value_problems
 
 ASSETS = Path(__file__).resolve().parents[1] / "more4d_core" / "assets"
 ASSET_PREFIX = "more4d_"  # "more4d_example.png" in a workflow = the pack's assets/example.png
@@ -100,12 +100,8 @@ def widget_problems(nodes: dict[int, GraphNode]) -> list[str]:
     problems: list[str] = []
     for node in sorted(nodes.values(), key=lambda n: n.id):
         cls = NODE_CLASS_MAPPINGS.get(node.type)
-        if node.mode != 0 or cls is None:
-            continue
-        dynamic = set(getattr(cls, "DYNAMIC_INPUTS", ()))
-        for name, spec in widget_slots(cls):
-            if spec is not None and name not in dynamic and name in node.widgets:
-                problems += [f"node {node.id} ({node.type}) {name}: {p}" for p in check_value(spec, node.widgets[name])]
+        if node.mode == 0 and cls is not None:
+            problems += [f"node {node.id} ({node.type}).{p}" for p in widget_value_problems(cls, node.widgets)]
     return problems
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from more4d_core.errors import InputError
+
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")  # COMBO: a V3 node's choices, in its "options"
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 
@@ -62,10 +64,24 @@ class GraphNode:
     mode: int = 0  # 0 = active, 2 = muted, 4 = bypassed
 
 
+def load_workflow_file(path: str | Path) -> dict:
+    """A UI workflow file's JSON, with what is wrong when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"workflow {path} not found; shipped workflows are in the pack's workflows/ folder")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"workflow {path} is not a ComfyUI workflow JSON file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"workflow {path} is not a ComfyUI workflow (a JSON object), got a {type(doc).__name__}")
+    return doc
+
+
 def read_workflow(doc: dict | str | Path, mappings: dict[str, type]) -> dict[int, GraphNode]:
     """Parse a UI workflow into nodes with named widget values and input links."""
     if not isinstance(doc, dict):
-        doc = json.loads(Path(doc).read_text())
+        doc = load_workflow_file(doc)
     links = {link[0]: link for link in doc.get("links", [])}
     nodes: dict[int, GraphNode] = {}
     for raw in doc["nodes"]:
@@ -104,17 +120,11 @@ def check_workflow(doc: dict, mappings: dict[str, type], external: dict[str, dic
             values = list(n.get("widgets_values") or [])
             if len(values) != len(slots):
                 problems.append(f"node {n['id']} ({t}): {len(values)} widget values, expected {len(slots)}")
-            dynamic = set(getattr(cls, "DYNAMIC_INPUTS", ()))
-            for (name, spec), value in zip(slots, values):
-                if spec is None:
-                    if name == CONTROL and value not in CONTROL_VALUES:
-                        problems.append(f"node {n['id']} ({t}): seed control {value!r} is not one of {CONTROL_VALUES}")
-                    continue
-                if name in dynamic and files != "listed":  # file lists depend on the machine: only the type
-                    if not isinstance(value, str):
-                        problems.append(f"node {n['id']} ({t}).{name}: {value!r} is not a file name")
-                    continue
-                problems += [f"node {n['id']} ({t}).{name}: {p}" for p in check_value(spec, value)]
+            for (name, _), value in zip(slots, values):
+                if name == CONTROL and value not in CONTROL_VALUES:
+                    problems.append(f"node {n['id']} ({t}): seed control {value!r} is not one of {CONTROL_VALUES}")
+            named = {name: value for (name, spec), value in zip(slots, values) if spec is not None}
+            problems += [f"node {n['id']} ({t}).{p}" for p in widget_value_problems(cls, named, files=files)]
             declared = {name: spec[0] for name, spec, _ in input_specs(cls) if not is_widget(spec)}
             for name, spec, required in input_specs(cls):
                 linked = any(i["name"] == name and i.get("link") is not None for i in n.get("inputs", []))
@@ -156,6 +166,24 @@ def check_workflow(doc: dict, mappings: dict[str, type], external: dict[str, dic
     for n in doc["nodes"]:
         n.pop("_declared_inputs", None)
         n.pop("_outputs", None)
+    return problems
+
+
+def widget_value_problems(node_cls, values: dict[str, Any], *, files: str = "names") -> list[str]:
+    """``"name: problem"`` for each widget value (by input name) of ``node_cls`` outside its range or
+    choices. Model-file inputs (the node's ``DYNAMIC_INPUTS``) list what is on this machine:
+    ``files="names"`` checks only that they are names, ``files="listed"`` that each is offered now."""
+    dynamic = set(getattr(node_cls, "DYNAMIC_INPUTS", ()))
+    problems: list[str] = []
+    for name, spec in widget_slots(node_cls):
+        if spec is None or name not in values:
+            continue
+        value = values[name]
+        if name in dynamic and files != "listed":  # file lists depend on the machine: only the type
+            if not isinstance(value, str):
+                problems.append(f"{name}: {value!r} is not a file name")
+            continue
+        problems += [f"{name}: {p}" for p in check_value(spec, value)]
     return problems
 
 
