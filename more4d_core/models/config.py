@@ -25,10 +25,12 @@ from ..geometry.normalization import NORMALIZATIONS
 
 # 2: depth_condition added (files of version 1 were all trained with "minmax")
 # 3: text_vocabulary and decode_guide added (files of version < 3 read every word and decode bilinearly)
-CONFIG_VERSION = 3
+# 4: condition_detail added (files of version < 4 see only the cell means of the image and the depth)
+CONFIG_VERSION = 4
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
+CONDITION_DETAILS = ("none", "subcell")
 
 
 MAX_GENERATED_FRAMES = 257  # the Generate node's widget maximum; memory grows with frames x points
@@ -91,6 +93,9 @@ class STraGConfig:
     adaptor_channels: int = 128
     normalization: str = "reference"  # "reference" constants, "intrinsics"-derived factors or "focal" (fx = fy = 1)
     depth_condition: str = "minmax"  # depth map -> [-1, 1]: per-image min-max, or "max_ratio" (2 z / max z - 1)
+    # dct codec: the control and depth latents carry only each cell's mean in their first coefficient; "subcell"
+    # also puts the luminance and depth of the cell's pixels in the unused channels (sampling.condition_detail)
+    condition_detail: str = "none"
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -128,6 +133,16 @@ class STraGConfig:
             raise InputError(f"decode_guide must be one of {', '.join(DECODE_GUIDES)}, got {self.decode_guide!r}")
         if self.depth_condition not in DEPTH_CONDITIONS:
             raise InputError(f"depth_condition must be one of {', '.join(DEPTH_CONDITIONS)}, got {self.depth_condition!r}")
+        if self.condition_detail not in CONDITION_DETAILS:
+            raise InputError(f"condition_detail must be one of {', '.join(CONDITION_DETAILS)}, got {self.condition_detail!r}")
+        if self.condition_detail != "none" and (
+            self.codec != "dct" or 3 * (self.dct_coefficients - 1) < self.spatial_compression**2
+        ):
+            raise InputError(
+                "condition_detail 'subcell' needs the dct codec with room for the cell's pixels: "
+                f"3 x (dct_coefficients - 1) >= spatial_compression^2, got codec {self.codec!r}, "
+                f"{self.dct_coefficients} coefficients, compression {self.spatial_compression}"
+            )
         if self.image_dim is not None and self.text_len != 512:
             # diffusers' Wan attention splits image and text context assuming 512 text tokens
             raise InputError("configs with CLIP image tokens need text_len = 512")
@@ -206,6 +221,8 @@ class STraGConfig:
         if version < 3:  # written before these fields existed: every word was read, decoding was bilinear
             data.setdefault("text_vocabulary", "open")
             data.setdefault("decode_guide", "none")
+        if version < 4:  # written before the field existed: cell means only
+            data.setdefault("condition_detail", "none")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

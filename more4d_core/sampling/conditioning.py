@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..models.config import DEPTH_CONDITIONS, STraGConfig
+from .condition_detail import add_detail, luminance
 
 
 def generation_size(image_hw: tuple[int, int], cfg: STraGConfig) -> tuple[int, int]:
@@ -126,6 +127,10 @@ def encode_conditions(
     control = codec.encode_still(image * 2 - 1, num_frames).to(dtype)
     depth_norm = torch.stack([depth_condition(d, cfg.depth_condition) for d in depth]).unsqueeze(1).expand(-1, 3, -1, -1)
     depth_lat = codec.encode_still(depth_norm.contiguous(), num_frames).to(dtype)
+    if cfg.condition_detail == "subcell":
+        k, s = cfg.dct_coefficients, cfg.spatial_compression
+        control = add_detail(control, luminance(image * 2 - 1), k, s)
+        depth_lat = add_detail(depth_lat, depth_norm[:, :1], k, s)
     reference = None
     if cfg.use_reference_tokens:
         reference = codec.encode_image(image * 2 - 1).to(dtype)

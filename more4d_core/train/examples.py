@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from ..data.procedural.scene_generator import generate_sample
 from ..data.trajscene import TrajSceneDataset
 from .depth_noise import perturb_depth
+from .kind_head import kind_map
 
 _SWAPS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
 _SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
@@ -42,8 +43,12 @@ def mirror_example(ex: dict) -> dict:
         "tracks": tracks,
         "caption": mirror_caption(ex["caption"]),
         "index": ex["index"],
-        **({"mover_mask": ex["mover_mask"].flip(-1)} if "mover_mask" in ex else {}),
+        **{key: ex[key].flip(-1) for key in _MASKS if key in ex},
     }
+
+
+# per-pixel training targets of the procedural generator (the mover and kind heads'), collated when present
+_MASKS = ("mover_mask", "kind_map")
 
 
 def _mirror_for(index: int, prob: float) -> bool:
@@ -87,6 +92,7 @@ class ProceduralExamples(Dataset):
             "index": int(index),
             # pixels of the objects the caption makes move (the mover head's target)
             "mover_mask": torch.isin(s.object_id[0], torch.tensor(s.params["movers"], dtype=torch.int64)),
+            "kind_map": kind_map(s.object_id[0], s.params["objects"]),  # the kind head's target
         }
         return mirror_example(ex) if _mirror_for(int(index), self.mirror_prob) else ex
 
@@ -118,8 +124,9 @@ class TrajSceneExamples(Dataset):
 
 def collate(examples: list[dict]) -> dict:
     out = {k: torch.stack([e[k] for e in examples]) for k in ("image", "depth", "intrinsics", "tracks")}
-    if all("mover_mask" in e for e in examples):
-        out["mover_mask"] = torch.stack([e["mover_mask"] for e in examples])
+    for key in _MASKS:
+        if all(key in e for e in examples):
+            out[key] = torch.stack([e[key] for e in examples])
     out["caption"] = [e["caption"] for e in examples]
     out["index"] = torch.tensor([e["index"] for e in examples])
     return out

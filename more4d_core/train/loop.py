@@ -25,6 +25,7 @@ from ..checkpoints.bundle import save_bundle
 from ..data.procedural.scene_generator import RECIPES
 from ..generator import build_generator, load_generator
 from ..models.config import STraGConfig, get_config
+from ..sampling.condition_detail import zero_detail_weights
 from ..sampling.still import check_still_threshold
 from .ema import EMA
 from .examples import ProceduralExamples, TrajSceneExamples, collate
@@ -50,6 +51,8 @@ class TrainArgs:
     motion_weight: float = 0.0  # extra loss weight of latent cells whose points move (objective.motion_weights)
     mover_weight: float = 0.0  # weight of the mover head's loss (mover_head.py: which tokens the caption makes move)
     mover_min_sigma: float = 0.0  # the mover loss counts only samples noised at least this much (0..1)
+    kind_weight: float = 0.0  # weight of the kind head's loss (kind_head.py: what kind of object each token shows)
+    condition_detail: str | None = None  # the config's condition_detail unless given ("subcell": sampling/condition_detail.py)
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
     still_threshold: float | None = None  # the exported model's default still hold (None: the config's); chosen on validation
@@ -105,13 +108,15 @@ def train(args: TrainArgs) -> Path:
 
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     cfg = get_config(args.config)
+    if args.condition_detail is not None:
+        cfg = cfg.replace(condition_detail=args.condition_detail)
     out = Path(args.out)
     gen = build_generator(cfg, seed=args.seed)
     dataset = _dataset(args, cfg)
     objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec,
                                       text_dropout=args.text_dropout, train_shift=args.train_shift,
                                       motion_weight=args.motion_weight, mover_weight=args.mover_weight,
-                                      mover_min_sigma=args.mover_min_sigma)
+                                      mover_min_sigma=args.mover_min_sigma, kind_weight=args.kind_weight)
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -128,6 +133,7 @@ def train(args: TrainArgs) -> Path:
     elif args.init:  # warm start: every weight and the codec's latent scale from a model file
         for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
             load_into(module, bundle.iter_component(args.init, name), source=str(args.init))
+        _start_detail_from_zero(gen.transformer, cfg, bundle.read_header(args.init).config)
     else:
         fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
     ema = EMA(objective, args.ema_decay)
@@ -202,11 +208,21 @@ def train(args: TrainArgs) -> Path:
     return out
 
 
+def _start_detail_from_zero(transformer, cfg: STraGConfig, init_cfg: STraGConfig) -> None:
+    """A warm start that adds sub-cell detail to a model trained without it begins with zero input
+    weights on the detail channels (never trained: their input was always zero), so step 0 computes
+    the init model's function."""
+    if cfg.condition_detail != "none" and init_cfg.condition_detail == "none":
+        zero_detail_weights(transformer.patch_embedding, cfg.latent_channels, cfg.dct_coefficients,
+                            cfg.spatial_compression)
+
+
 def _parts(gen, objective: FlowMatchingObjective) -> dict:
-    """What a checkpoint holds: the generator's modules and the training-only mover head."""
+    """What a checkpoint holds: the generator's modules and the training-only heads."""
     parts = {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}
-    if objective.mover_head is not None:
-        parts["mover_head"] = objective.mover_head
+    for name in ("mover_head", "kind_head"):
+        if getattr(objective, name) is not None:
+            parts[name] = getattr(objective, name)
     return parts
 
 

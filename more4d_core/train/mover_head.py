@@ -20,50 +20,19 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from .token_head import TokenHead, weighted_mean
 
 
-class MoverHead(nn.Module):
+class MoverHead(TokenHead):
     """Per-token mover logits from the last transformer block (captured by a forward hook)."""
 
-    def __init__(self, transformer: nn.Module):
-        super().__init__()
-        cfg = transformer.cfg
-        self.proj = nn.Linear(cfg.dim, 1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-        self._with_ref = cfg.use_reference_tokens
-        self._patch = cfg.patch_size
-        self._tokens: torch.Tensor | None = None
-        self._latent_thw: tuple[int, int, int] | None = None
-        # hooks, not a sub-module: the transformer's weights (what ships) stay exactly the generator's
-        transformer.register_forward_pre_hook(self._remember_shape, with_kwargs=True)
-        transformer.blocks[-1].register_forward_hook(self._remember_tokens)
-
-    def _remember_shape(self, module, args, kwargs):
-        latents = args[0] if args else kwargs["latents"]
-        reference = kwargs.get("reference_latent", args[4] if len(args) > 4 else None)
-        self._latent_thw = tuple(latents.shape[2:])
-        self._has_ref = self._with_ref and reference is not None
-
-    def _remember_tokens(self, module, args, output):
-        self._tokens = output
-
-    def forget(self) -> None:
-        """Drop the captured tokens (they hold the step's graph; a copy of the head cannot take them)."""
-        self._tokens = None
+    def __init__(self, transformer):
+        super().__init__(transformer, outputs=1, block=-1)
 
     def logits(self) -> torch.Tensor:
         """``[B, h, w]`` mover logits of the last forward pass, on its token grid."""
-        if self._tokens is None or self._latent_thw is None:
-            raise RuntimeError("the mover head reads the transformer's last forward pass; none has run")
-        t, h, w = (n // p for n, p in zip(self._latent_thw, self._patch))
-        tokens = self._tokens
-        if self._has_ref:
-            tokens = tokens[:, h * w:]
-        b, _, dim = tokens.shape
-        video = tokens.reshape(b, t, h * w, dim).float().mean(dim=1)
-        return self.proj(video).view(b, h, w)
+        return self.grid_logits()[:, 0]
 
     def loss(self, mover_mask: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Binary cross-entropy of the token logits against each token's share of mover pixels
@@ -72,7 +41,4 @@ class MoverHead(nn.Module):
         logits = self.logits()
         share = F.adaptive_avg_pool2d(mover_mask.float().unsqueeze(1), tuple(logits.shape[-2:]))[:, 0]
         per_sample = F.binary_cross_entropy_with_logits(logits, share, reduction="none").mean(dim=(1, 2))
-        if sample_weight is None:
-            return per_sample.mean()
-        w = sample_weight.to(per_sample)
-        return (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+        return weighted_mean(per_sample, sample_weight)

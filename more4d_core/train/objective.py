@@ -19,6 +19,7 @@ from torch import nn
 from ..geometry.normalization import factors_for
 from ..models.trajectory_codec import tracks_to_field
 from ..sampling.conditioning import encode_conditions
+from .kind_head import KindHead
 from .mover_head import MoverHead
 
 
@@ -56,13 +57,15 @@ class FlowMatchingObjective(nn.Module):
 
     With ``mover_weight > 0`` a training-only :class:`~.mover_head.MoverHead` reads the last block's
     tokens and is taught, with that weight, which tokens belong to the objects the caption makes
-    move (batches carry ``mover_mask``); the generator itself does not change.
+    move (batches carry ``mover_mask``); with ``kind_weight > 0`` a :class:`~.kind_head.KindHead`
+    teaches a middle block's tokens the kind of object they show (``kind_map``). The generator
+    itself does not change.
     """
 
     def __init__(self, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module, *,
                  text_dropout: float = 0.1, train_shift: float = 3.0, motion_weight: float = 0.0,
                  moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0,
-                 mover_min_sigma: float = 0.0):
+                 mover_min_sigma: float = 0.0, kind_weight: float = 0.0):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -75,6 +78,8 @@ class FlowMatchingObjective(nn.Module):
         self.mover_weight = float(mover_weight)
         self.mover_min_sigma = float(mover_min_sigma)  # the mover loss counts samples noised at least this much
         self.mover_head = MoverHead(transformer) if self.mover_weight > 0 else None
+        self.kind_weight = float(kind_weight)
+        self.kind_head = KindHead(transformer) if self.kind_weight > 0 else None
         self.terms: dict[str, float] = {}  # the loss terms of the last call, for the log
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
@@ -111,6 +116,12 @@ class FlowMatchingObjective(nn.Module):
                 self.terms["mover"] = float(mover.detach())
                 loss = loss + self.mover_weight * mover
             self.mover_head.forget()
+        if self.kind_head is not None:
+            if "kind_map" in batch:
+                kind = self.kind_head.loss(batch["kind_map"].to(device))
+                self.terms["kind"] = float(kind.detach())
+                loss = loss + self.kind_weight * kind
+            self.kind_head.forget()
         return loss
 
 
