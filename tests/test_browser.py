@@ -343,3 +343,73 @@ def test_send_to_keyframes_node_finds_the_directly_linked_node(page):
         return [find(plain, 3)?.id ?? null, find(map, 3)?.id ?? null, find(plain, 4), find(plain, 5)];
     }""")
     assert found == [1, 1, None, None]
+
+
+# --- dragging a keyframe in the 4D viewer ---
+
+def _orbit_basis(target, yaw, pitch, distance):
+    """The orbit camera (glTF axes) as the viewer documents it: eye, forward, right, up."""
+    eye = [target[0] - distance * math.cos(pitch) * math.sin(yaw), target[1] + distance * math.sin(pitch),
+           target[2] + distance * math.cos(pitch) * math.cos(yaw)]
+    f = [t - e for t, e in zip(target, eye)]
+    n = math.sqrt(sum(c * c for c in f))
+    f = [c / n for c in f]
+    r = [-f[2], 0.0, f[0]]  # forward x world up (0, 1, 0)
+    n = math.sqrt(sum(c * c for c in r))
+    r = [c / n for c in r]
+    u = [r[1] * f[2] - r[2] * f[1], r[2] * f[0] - r[0] * f[2], r[0] * f[1] - r[1] * f[0]]
+    return eye, f, r, u
+
+
+def test_dragging_a_keyframe_handle_moves_that_keyframe_under_the_pointer(page, scene_and_path):
+    scene, _ = scene_and_path
+    depth = scene.median_depth()
+    page.evaluate("window.more4d.element.viewer.setLookThrough(false)")
+    _load(page, EXAMPLE)
+    page.evaluate("window.more4d.showHandles()")
+    target, yaw, pitch, distance = [0.0, 0.0, -depth], 0.6, 0.3, 2.5 * depth
+    page.evaluate(f"""() => {{ const v = window.more4d.element.viewer;
+        v.target = {target}; v.yaw = {yaw}; v.pitch = {pitch}; v.distance = {distance}; v.draw(); }}""")
+    rect = page.evaluate("(() => { const r = document.querySelector('.more4d-viewer canvas').getBoundingClientRect();"
+                         " return [r.left, r.top, r.width, r.height]; })()")
+    eye, f, r, u = _orbit_basis(target, yaw, pitch, distance)
+    tan, aspect = math.tan(math.pi / 6), rect[2] / rect[3]  # orbit: 60 degrees vertical, the canvas's aspect
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
+
+    def to_pixel(p_gl):
+        d = [a - b for a, b in zip(p_gl, eye)]
+        z = dot(d, f)
+        return (rect[0] + (dot(d, r) / (z * tan * aspect) + 1) / 2 * rect[2],
+                rect[1] + (1 - dot(d, u) / (z * tan)) / 2 * rect[3])
+
+    kf = EXAMPLE["keyframes"][1]  # time 0.5, position [0.15, -0.05, 0.1] scene depths
+    start_gl = [kf["position"][0] * depth, -kf["position"][1] * depth, -kf["position"][2] * depth]
+    x0, y0 = to_pixel(start_gl)
+    x1, y1 = x0 + 40, y0 - 25
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2)
+    page.mouse.move(x1, y1)
+    page.mouse.up()
+    # expected: the ray through the release pixel met with the plane through the start facing the view
+    nx, ny = 2 * (x1 - rect[0]) / rect[2] - 1, 1 - 2 * (y1 - rect[1]) / rect[3]
+    ray = [fk + nx * tan * aspect * rk + ny * tan * uk for fk, rk, uk in zip(f, r, u)]
+    t = dot([s - e for s, e in zip(start_gl, eye)], f) / dot(ray, f)
+    end_gl = [e + t * d for e, d in zip(eye, ray)]
+    end_cv = [end_gl[0] / depth, -end_gl[1] / depth, -end_gl[2] / depth]
+    doc = _doc_now(page)
+    assert [k["time"] for k in doc["keyframes"]] == [0, 0.5, 1]
+    assert doc["keyframes"][1]["position"] == pytest.approx(end_cv, abs=1e-4)
+    assert abs(doc["keyframes"][1]["position"][0] - kf["position"][0]) > 0.02  # it really moved
+    assert doc["keyframes"][1]["look_at"] == kf["look_at"]  # it keeps looking where it did
+    assert doc["keyframes"][0] == EXAMPLE["keyframes"][0] and doc["keyframes"][2] == EXAMPLE["keyframes"][2]
+    path = parse_keyframes(doc, scene_depth=depth, num_frames=9)  # the node reads what the drag wrote
+    assert path.poses[4, :3, 3].tolist() == pytest.approx([c * depth for c in end_cv], abs=1e-3)
+    # the handles follow the document; a press away from every handle orbits instead
+    handles = page.evaluate("window.more4d.element.viewer.handles")
+    assert handles[1] == pytest.approx(end_gl, abs=1e-3)
+    page.mouse.move(rect[0] + 5, rect[1] + 5)
+    page.mouse.down()
+    page.mouse.move(rect[0] + 60, rect[1] + 5)
+    page.mouse.up()
+    assert _doc_now(page) == doc and page.evaluate("window.more4d.element.viewer.yaw") != pytest.approx(yaw)

@@ -407,3 +407,20 @@ export class CameraPathEditor {
     if (this.onrender) this.onrender();
   }
 }
+
+// A keyframe's position set from the 4D viewer (a handle dragged; position in the document's units); its
+// orientation (look_at or rotation), roll, zoom and timing stay, so the camera keeps looking where it did.
+export function setKeyframePosition(data, i, position, fallback = DEFAULT_FRAMES) {
+  if (!isVec(position, 3)) throw new Error("a keyframe position must be 3 numbers");
+  const d = sortKeyframes(data, fallback);
+  if (!(i >= 0 && i < d.keyframes.length)) throw new Error(`no keyframe ${i}`);
+  const out = clone(d);
+  out.keyframes[i].position = position.map((x) => round(x));
+  return finish(d, out, fallback);
+}
+
+// The keyframes' positions in timeline order (what the viewer shows as draggable handles; a keyframe
+// without a position sits at the input camera, as the parser reads it).
+export function keyframePositions(data, fallback = DEFAULT_FRAMES) {
+  return sortKeyframes(data, fallback).keyframes.map((kf) => (kf.position ? [...kf.position] : [0, 0, 0]));
+}

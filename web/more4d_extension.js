@@ -5,7 +5,9 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { createViewerElement } from "./more4d_viewer.js";
-import { CameraPathEditor, emptyPath, insertViewKeyframe, parsePath, serializePath } from "./more4d_camera_editor.js";
+import {
+  CameraPathEditor, emptyPath, insertViewKeyframe, keyframePositions, parsePath, serializePath, setKeyframePosition,
+} from "./more4d_camera_editor.js";
 import { linkedSourceNode } from "./more4d_graph.js";
 
 const KEYFRAMES_NODE = "More4DCameraPathKeyframes";
@@ -52,6 +54,26 @@ function sendToKeyframesNode(preview, request) {
   }
 }
 
+// the linked Keyframes node's keyframes as draggable handles in a Preview node's viewer (none when unlinked)
+function showLinkedKeyframes(preview) {
+  const source = linkedSourceNode(app.graph, preview, "camera_path", KEYFRAMES_NODE);
+  let handles = { positions: [], units: undefined };
+  try { if (source?.more4dKeyframes) handles = source.more4dKeyframes(); } catch (e) { /* invalid JSON: no handles */ }
+  preview.more4dViewer.setKeyframeHandles(handles.positions, handles.units);
+}
+
+// a handle dragged in a Preview node's viewer: the linked Keyframes node's keyframe takes the new position
+function moveLinkedKeyframe(preview, request) {
+  const source = linkedSourceNode(app.graph, preview, "camera_path", KEYFRAMES_NODE);
+  if (!source?.more4dMoveKeyframe) return;
+  try {
+    source.more4dMoveKeyframe(request);
+  } catch (e) {
+    notify(String(e.message || e));
+  }
+  showLinkedKeyframes(preview);
+}
+
 app.registerExtension({
   name: "more4d.viewer",
   async beforeRegisterNodeDef(nodeType, nodeData) {
@@ -64,10 +86,16 @@ app.registerExtension({
         if (!this.more4dViewer) {
           this.more4dViewer = createViewerElement({ width: 480, height: 360 });
           this.more4dViewer.onkeyframe = (request) => sendToKeyframesNode(this, request);
+          this.more4dViewer.onkeyframemove = (request) => moveLinkedKeyframe(this, request);
+          // the Keyframes node may have changed since: refresh the handles when the pointer comes in
+          this.more4dViewer.addEventListener("pointerenter", () => showLinkedKeyframes(this));
           this.addDOMWidget("viewer", "more4d_viewer", this.more4dViewer, { serialize: false });
           this.setSize([Math.max(this.size[0], 500), Math.max(this.size[1], 520)]);
         }
-        fetch(fileUrl(files[0])).then((r) => r.arrayBuffer()).then((buf) => this.more4dViewer.loadBuffer(buf));
+        fetch(fileUrl(files[0])).then((r) => r.arrayBuffer()).then((buf) => {
+          this.more4dViewer.loadBuffer(buf);
+          showLinkedKeyframes(this);
+        });
       };
     }
     if (nodeData.name === KEYFRAMES_NODE) {
@@ -94,6 +122,18 @@ app.registerExtension({
         // a view from a Preview node's "+ keyframe here" (through the editor's logic; throws when invalid)
         this.more4dAddView = (request) => {
           const next = insertViewKeyframe(parsePath(jsonWidget.value), request, frames());
+          jsonWidget.value = serializePath(next);
+          if (holder.style.display !== "none") editor.setData(next);
+          app.graph?.setDirtyCanvas(true, true);
+        };
+        // the keyframes a linked Preview node's viewer shows as handles, and a dragged handle's new position
+        this.more4dKeyframes = () => {
+          const doc = parsePath(jsonWidget.value);
+          return { positions: keyframePositions(doc, frames()), units: doc.units };
+        };
+        this.more4dMoveKeyframe = ({ index, positionIn }) => {
+          const doc = parsePath(jsonWidget.value);
+          const next = setKeyframePosition(doc, index, positionIn(doc.units), frames());
           jsonWidget.value = serializePath(next);
           if (holder.style.display !== "none") editor.setData(next);
           app.graph?.setDirtyCanvas(true, true);

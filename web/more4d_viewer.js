@@ -1,7 +1,8 @@
 // MoRe4D 4D viewer: plays the animated point cloud of a MoRe4D GLB (one node per frame, as written by
 // more4d_core.export.gltf) with orbit controls, play/pause, frame scrubbing and the camera path drawn
 // as a curve with small camera frusta, "look through camera" along that path, and the current view as a
-// keyframe (OpenCV scene coordinates, as the Keyframes node reads them). Plain WebGL, no library and no network access beyond the GLB it is given.
+// keyframe (OpenCV scene coordinates, as the Keyframes node reads them); the keyframes of a linked Keyframes
+// node are handles that can be dragged in the view plane. Plain WebGL, no library and no network access beyond the GLB it is given.
 
 const GLB_MAGIC = 0x46546c67;
 const JSON_CHUNK = 0x4e4f534a;
@@ -134,6 +135,10 @@ export class Viewer4D {
     this.lookThrough = false;
     this.frustumCount = 5;
     this.lineBuffer = gl.createBuffer();
+    this.handles = []; // keyframe positions (glTF axes, scene units) shown as draggable points
+    this.activeHandle = -1;
+    this.handleBuffer = gl.createBuffer();
+    this.onhandlemove = null; // (index, OpenCV position in scene units) when a drag ends
     this._bindControls();
   }
 
@@ -212,6 +217,65 @@ export class Viewer4D {
     const s = units === "scene_depth" ? 1 / this.sceneDepth() : 1;
     const cv = (p) => cvToGl(p).map((v) => v * s);
     return { position: cv(eye), look_at: cv(target) };
+  }
+
+  // Keyframe handles from OpenCV positions in scene units (metres of the scene file).
+  setHandles(positions) {
+    this.handles = (positions || []).map((p) => cvToGl(p));
+    this.activeHandle = -1;
+    this.draw();
+  }
+
+  // The view's camera basis (glTF axes) and the tangent of half the vertical field of view.
+  _viewBasis() {
+    const { eye, target } = this.viewCamera();
+    const norm = (v) => { const l = Math.hypot(...v) || 1; return v.map((x) => x / l); };
+    const cross = (p, q) => [p[1] * q[2] - p[2] * q[1], p[2] * q[0] - p[0] * q[2], p[0] * q[1] - p[1] * q[0]];
+    const forward = norm(target.map((t, k) => t - eye[k]));
+    const right = norm(cross(forward, [0, 1, 0]));
+    const up = cross(right, forward);
+    return { eye, forward, right, up, tan: Math.tan(this.fieldOfView() / 2), aspect: this.canvas.width / Math.max(1, this.canvas.height) };
+  }
+
+  // A point (glTF axes) -> CSS pixels of the canvas (x right, y down), or null behind the camera.
+  screenOf(p) {
+    const { eye, forward, right, up, tan, aspect } = this._viewBasis();
+    const d = p.map((v, k) => v - eye[k]);
+    const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    const z = dot(d, forward);
+    if (z <= 1e-9) return null;
+    const rect = this.canvas.getBoundingClientRect();
+    const nx = dot(d, right) / (z * tan * aspect);
+    const ny = dot(d, up) / (z * tan);
+    return [(nx + 1) / 2 * rect.width, (1 - ny) / 2 * rect.height];
+  }
+
+  // The handle under CSS pixel (x, y) within `radius` pixels (the nearest), or -1.
+  pickHandle(x, y, radius = 10) {
+    let best = -1;
+    let bestDist = radius;
+    this.handles.forEach((h, i) => {
+      const s = this.screenOf(h);
+      if (!s) return;
+      const dist = Math.hypot(s[0] - x, s[1] - y);
+      if (dist <= bestDist) { best = i; bestDist = dist; }
+    });
+    return best;
+  }
+
+  // Move handle i so that it lies under CSS pixel (x, y), in the plane through `anchor` (glTF axes; the
+  // handle's position when the drag began) facing the view: the handle follows the pointer exactly.
+  dragHandle(i, x, y, anchor) {
+    const { eye, forward, right, up, tan, aspect } = this._viewBasis();
+    const rect = this.canvas.getBoundingClientRect();
+    const nx = (2 * x) / Math.max(1, rect.width) - 1;
+    const ny = 1 - (2 * y) / Math.max(1, rect.height);
+    const dir = forward.map((f, k) => f + nx * tan * aspect * right[k] + ny * tan * up[k]);
+    const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    const t = dot(anchor.map((a, k) => a - eye[k]), forward) / dot(dir, forward);
+    this.handles[i] = eye.map((e, k) => e + t * dir[k]);
+    this.draw();
+    return cvToGl(this.handles[i]); // (x, -y, -z) is its own inverse: OpenCV axes
   }
 
   // Line pyramids (apex at the centre) at a few path poses and at the current one, in glTF axes.
@@ -317,6 +381,21 @@ export class Viewer4D {
       gl.uniform1f(this.loc.pointSize, this.pointSize * 3);
       gl.drawArrays(gl.POINTS, Math.min(this.frame, this.pathCount - 1), 1);
     }
+    if (this.handles.length && !this.lookThrough) {
+      const pts = new Float32Array(this.handles.flat());
+      gl.disableVertexAttribArray(this.loc.color);
+      gl.bindBuffer(gl.ARRAY_BUFFER, this.handleBuffer);
+      gl.bufferData(gl.ARRAY_BUFFER, pts, gl.DYNAMIC_DRAW);
+      gl.vertexAttribPointer(this.loc.position, 3, gl.FLOAT, false, 0, 0);
+      gl.uniform1f(this.loc.pointSize, Math.max(9, this.pointSize * 4));
+      gl.disable(gl.DEPTH_TEST); // handles stay visible and grabbable behind the points
+      this.handles.forEach((_, i) => {
+        if (i === this.activeHandle) gl.vertexAttrib4f(this.loc.color, 1.0, 1.0, 1.0, 1.0);
+        else gl.vertexAttrib4f(this.loc.color, 1.0, 0.3, 0.8, 1.0);
+        gl.drawArrays(gl.POINTS, i, 1);
+      });
+      gl.enable(gl.DEPTH_TEST);
+    }
     const lines = this.frustumLines();
     if (lines.length) {
       gl.disableVertexAttribArray(this.loc.color);
@@ -336,9 +415,34 @@ export class Viewer4D {
 
   _bindControls() {
     let dragging = null;
-    this.canvas.addEventListener("pointerdown", (e) => { dragging = [e.clientX, e.clientY]; this.canvas.setPointerCapture(e.pointerId); });
-    this.canvas.addEventListener("pointerup", () => { dragging = null; });
+    let handleDrag = null; // {index, anchor, moved}
+    const local = (e) => { const r = this.canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+    this.canvas.addEventListener("pointerdown", (e) => {
+      this.canvas.setPointerCapture(e.pointerId);
+      const picked = this.lookThrough ? -1 : this.pickHandle(...local(e));
+      if (picked >= 0) {
+        handleDrag = { index: picked, anchor: [...this.handles[picked]], moved: null };
+        this.activeHandle = picked;
+        this.draw();
+        return;
+      }
+      dragging = [e.clientX, e.clientY];
+    });
+    this.canvas.addEventListener("pointerup", () => {
+      dragging = null;
+      if (handleDrag) {
+        const { index, moved } = handleDrag;
+        handleDrag = null;
+        this.activeHandle = -1;
+        this.draw();
+        if (moved && this.onhandlemove) this.onhandlemove(index, moved);
+      }
+    });
     this.canvas.addEventListener("pointermove", (e) => {
+      if (handleDrag) {
+        handleDrag.moved = this.dragHandle(handleDrag.index, ...local(e), handleDrag.anchor);
+        return;
+      }
       if (!dragging || this.lookThrough) return;
       this.yaw += (e.clientX - dragging[0]) * 0.01;
       this.pitch = Math.max(-1.5, Math.min(1.5, this.pitch + (e.clientY - dragging[1]) * 0.01));
@@ -412,6 +516,17 @@ export function createViewerElement(options = {}) {
     poseIn: (units) => viewer.viewKeyframe(units),
   });
   addKey.addEventListener("click", () => { if (listener && viewer.data) listener(root.keyframeRequest()); });
+  // keyframe handles: positions in the Keyframes document's units; a finished drag calls
+  // root.onkeyframemove({index, positionIn(units)}) (see setKeyframePosition in the editor)
+  const toScene = (units) => (units === undefined || units === "scene_depth" ? viewer.sceneDepth() : 1);
+  root.setKeyframeHandles = (positions, units) => {
+    const s = toScene(units);
+    viewer.setHandles((positions || []).map((p) => p.map((v) => v * s)));
+  };
+  root.onkeyframemove = null;
+  viewer.onhandlemove = (index, position) => {
+    if (root.onkeyframemove) root.onkeyframemove({ index, positionIn: (units) => position.map((v) => v / toScene(units)) });
+  };
   root.loadBuffer = (buffer) => {
     const data = parseGLB(buffer);
     slider.max = String(Math.max(0, data.frames.length - 1));
