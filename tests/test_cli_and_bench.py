@@ -104,3 +104,11 @@ def test_budget_bench_prints_measured_peaks_next_to_the_estimates(capsys):
     for stage in ("generation", "render", "completion"):
         line = next(line for line in out.splitlines() if line.strip().startswith(stage))
         assert "measured" in line and "estimate" in line and ("covers" in line or "UNDER" in line), line
+
+
+def test_procedural_bench_times_samples_with_and_without_visibility(capsys):
+    assert bench_main(["procedural", "--samples", "1", "--frames", "3", "--height", "16", "--width", "16"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    times = [float(line.split(":")[1].split()[0]) for line in lines if "visibility:" in line]
+    assert [line.split(":")[0].strip() for line in lines if "visibility:" in line] == ["without visibility", "with visibility"]
+    assert len(times) == 2 and all(t > 0 for t in times)

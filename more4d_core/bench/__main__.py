@@ -11,7 +11,8 @@ implementation run in the same process:
 * ``fillable`` — camera presets on photographs: holes at strength 1 and the ``auto`` strength;
 * ``memory`` — peak device memory of the 14B pipelines per memory mode, estimated without a GPU;
 * ``gpu`` — the memory modes on a GPU: measured peak and seconds per step next to the estimate;
-* ``budget`` — the memory estimates that guard generation, rendering and completion vs measured peaks.
+* ``budget`` — the memory estimates that guard generation, rendering and completion vs measured peaks;
+* ``procedural`` — seconds per procedural training sample, with and without visibility.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "memory": "memory_bench",
     "gpu": "gpu_bench",
     "budget": "budget_bench",
+    "procedural": "procedural_bench",
 }
 
 
