@@ -204,9 +204,55 @@ def browser_check(base: str, chromium: str, timeout: float) -> dict:
         viewer = page.evaluate("""() => { const v = app.graph._nodes.find((n) => n.type === 'More4DPreview').more4dViewer.viewer;
             return {frames: v.data.frames.length, points: v.data.count, camera_path: !!v.data.cameraPath}; }""")
         out["viewer"] = {**viewer, "seconds": round(time.perf_counter() - start, 1), "ok": viewer["frames"] > 1}
+        out["drag"] = _drag_check(page)
         out["page_errors"] = [e for e in errors if "more4d" in e.lower()]
         browser.close()
     return out
+
+
+def _drag_check(page) -> dict:
+    """A Keyframes node linked into the Preview node's camera_path: its keyframes become handles in the
+    viewer; dragging one with the mouse changes that keyframe's position in the node's JSON (parsed by
+    the node's parser)."""
+    from more4d_core.camera.keyframes import parse_keyframes
+
+    start = page.evaluate("""async () => {
+        const preview = app.graph._nodes.find((n) => n.type === 'More4DPreview');
+        const keys = LiteGraph.createNode('More4DCameraPathKeyframes');
+        app.graph.add(keys);
+        keys.connect(0, preview, preview.inputs.findIndex((i) => i.name === 'camera_path'));
+        // the node sits in the bottom-right corner, under the frontend's minimap: bring it to the middle
+        app.canvas.centerOnNode(preview);
+        app.canvas.setDirty(true, true);
+        await new Promise((r) => setTimeout(r, 500));
+        const v = preview.more4dViewer.viewer;
+        v.yaw = 0.8; v.pitch = 0.35; v.distance = 2.5 * v.sceneDepth(); v.draw();
+        preview.more4dViewer.dispatchEvent(new PointerEvent('pointerenter'));
+        const i = v.handles.length - 1;
+        const s = i >= 0 ? v.screenOf(v.handles[i]) : null;
+        const r = v.canvas.getBoundingClientRect();
+        window.__more4dKeys = keys;
+        window.__more4dDowns = 0;
+        v.canvas.addEventListener('pointerdown', () => { window.__more4dDowns += 1; });
+        const x = s ? r.left + s[0] : null, y = s ? r.top + s[1] : null;
+        const top = x === null ? null : document.elementFromPoint(x, y);
+        return {handles: v.handles.length, x, y, on_top: top ? `${top.tagName}.${top.className}` : null,
+                json: keys.widgets.find((w) => w.name === 'keyframes_json').value};
+    }""")
+    before = json.loads(start.pop("json"))
+    if start["x"] is None:
+        return {**start, "ok": False, "why": "the last keyframe's handle is not in view"}
+    page.mouse.move(start["x"], start["y"])
+    page.mouse.down()
+    page.mouse.move(start["x"] + 20, start["y"] - 10)
+    page.mouse.move(start["x"] + 40, start["y"] - 20)
+    page.mouse.up()
+    start["pointer_downs"] = page.evaluate("window.__more4dDowns")
+    after = json.loads(page.evaluate("window.__more4dKeys.widgets.find((w) => w.name === 'keyframes_json').value"))
+    parse_keyframes(after, scene_depth=2.0)  # the node reads what the drag wrote (raises otherwise)
+    moved = [b.get("position") != a.get("position") for b, a in zip(before["keyframes"], after["keyframes"])]
+    return {**start, "moved": moved, "last_before": before["keyframes"][-1].get("position"),
+            "last_after": after["keyframes"][-1].get("position"), "ok": moved == [False] * (len(moved) - 1) + [True]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     ok = (not report["nodes"]["missing"] and len(report["templates"]) == 4 and report["scripts"] and report["v3"]["ok"]
           and all(r["ok"] for r in report["runs"]))
     if "browser" in report:
-        ok = ok and report["browser"]["editor"]["ok"] and report["browser"]["viewer"]["ok"] and not report["browser"]["page_errors"]
+        browser = report["browser"]
+        ok = ok and all(browser[k]["ok"] for k in ("editor", "viewer", "drag")) and not browser["page_errors"]
     return 0 if ok else 1
 
 
