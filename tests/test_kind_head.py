@@ -83,3 +83,26 @@ def test_checkpoints_keep_the_head_and_the_export_drops_it(tmp_path):
     assert any(k.startswith("kind_head.") for k in load_file(str(tmp_path / "run" / "step-0000002" / "model.safetensors")))
     assert not any(k.startswith("kind_head.") for k in load_file(str(tmp_path / "m.safetensors")))
     assert '"loss_kind"' in (tmp_path / "run" / "metrics.jsonl").read_text()
+
+
+def test_the_probes_score_counts_object_tokens_and_their_confusion():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("kind_probe", Path(__file__).resolve().parents[1] / "tools" / "kind_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    kinds = torch.zeros(1, 16, 16, dtype=torch.long)  # a 2x2 token grid of 8x8 pixels
+    kinds[0, :8, :8] = 1  # token (0, 0): all ball
+    kinds[0, :8, 8:] = 4  # token (0, 1): all disc
+    kinds[0, 8:, :3] = 2  # token (1, 0): 3/8 box, mostly background: not an object token
+    logits = torch.zeros(1, 5, 2, 2)
+    logits[0, 1, 0, 0] = 5.0  # ball predicted as ball
+    logits[0, 3, 0, 1] = 5.0  # disc predicted as card
+    logits[0, 0, :, :] += 9.0  # background scores highest everywhere: the probe compares object classes only
+    accuracy, tokens, confusion = probe.score(logits, kinds)
+    assert (accuracy, tokens) == (0.5, 2)
+    expected = torch.zeros(4, 4, dtype=torch.int64)
+    expected[0, 0] = 1
+    expected[3, 2] = 1
+    assert torch.equal(confusion, expected)
