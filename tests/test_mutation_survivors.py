@@ -889,7 +889,7 @@ def test_conditions_are_encoded_from_the_image_in_minus_one_to_one(reference_ima
     transformer = SimpleNamespace(patch_embedding=SimpleNamespace(weight=torch.zeros(1, dtype=torch.float64)),
                                   encode_motion=lambda img: img.sum(dim=1))
     cfg = SimpleNamespace(depth_condition="minmax", use_reference_tokens=True, reference_image=reference_image,
-                          use_mpm=True)
+                          use_mpm=True, condition_detail="none")
     image = torch.tensor([0.0, 0.25, 1.0]).view(1, 3, 1, 1).expand(1, 3, 1, 2)
     depth = torch.tensor([[[1.0, 3.0]]])
     c = encode_conditions(cfg, codec, transformer, image, depth, 5)
