@@ -23,6 +23,9 @@ from .kind_head import kind_map
 _SWAPS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
 _SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
 
+# per-pixel training targets of the procedural generator (the mover and kind heads'), collated when present
+_MASKS = ("mover_mask", "kind_map")
+
 
 def mirror_caption(caption: str) -> str:
     """The caption of the horizontally mirrored clip (left <-> right, clockwise <-> counterclockwise)."""
@@ -45,10 +48,6 @@ def mirror_example(ex: dict) -> dict:
         "index": ex["index"],
         **{key: ex[key].flip(-1) for key in _MASKS if key in ex},
     }
-
-
-# per-pixel training targets of the procedural generator (the mover and kind heads'), collated when present
-_MASKS = ("mover_mask", "kind_map")
 
 
 def _mirror_for(index: int, prob: float) -> bool:
