@@ -100,6 +100,17 @@ def test_the_14b_modes_meet_their_targets_in_the_estimate(tmp_path):
     # float8 blocks: the 24gb transformer holds about half the bf16 weights of 4D-STraG's 17.1 B parameters
     bf16_gib = 17.1e9 * 2 / 2**30
     assert 0.45 * bf16_gib < data["strag"]["24gb"]["stages"]["denoise"]["weights_gib"] < 0.6 * bf16_gib
+    # encoders leave the device in 24gb: a stage's resident weights are its own model's
+    assert all(st["model_weights_gib"] == st["weights_gib"] for st in data["strag"]["24gb"]["stages"].values())
+
+
+def test_each_models_bf16_weights_sum_to_the_resident_weights():
+    r = estimate("strag", "bf16")
+    own = {s.name: s.model_weights for s in r.stages}
+    assert all(s.weights == sum(own.values()) for s in r.stages)  # every model stays: all of them are resident
+    # umT5-XXL's encoder: 5.68 B parameters in bf16 (its published size), the VAE about 127 M
+    assert own["text"] / 2**30 == pytest.approx(5.68e9 * 2 / 2**30, rel=0.02)
+    assert own["decode"] / 2**30 == pytest.approx(127e6 * 2 / 2**30, rel=0.05)
 
 
 def test_vism_16gb_fits():

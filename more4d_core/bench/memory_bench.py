@@ -1,7 +1,8 @@
 """Peak device memory of the 14B pipelines per memory mode, estimated without a GPU or weights.
 
 Prints, for 4D-STraG and 4D-ViSM at 49 x 368 x 512 and each mode, the peak of every stage split into
-resident weights, activations and streaming buffers (:mod:`more4d_core.memory.estimate`), the targets
+resident weights, activations and streaming buffers (:mod:`more4d_core.memory.estimate`) and the
+weights of the stage's own model (in ``bf16`` mode: each model's bf16 size), the targets
 (``24gb`` <= 22 GiB, ``16gb`` <= 14 GiB) and, with ``--check``, the estimator against the measured
 peak of real forward passes small enough for this CPU (process RSS above the loaded model).
 """
@@ -78,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
             target = TARGETS_GIB.get(mode)
             verdict = "" if target is None else f"  target <= {target:.0f}: {'met' if r.peak / GIB <= target else 'MISSED'}"
             print(f"\n{model} {r.mode.describe()}\n  peak {r.peak / GIB:6.2f}{verdict}  ({time.perf_counter() - start:.1f} s)")
-            print(f"  {'stage':8s} {'peak':>7s} {'weights':>8s} {'activ.':>7s} {'stream':>7s}")
+            print(f"  {'stage':8s} {'peak':>7s} {'weights':>8s} {'activ.':>7s} {'stream':>7s} {'its model':>10s}")
             for s in r.stages:
                 print(f"  {s.name:8s} {s.peak / GIB:7.2f} {s.weights / GIB:8.2f} {s.activations / GIB:7.2f} "
-                      f"{s.streaming / GIB:7.2f}")
+                      f"{s.streaming / GIB:7.2f} {s.model_weights / GIB:10.2f}")
     if args.check:
         print("\nestimator vs measured (activation peak of float32 CPU forward passes above the model, MiB)")
         rows = check_against_measured()

@@ -44,10 +44,12 @@ class StageMemory:
     weights: int  # resident weights at the peak (this stage's model and those staying)
     activations: int
     streaming: int
+    model_weights: int = 0  # this stage's own model on the device after placement (streamed blocks not counted)
 
     def to_dict(self) -> dict:
         return {"peak_gib": self.peak / GIB, "weights_gib": self.weights / GIB,
-                "activations_gib": self.activations / GIB, "streaming_gib": self.streaming / GIB}
+                "activations_gib": self.activations / GIB, "streaming_gib": self.streaming / GIB,
+                "model_weights_gib": self.model_weights / GIB}
 
 
 @dataclass
@@ -257,7 +259,7 @@ def estimate(model: str, mode: MemoryMode | str) -> PipelineMemory:
         at = tr.trace.at_peak
         result.stages.append(StageMemory(
             name, tr.trace.peak + staying, at.get("weights", 0) + staying, at.get("activations", 0),
-            at.get("streaming", 0)))
+            at.get("streaming", 0), tr.weights))
     return result
 
 
