@@ -89,7 +89,7 @@ class TrajectoryGenerator(nn.Module):
     def read_prompt(self, prompt: str):
         """What the text encoder reads of ``prompt`` (:class:`~.models.vocabulary.PromptReading`, for
         the built-in word encoder; None for umT5); its warnings go to the log."""
-        read = getattr(self.text_encoder, "read", None) if self.text_encoder is not None else None
+        read = getattr(self.text_encoder, "read", None)  # None too when loaded without a text encoder
         if read is None:
             return None
         reading = read(prompt)

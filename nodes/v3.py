@@ -25,7 +25,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN")
 BUILT_IN = {"IMAGE": "Image", "MASK": "Mask", "CONDITIONING": "Conditioning", "CLIP_VISION": "ClipVision"}
 HIDDEN = {"UNIQUE_ID": "unique_id", "PROMPT": "prompt", "EXTRA_PNGINFO": "extra_pnginfo"}
 _NUMBER_OPTIONS = ("default", "min", "max", "step")
@@ -58,7 +57,7 @@ def v3_input(io, name: str, spec: tuple, optional: bool):
 def _validator(node_cls):
     """``validate_inputs`` naming the same inputs as the node's ``VALIDATE_INPUTS``."""
     check = node_cls.VALIDATE_INPUTS
-    params = [p for p in inspect.signature(check).parameters.values()]
+    params = list(inspect.signature(check).parameters.values())
 
     def validate_inputs(cls, *args, **kwargs):
         return check(*args, **kwargs)
@@ -70,7 +69,7 @@ def _validator(node_cls):
 
 def v3_node(io, node_id: str, display_name: str, node_cls: type) -> type:
     """An ``io.ComfyNode`` class for the V1-style ``node_cls`` registered as ``node_id``."""
-    hidden = {n: v for n, v in node_cls.INPUT_TYPES().get("hidden", {}).items()}
+    hidden = dict(node_cls.INPUT_TYPES().get("hidden", {}))
 
     def define_schema(cls):
         spec = node_cls.INPUT_TYPES()

@@ -25,6 +25,10 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from nodes.workflow_format import CONTROL_VALUES, is_widget  # noqa: E402
+
 PACK = "ComfyUI-MoRe4D"
 RUNNABLE_HERE = ("more4d_default", "more4d_external_depth")  # need no model files beyond the pack's
 
@@ -118,20 +122,18 @@ def api_prompt(doc: dict, object_info: dict) -> dict:
         values = list(node.get("widgets_values") or [])
         for section in ("required", "optional"):
             for name, spec in (info.get(section) or {}).items():
-                kind = spec[0]
-                is_widget = isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+                widget = is_widget(spec)
                 if name in linked:
                     link = linked[name]
                     inputs[name] = [str(link[1]), link[2]]
-                    if is_widget and values:  # a converted widget keeps its slot in widgets_values
+                    if widget and values:  # a converted widget keeps its slot in widgets_values
                         values.pop(0)
                     continue
-                if not is_widget or not values:
+                if not widget or not values:
                     continue
                 inputs[name] = values.pop(0)
                 opts = spec[1] if len(spec) > 1 else {}
-                if opts.get("control_after_generate") and values and values[0] in ("fixed", "increment", "decrement",
-                                                                                   "randomize"):
+                if opts.get("control_after_generate") and values and values[0] in CONTROL_VALUES:
                     values.pop(0)
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
@@ -167,7 +169,6 @@ def browser_check(base: str, chromium: str, timeout: float) -> dict:
     the page shows its scene in the Preview node's viewer."""
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(REPO))
     from more4d_core.camera.keyframes import parse_keyframes
 
     doc = json.loads((REPO / "workflows" / "more4d_default.json").read_text())

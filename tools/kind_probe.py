@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from more4d_core.train.kind_head import KIND_CLASSES  # noqa: E402
+from more4d_core.train.kind_head import KIND_CLASSES, kind_cross_entropy, kind_shares  # noqa: E402
 
 SCENES = 32
 
@@ -37,9 +36,7 @@ def _validation():
 
 def score(logits: torch.Tensor, kinds: torch.Tensor) -> tuple[float, int, torch.Tensor]:
     """Accuracy over object tokens (>= 60% one object kind), their count, the 4x4 confusion matrix."""
-    share = F.adaptive_avg_pool2d(F.one_hot(kinds.long(), len(KIND_CLASSES)).permute(0, 3, 1, 2).float(),
-                                  tuple(logits.shape[-2:]))
-    major = share.max(1)
+    major = kind_shares(kinds, logits.shape[-2:]).max(1)
     chosen = (major.values >= 0.6) & (major.indices > 0)
     pred = logits[:, 1:].argmax(1) + 1
     truth, guess = major.indices[chosen], pred[chosen]
@@ -104,9 +101,7 @@ def probe_cnn(steps: int) -> tuple[float, int, torch.Tensor]:
         x, y = x_train[idx], y_train[idx]
         if step % 2:
             x, y = x.flip(-1), y.flip(-1)
-        logits = net(x)
-        share = F.adaptive_avg_pool2d(F.one_hot(y, len(KIND_CLASSES)).permute(0, 3, 1, 2).float(), tuple(logits.shape[-2:]))
-        loss = -(share * F.log_softmax(logits, 1)).sum(1).mean()
+        loss = kind_cross_entropy(net(x), y).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -124,16 +124,17 @@ def encode_conditions(
     """Conditions from images ``[B, 3, H, W]`` (0..1) and depths ``[B, H, W]`` on the generation
     grid: the one place that defines them, for training and inference alike."""
     dtype = transformer.patch_embedding.weight.dtype
-    control = codec.encode_still(image * 2 - 1, num_frames).to(dtype)
+    signed = image * 2 - 1  # images in [-1, 1], as the codec encodes them
+    control = codec.encode_still(signed, num_frames).to(dtype)
     depth_norm = torch.stack([depth_condition(d, cfg.depth_condition) for d in depth]).unsqueeze(1).expand(-1, 3, -1, -1)
     depth_lat = codec.encode_still(depth_norm.contiguous(), num_frames).to(dtype)
     if cfg.condition_detail == "subcell":
         k, s = cfg.dct_coefficients, cfg.spatial_compression
-        control = add_detail(control, luminance(image * 2 - 1), k, s)
+        control = add_detail(control, luminance(signed), k, s)
         depth_lat = add_detail(depth_lat, depth_norm[:, :1], k, s)
     reference = None
     if cfg.use_reference_tokens:
-        reference = codec.encode_image(image * 2 - 1).to(dtype)
+        reference = codec.encode_image(signed).to(dtype)
         if cfg.reference_image == "zero":
             reference = torch.zeros_like(reference)
     motion = transformer.encode_motion(image.to(dtype)) if (cfg.use_mpm and with_motion) else None

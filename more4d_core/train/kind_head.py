@@ -29,6 +29,19 @@ def kind_map(object_id: torch.Tensor, objects: list[dict]) -> torch.Tensor:
     return lookup[object_id]
 
 
+def kind_shares(kinds: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+    """``[B, classes, h, w]``: each cell's share of pixels of each kind (``kinds``: ``[B, H, W]`` classes)."""
+    onehot = F.one_hot(kinds.long(), len(KIND_CLASSES)).permute(0, 3, 1, 2).float()
+    return F.adaptive_avg_pool2d(onehot, tuple(grid_hw))
+
+
+def kind_cross_entropy(logits: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
+    """``[B]``: cross-entropy of per-cell kind ``logits`` ``[B, classes, h, w]`` against the cells' kind
+    shares, averaged over the cells of each sample."""
+    share = kind_shares(kinds, logits.shape[-2:])
+    return -(share * F.log_softmax(logits, dim=1)).sum(dim=1).mean(dim=(1, 2))
+
+
 class KindHead(TokenHead):
     """Per-token kind logits ``[B, classes, h, w]`` from the output of block ``block``."""
 
@@ -40,8 +53,4 @@ class KindHead(TokenHead):
     def loss(self, kinds: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy of the token logits against each token's share of pixels of each kind
         (``kinds``: ``[B, H, W]`` class indices)."""
-        logits = self.grid_logits()
-        onehot = F.one_hot(kinds.long(), len(KIND_CLASSES)).permute(0, 3, 1, 2).float()
-        share = F.adaptive_avg_pool2d(onehot, tuple(logits.shape[-2:]))
-        per_sample = -(share * F.log_softmax(logits, dim=1)).sum(dim=1).mean(dim=(1, 2))
-        return weighted_mean(per_sample, sample_weight)
+        return weighted_mean(kind_cross_entropy(self.grid_logits(), kinds), sample_weight)
