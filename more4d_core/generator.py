@@ -223,6 +223,7 @@ class TrajectoryGenerator(nn.Module):
                     reference_latent=reference,
                     motion_features=motion,
                     motion_strength=motion_strength,
+                    object_features=conditions.objects_for(n),
                 ).float()
 
             noise = seeded_noise(tuple(conditions.control.shape), seed, dev)

@@ -887,9 +887,9 @@ def test_conditions_are_encoded_from_the_image_in_minus_one_to_one(reference_ima
     codec = SimpleNamespace(encode_still=lambda x, frames: calls.append(frames) or x.clone(),
                             encode_image=lambda x: x[:, :1].clone())
     transformer = SimpleNamespace(patch_embedding=SimpleNamespace(weight=torch.zeros(1, dtype=torch.float64)),
-                                  encode_motion=lambda img: img.sum(dim=1))
+                                  encode_motion=lambda img: img.sum(dim=1), encode_objects=lambda planes: planes.clone())
     cfg = SimpleNamespace(depth_condition="minmax", use_reference_tokens=True, reference_image=reference_image,
-                          use_mpm=True, condition_detail="none")
+                          use_mpm=True, condition_detail="none", object_encoder="none")
     image = torch.tensor([0.0, 0.25, 1.0]).view(1, 3, 1, 1).expand(1, 3, 1, 2)
     depth = torch.tensor([[[1.0, 3.0]]])
     c = encode_conditions(cfg, codec, transformer, image, depth, 5)
@@ -901,6 +901,10 @@ def test_conditions_are_encoded_from_the_image_in_minus_one_to_one(reference_ima
     assert c.reference.dtype == torch.float64 and c.reference[0].tolist() == expected_ref
     assert c.motion.dtype == torch.float64 and c.motion[0].tolist() == [[1.25, 1.25]]
     assert encode_conditions(cfg, codec, transformer, image, depth, 5, with_motion=False).motion is None
+    assert c.objects is None
+    cfg.object_encoder = "conv"  # the object encoder sees the signed image and the depth condition, full size
+    planes = encode_conditions(cfg, codec, transformer, image, depth, 5).objects
+    assert planes[0, :, 0].tolist() == [[-1.0, -1.0], [-0.5, -0.5], [1.0, 1.0], [-1.0, 1.0]]
     cfg.use_mpm, cfg.use_reference_tokens = False, False
     bare = encode_conditions(cfg, codec, transformer, image, depth, 5)
     assert bare.motion is None and bare.reference is None

@@ -1,12 +1,14 @@
 """Can the model's tokens tell a ball from a box, a card and a disc? (issue 11: noun binding)
 
     python tools/kind_probe.py head MODEL_CHECKPOINT   # a training checkpoint's kind head (--kind-weight runs)
-    python tools/kind_probe.py cnn [--steps 2000]       # a small CNN trained from scratch on the same inputs
+    python tools/kind_probe.py encoder [--steps 2000]   # a new object encoder, pretrained on the kinds alone
 
-``head`` reads a checkpoint folder's ``model.safetensors`` (it holds the training-only kind head)
-and runs the transformer at pure noise (sigma = 1: the answer cannot come from the noisy motion) on
-32 validation scenes (recipe v2, seeds 0-31); ``cnn`` trains a 6-layer CNN on the frame-0 image and
-depth of 800 training scenes (recipe v3) and scores it on the same validation scenes. Both report
+``head`` reads a checkpoint folder's ``model.safetensors`` (it holds the training-only kind head: at
+a middle block, or at the object encoder of models that have one) and runs the transformer at pure
+noise (sigma = 1: the answer cannot come from the noisy motion) on 32 validation scenes (recipe v2,
+seeds 0-31); ``encoder`` pretrains a fresh object encoder of the small model and its kind readout as
+``--pretrain-encoder`` does (800 training scenes, recipe v3, batches of 32) and scores it on the same
+validation scenes. Both report
 the kind accuracy on tokens (8x8 pixels of the 96x128 grid) that are at least 60% one object, and
 the confusion matrix (rows: true ball, box, card, disc; columns: predicted).
 """
@@ -18,11 +20,10 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from more4d_core.train.kind_head import KIND_CLASSES, kind_cross_entropy, kind_shares  # noqa: E402
+from more4d_core.train.kind_head import kind_shares  # noqa: E402
 
 SCENES = 32
 
@@ -51,14 +52,14 @@ def probe_head(checkpoint: Path) -> tuple[float, int, torch.Tensor]:
     from more4d_core.checkpoints.apply import load_into
     from more4d_core.generator import load_generator
     from more4d_core.sampling.conditioning import encode_conditions
-    from more4d_core.train.kind_head import KindHead
+    from more4d_core.train.kind_head import kind_head_for
 
     model = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
     if "kind_head" not in bundle.read_header(model).components:
         raise SystemExit(f"{model} has no kind head (train with --kind-weight)")
     gen = load_generator(model)
     cfg = gen.transformer.cfg
-    head = KindHead(gen.transformer)
+    head = kind_head_for(gen.transformer)
     load_into(head, bundle.iter_component(model, "kind_head"), source=str(model))
     batch = _validation()
     noise = torch.Generator().manual_seed(0)
@@ -70,43 +71,27 @@ def probe_head(checkpoint: Path) -> tuple[float, int, torch.Tensor]:
             x = torch.randn((8, cfg.latent_channels, 1, cfg.height // cfg.spatial_compression,
                              cfg.width // cfg.spatial_compression), generator=noise)
             gen.transformer(cond.model_input(x), torch.full((8,), 1000.0), gen.text_encoder(batch["caption"][part]),
-                            reference_latent=cond.reference, motion_features=cond.motion)
+                            reference_latent=cond.reference, motion_features=cond.motion,
+                            object_features=cond.objects)
             logits.append(head.grid_logits())
     return score(torch.cat(logits), batch["kind_map"])
 
 
-def _inputs(batch) -> torch.Tensor:
-    from more4d_core.sampling.conditioning import depth_condition
+def probe_encoder(steps: int, depth_noise: float) -> tuple[float, int, torch.Tensor]:
+    from more4d_core.generator import build_generator
+    from more4d_core.models.config import get_config
+    from more4d_core.train.encoder_pretrain import planes_of, pretrain_object_encoder
+    from more4d_core.train.examples import ProceduralExamples
+    from more4d_core.train.kind_head import EncoderKindHead
 
-    depth = torch.stack([depth_condition(d, "max_ratio") for d in batch["depth"]]).unsqueeze(1)
-    return torch.cat([batch["image"] * 2 - 1, depth], 1)
-
-
-def probe_cnn(steps: int) -> tuple[float, int, torch.Tensor]:
-    from more4d_core.train.examples import ProceduralExamples, collate
-
-    torch.manual_seed(0)
-    ds = ProceduralExamples("train", 96, 128, 9, mirror_prob=0.0, recipe="v3")
-    train = collate([ds[i] for i in range(800)])
-    x_train, y_train = _inputs(train), train["kind_map"]
+    cfg = get_config("more4d-small").replace(object_encoder="conv")
+    transformer = build_generator(cfg, seed=0).transformer
+    head = EncoderKindHead(transformer)
+    train = ProceduralExamples("train", cfg.height, cfg.width, 9, recipe="v3", depth_noise=depth_noise)
+    pretrain_object_encoder(transformer, head, train, steps=steps, log=print)
     val = _validation()
-    width = 96
-    net = nn.Sequential(  # stride 8: one output per 8x8 token; dilations widen the view to whole objects
-        nn.Conv2d(4, 32, 3, 2, 1), nn.GELU(), nn.Conv2d(32, 64, 3, 2, 1), nn.GELU(), nn.Conv2d(64, width, 3, 2, 1),
-        nn.GELU(), nn.Conv2d(width, width, 3, 1, 2, dilation=2), nn.GELU(),
-        nn.Conv2d(width, width, 3, 1, 4, dilation=4), nn.GELU(), nn.Conv2d(width, len(KIND_CLASSES), 1))
-    opt = torch.optim.AdamW(net.parameters(), 2e-3)
-    for step in range(steps):
-        idx = torch.randint(0, len(x_train), (32,))
-        x, y = x_train[idx], y_train[idx]
-        if step % 2:
-            x, y = x.flip(-1), y.flip(-1)
-        loss = kind_cross_entropy(net(x), y).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
     with torch.no_grad():
-        return score(net(_inputs(val)), val["kind_map"])
+        return score(head.proj(transformer.object_encoder(planes_of(val, cfg.depth_condition))), val["kind_map"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="what", required=True)
     head = sub.add_parser("head", help="a training checkpoint's kind head at sigma = 1")
     head.add_argument("checkpoint", type=Path)
-    cnn = sub.add_parser("cnn", help="a small CNN from scratch on the same inputs")
-    cnn.add_argument("--steps", type=int, default=2000)
+    enc = sub.add_parser("encoder", help="a new object encoder pretrained on the kinds (--pretrain-encoder)")
+    enc.add_argument("--steps", type=int, default=2000)
+    enc.add_argument("--depth-noise", type=float, default=0.0, help="share of perturbed depth inputs in training")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    accuracy, tokens, confusion = probe_head(args.checkpoint) if args.what == "head" else probe_cnn(args.steps)
+    accuracy, tokens, confusion = (probe_head(args.checkpoint) if args.what == "head"
+                                   else probe_encoder(args.steps, args.depth_noise))
     print(f"kind accuracy on {tokens} object tokens of {SCENES} validation scenes: {accuracy:.3f}")
     print("confusion (rows true, columns predicted: ball, box, card, disc):")
     print(confusion)

@@ -26,11 +26,13 @@ from ..geometry.normalization import NORMALIZATIONS
 # 2: depth_condition added (files of version 1 were all trained with "minmax")
 # 3: text_vocabulary and decode_guide added (files of version < 3 read every word and decode bilinearly)
 # 4: condition_detail added (files of version < 4 see only the cell means of the image and the depth)
-CONFIG_VERSION = 4
+# 5: object_encoder added (files of version < 5 have none)
+CONFIG_VERSION = 5
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 CONDITION_DETAILS = ("none", "subcell")
+OBJECT_ENCODERS = ("none", "conv")
 
 
 MAX_GENERATED_FRAMES = 257  # the Generate node's widget maximum; memory grows with frames x points
@@ -96,6 +98,10 @@ class STraGConfig:
     # dct codec: the control and depth latents carry only each cell's mean in their first coefficient; "subcell"
     # also puts the luminance and depth of the cell's pixels in the unused channels (sampling.condition_detail)
     condition_detail: str = "none"
+    # "conv": a small convolutional encoder of the full-resolution image and depth adds what it sees to every
+    # token (models.object_encoder), so tokens can tell the objects' shapes apart; "none": the plain model
+    object_encoder: str = "none"
+    object_encoder_width: int = 96
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -142,6 +148,16 @@ class STraGConfig:
                 "condition_detail 'subcell' needs the dct codec with room for the cell's pixels: "
                 f"3 x (dct_coefficients - 1) >= spatial_compression^2, got codec {self.codec!r}, "
                 f"{self.dct_coefficients} coefficients, compression {self.spatial_compression}"
+            )
+        if self.object_encoder not in OBJECT_ENCODERS:
+            raise InputError(f"object_encoder must be one of {', '.join(OBJECT_ENCODERS)}, got {self.object_encoder!r}")
+        stride = self.spatial_compression * self.patch_size[1]
+        if self.object_encoder != "none" and (
+            self.patch_size[1] != self.patch_size[2] or stride < 2 or stride & (stride - 1) or self.object_encoder_width < 1
+        ):
+            raise InputError(
+                "object_encoder 'conv' needs square patches, a power-of-two pixel stride and a positive width, got "
+                f"patch {self.patch_size}, stride {stride}, width {self.object_encoder_width}"
             )
         if self.image_dim is not None and self.text_len != 512:
             # diffusers' Wan attention splits image and text context assuming 512 text tokens
@@ -223,6 +239,8 @@ class STraGConfig:
             data.setdefault("decode_guide", "none")
         if version < 4:  # written before the field existed: cell means only
             data.setdefault("condition_detail", "none")
+        if version < 5:  # written before the field existed: no object encoder
+            data.setdefault("object_encoder", "none")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

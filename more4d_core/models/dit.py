@@ -8,7 +8,9 @@ attention, feed-forward); the additions are:
 * reference-image tokens: a 2x2 conv of the reference latent, prepended to the sequence as one
   extra leading frame (RoPE frame index 0; video frames get 1..T) and dropped after the head;
 * MAdaNorm in every block, before self-attention and before the FFN, driven by the Motion
-  Perception Module's features with a per-call strength (0 = the plain model, bit for bit).
+  Perception Module's features with a per-call strength (0 = the plain model, bit for bit);
+* (small models with ``object_encoder="conv"``) the object encoder's features of the full-resolution
+  image and depth, added to every token of their grid position (``models/object_encoder.py``).
 
 Sub-module names follow diffusers (``attn1``, ``ffn.net.0.proj``, ``condition_embedder`` ...)
 plus the MoRe4D names of the authors' checkpoint (``ref_conv``, ``feature_adapter``,
@@ -35,6 +37,7 @@ from ..errors import InputError
 from .config import STraGConfig
 from .madanorm import MAdaNorm
 from .motion_encoder import MotionEncoder, feature_adapter, features_to_grid
+from .object_encoder import ObjectEncoder
 
 
 class MotionModulation:
@@ -140,6 +143,8 @@ class STraGTransformer(ModelMixin, ConfigMixin):
         if cfg.use_mpm:
             self.omnimae_extractor = MotionEncoder(cfg.motion_encoder, trainable=cfg.motion_encoder_trainable)
             self.feature_adapter = feature_adapter(cfg.mpm_feature_dim)
+        if cfg.object_encoder != "none":
+            self.object_encoder = ObjectEncoder(cfg)
         self.gradient_checkpointing = False
 
     # -- motion perception ---------------------------------------------------------------------
@@ -149,6 +154,13 @@ class STraGTransformer(ModelMixin, ConfigMixin):
             raise InputError(f"model {self.cfg.name} has no Motion Perception Module")
         feats = self.omnimae_extractor(image)
         return self.feature_adapter(feats.to(self.feature_adapter[0].weight.dtype))
+
+    def encode_objects(self, planes: torch.Tensor) -> torch.Tensor:
+        """Object-encoder features ``[B, width, h, w]`` of ``planes [B, 4, H, W]`` (image in [-1, 1], depth
+        condition) on the token grid."""
+        if self.cfg.object_encoder == "none":
+            raise InputError(f"model {self.cfg.name} has no object encoder")
+        return self.object_encoder(planes)
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(
@@ -160,6 +172,7 @@ class STraGTransformer(ModelMixin, ConfigMixin):
         reference_latent: torch.Tensor | None = None,
         motion_features: torch.Tensor | None = None,
         motion_strength: float = 1.0,
+        object_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the flow-matching velocity (``noise - x0``).
 
@@ -171,6 +184,7 @@ class STraGTransformer(ModelMixin, ConfigMixin):
             reference_latent: ``[B, C, H, W]`` latent of the reference image (tokens prepended).
             motion_features: ``[B, F, g, g]`` from :meth:`encode_motion` (None: no MAdaNorm).
             motion_strength: lambda, the MAdaNorm gate multiplier (0 = the plain model).
+            object_features: ``[B, width, h, w]`` from :meth:`encode_objects` (models with an object encoder).
 
         Returns ``[B, C, T, H, W]``.
         """
@@ -189,6 +203,8 @@ class STraGTransformer(ModelMixin, ConfigMixin):
             ref = self.ref_conv(reference_latent.to(tokens.dtype)).flatten(2).transpose(1, 2)
             tokens = torch.cat([ref, tokens], dim=1)
         token_frames = post_t + (1 if with_ref else 0)
+        if cfg.object_encoder != "none":
+            tokens = self._add_objects(tokens, object_features, token_frames, (post_h, post_w))
         tokens = tokens.contiguous()
         # rotary embedding of the (token_frames x h x w) grid; only the shape of the probe matters
         probe = latents.new_empty((1, 1, 1, 1, 1)).expand(1, 1, token_frames * p_t, height, width)
@@ -223,6 +239,19 @@ class STraGTransformer(ModelMixin, ConfigMixin):
         out = tokens.reshape(b, post_t, post_h, post_w, p_t, p_h, p_w, -1)
         out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)
         return out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+    def _add_objects(self, tokens: torch.Tensor, features: torch.Tensor | None, frames: int,
+                     grid_hw: tuple[int, int]) -> torch.Tensor:
+        """Every frame's tokens plus the object encoder's additions of their grid position."""
+        if features is None:
+            raise InputError(f"model {self.cfg.name} needs object-encoder features (encode_conditions makes them)")
+        if tuple(features.shape[-2:]) != tuple(grid_hw):
+            raise InputError(f"object features on a {tuple(features.shape[-2:])} grid do not match the token grid {grid_hw}")
+        b, length, dim = tokens.shape
+        add = self.object_encoder.token_additions(features).to(tokens.dtype)
+        if add.shape[0] not in (1, b):
+            raise InputError(f"object features of batch {add.shape[0]} cannot serve a batch of {b}")
+        return (tokens.view(b, frames, length // frames, dim) + add.unsqueeze(1)).view(b, length, dim)
 
     # -- bookkeeping -----------------------------------------------------------------------------
     @classmethod

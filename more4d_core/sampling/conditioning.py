@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..models.config import DEPTH_CONDITIONS, STraGConfig
+from ..models.object_encoder import encoder_planes
 from .condition_detail import add_detail, luminance
 
 
@@ -95,6 +96,7 @@ class Conditions:
     depth: torch.Tensor  # [B, C, T', h, w] latents of the normalized depth repeated over time
     reference: torch.Tensor | None  # [B, C, h, w] reference-image latent (zeros for "zero" configs)
     motion: torch.Tensor | None  # [B, F, g, g] Motion Perception Module features
+    objects: torch.Tensor | None = None  # [B, width, h, w] object-encoder features (models with one)
 
     def model_input(self, noisy: torch.Tensor) -> torch.Tensor:
         """``[noisy | control | start | depth]`` on channels, conditions broadcast to the batch."""
@@ -109,6 +111,10 @@ class Conditions:
         ref = None if self.reference is None else self.reference.expand(n, *self.reference.shape[1:])
         mot = None if self.motion is None else self.motion.expand(n, *self.motion.shape[1:])
         return ref, mot
+
+    def objects_for(self, n: int) -> torch.Tensor | None:
+        """Object-encoder features broadcast to a batch of ``n`` (None without an object encoder)."""
+        return None if self.objects is None else self.objects.expand(n, *self.objects.shape[1:])
 
 
 def encode_conditions(
@@ -138,4 +144,7 @@ def encode_conditions(
         if cfg.reference_image == "zero":
             reference = torch.zeros_like(reference)
     motion = transformer.encode_motion(image.to(dtype)) if (cfg.use_mpm and with_motion) else None
-    return Conditions(control, torch.zeros_like(control), depth_lat, reference, motion)
+    objects = None
+    if cfg.object_encoder != "none":
+        objects = transformer.encode_objects(encoder_planes(signed, depth_norm[:, :1]))
+    return Conditions(control, torch.zeros_like(control), depth_lat, reference, motion, objects)

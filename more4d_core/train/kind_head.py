@@ -8,12 +8,17 @@ middle block, a linear layer predicts per token the share of its pixels of each 
 and the four shapes of the procedural world; cross-entropy against those shares, from the
 generator's object ids). The input is the noise-free image and depth, so every noise level counts.
 Training-only, like the mover head: the shipped model has no extra weights.
+
+A model with an object encoder (``models/object_encoder.py``) is taught at the encoder instead
+(:class:`EncoderKindHead`, a linear readout of its features): that is where the recognition is
+meant to happen, and there it is a plain supervised CNN, which learns the kinds in minutes.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .token_head import TokenHead, weighted_mean
 
@@ -54,3 +59,39 @@ class KindHead(TokenHead):
         """Cross-entropy of the token logits against each token's share of pixels of each kind
         (``kinds``: ``[B, H, W]`` class indices)."""
         return weighted_mean(kind_cross_entropy(self.grid_logits(), kinds), sample_weight)
+
+
+class EncoderKindHead(nn.Module):
+    """Per-token kind logits ``[B, classes, h, w]``: a linear readout of the object encoder's features
+    of the last forward pass (a hook, like :class:`TokenHead`; the encoder itself is the generator's)."""
+
+    def __init__(self, transformer):
+        super().__init__()
+        encoder = getattr(transformer, "object_encoder", None)
+        if encoder is None:
+            raise ValueError("the encoder kind head needs a transformer with an object encoder")
+        self.proj = nn.Conv2d(transformer.cfg.object_encoder_width, len(KIND_CLASSES), 1)
+        nn.init.zeros_(self.proj.weight)  # 1/5 for every class at the start, as the token heads
+        nn.init.zeros_(self.proj.bias)
+        self._features: torch.Tensor | None = None
+        encoder.register_forward_hook(self._remember)
+
+    def _remember(self, module, args, output):
+        self._features = output
+
+    def forget(self) -> None:
+        self._features = None
+
+    def grid_logits(self) -> torch.Tensor:
+        if self._features is None:
+            raise RuntimeError("the EncoderKindHead reads the object encoder's last forward pass; none has run")
+        return self.proj(self._features.float())
+
+    def loss(self, kinds: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+        return weighted_mean(kind_cross_entropy(self.grid_logits(), kinds), sample_weight)
+
+
+def kind_head_for(transformer) -> nn.Module:
+    """The kind head a transformer is taught with: at its object encoder when it has one, else at a
+    middle block."""
+    return EncoderKindHead(transformer) if getattr(transformer, "object_encoder", None) is not None else KindHead(transformer)

@@ -28,6 +28,7 @@ from ..models.config import STraGConfig, get_config
 from ..sampling.condition_detail import zero_detail_weights
 from ..sampling.still import check_still_threshold
 from .ema import EMA
+from .encoder_pretrain import pretrain_object_encoder
 from .examples import ProceduralExamples, TrajSceneExamples, collate
 from .objective import FlowMatchingObjective, batch_fields
 from .state import latest_checkpoint, load_optimizer_state, save_training_state
@@ -53,6 +54,9 @@ class TrainArgs:
     mover_min_sigma: float = 0.0  # the mover loss counts only samples noised at least this much (0..1)
     kind_weight: float = 0.0  # weight of the kind head's loss (kind_head.py: what kind of object each token shows)
     condition_detail: str | None = None  # the config's condition_detail unless given ("subcell": sampling/condition_detail.py)
+    object_encoder: str | None = None  # the config's object_encoder unless given ("conv": models/object_encoder.py)
+    pretrain_encoder: int = 0  # steps teaching a new object encoder the kinds before step 0 (encoder_pretrain.py)
+    pretrain_scenes: int = 800  # training scenes in the encoder-pretraining pool
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
     still_threshold: float | None = None  # the exported model's default still hold (None: the config's); chosen on validation
@@ -110,6 +114,11 @@ def train(args: TrainArgs) -> Path:
     cfg = get_config(args.config)
     if args.condition_detail is not None:
         cfg = cfg.replace(condition_detail=args.condition_detail)
+    if args.object_encoder is not None:
+        cfg = cfg.replace(object_encoder=args.object_encoder)
+    if args.pretrain_encoder and (cfg.object_encoder == "none" or args.kind_weight <= 0):
+        raise ValueError("--pretrain-encoder teaches the object encoder's kind readout: it needs --object-encoder conv "
+                         "(or a config with one) and --kind-weight > 0")
     out = Path(args.out)
     gen = build_generator(cfg, seed=args.seed)
     dataset = _dataset(args, cfg)
@@ -131,11 +140,16 @@ def train(args: TrainArgs) -> Path:
         resumed = json.loads((resume_from / "trainer.json").read_text())
         start_step = resumed["step"]
     elif args.init:  # warm start: every weight and the codec's latent scale from a model file
+        init_cfg = bundle.read_header(args.init).config
         for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
-            load_into(module, bundle.iter_component(args.init, name), source=str(args.init))
-        _start_detail_from_zero(gen.transformer, cfg, bundle.read_header(args.init).config)
+            _load_init(module, name, args.init, new_encoder=cfg.object_encoder != "none" and init_cfg.object_encoder == "none")
+        _start_detail_from_zero(gen.transformer, cfg, init_cfg)
     else:
         fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
+    if resume_from is None and args.pretrain_encoder:
+        report = pretrain_object_encoder(gen.transformer, objective.kind_head, dataset, steps=args.pretrain_encoder,
+                                         scenes=args.pretrain_scenes, seed=args.seed, log=print)
+        args.info = {**args.info, "encoder_pretraining": vars(report)}
     ema = EMA(objective, args.ema_decay)
     if resume_from is not None:  # bundle keys ("transformer.*", "text_encoder.*") are the objective's names
         from safetensors.torch import load_file
@@ -206,6 +220,17 @@ def train(args: TrainArgs) -> Path:
         # the run ended at `last` (all its steps, or --stop-after): export the EMA weights of that step
         _export(out, args, cfg, {**info, "steps": last, "scheduled_steps": args.steps, "batch_size": args.batch_size})
     return out
+
+
+def _load_init(module, name: str, init: str, *, new_encoder: bool) -> None:
+    """One component of a warm start. A model file without an object encoder initializes a model
+    with one: the encoder keeps its fresh weights (its map into the tokens is zero, so the model
+    computes the init model's function); every other weight must be in the file."""
+    report = load_into(module, bundle.iter_component(init, name), source=str(init), strict=not new_encoder)
+    if new_encoder:
+        stray = report.unexpected + [k for k in report.missing if not k.startswith("object_encoder.")]
+        if stray:
+            raise ValueError(f"{init} does not match the model's {name}: {', '.join(stray[:8])}")
 
 
 def _start_detail_from_zero(transformer, cfg: STraGConfig, init_cfg: STraGConfig) -> None:

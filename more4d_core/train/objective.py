@@ -19,7 +19,7 @@ from torch import nn
 from ..geometry.normalization import factors_for
 from ..models.trajectory_codec import tracks_to_field
 from ..sampling.conditioning import encode_conditions
-from .kind_head import KindHead
+from .kind_head import kind_head_for
 from .mover_head import MoverHead
 
 
@@ -79,7 +79,7 @@ class FlowMatchingObjective(nn.Module):
         self.mover_min_sigma = float(mover_min_sigma)  # the mover loss counts samples noised at least this much
         self.mover_head = MoverHead(transformer) if self.mover_weight > 0 else None
         self.kind_weight = float(kind_weight)
-        self.kind_head = KindHead(transformer) if self.kind_weight > 0 else None
+        self.kind_head = kind_head_for(transformer) if self.kind_weight > 0 else None
         self.terms: dict[str, float] = {}  # the loss terms of the last call, for the log
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
@@ -105,6 +105,7 @@ class FlowMatchingObjective(nn.Module):
         pred = self.transformer(
             conditions.model_input(noisy), sigma.view(b) * 1000.0, text,
             reference_latent=conditions.reference, motion_features=conditions.motion,
+            object_features=conditions.objects,
         )
         err = (pred.float() - (noise - x0).float()) ** 2
         loss = err.mean() if weights is None else (err * weights).sum() / (weights.expand_as(err).sum())
