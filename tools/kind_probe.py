@@ -7,7 +7,7 @@
 a middle block, or at the object encoder of models that have one) and runs the transformer at pure
 noise (sigma = 1: the answer cannot come from the noisy motion) on 32 validation scenes (recipe v2,
 seeds 0-31); ``encoder`` pretrains a fresh object encoder of the small model and its kind readout as
-``--pretrain-encoder`` does (800 training scenes, recipe v3, batches of 32) and scores it on the same
+``--pretrain-encoder`` does (800 training scenes unless ``--scenes``, recipe v3, batches of 32) and scores it on the same
 validation scenes. Both report
 the kind accuracy on tokens (8x8 pixels of the 96x128 grid) that are at least 60% one object, and
 the confusion matrix (rows: true ball, box, card, disc; columns: predicted).
@@ -77,7 +77,7 @@ def probe_head(checkpoint: Path) -> tuple[float, int, torch.Tensor]:
     return score(torch.cat(logits), batch["kind_map"])
 
 
-def probe_encoder(steps: int, depth_noise: float) -> tuple[float, int, torch.Tensor]:
+def probe_encoder(steps: int, depth_noise: float, scenes: int) -> tuple[float, int, torch.Tensor]:
     from more4d_core.generator import build_generator
     from more4d_core.models.config import get_config
     from more4d_core.train.encoder_pretrain import planes_of, pretrain_object_encoder
@@ -88,7 +88,7 @@ def probe_encoder(steps: int, depth_noise: float) -> tuple[float, int, torch.Ten
     transformer = build_generator(cfg, seed=0).transformer
     head = EncoderKindHead(transformer)
     train = ProceduralExamples("train", cfg.height, cfg.width, 9, recipe="v3", depth_noise=depth_noise)
-    pretrain_object_encoder(transformer, head, train, steps=steps, log=print)
+    pretrain_object_encoder(transformer, head, train, steps=steps, scenes=scenes, log=print)
     val = _validation()
     with torch.no_grad():
         return score(head.proj(transformer.object_encoder(planes_of(val, cfg.depth_condition))), val["kind_map"])
@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     enc = sub.add_parser("encoder", help="a new object encoder pretrained on the kinds (--pretrain-encoder)")
     enc.add_argument("--steps", type=int, default=2000)
     enc.add_argument("--depth-noise", type=float, default=0.0, help="share of perturbed depth inputs in training")
+    enc.add_argument("--scenes", type=int, default=800, help="training scenes in the pool")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     accuracy, tokens, confusion = (probe_head(args.checkpoint) if args.what == "head"
-                                   else probe_encoder(args.steps, args.depth_noise))
+                                   else probe_encoder(args.steps, args.depth_noise, args.scenes))
     print(f"kind accuracy on {tokens} object tokens of {SCENES} validation scenes: {accuracy:.3f}")
     print("confusion (rows true, columns predicted: ball, box, card, disc):")
     print(confusion)
