@@ -179,3 +179,12 @@ def test_a_pretrained_run_checkpoints_the_encoder_and_its_readout_and_exports_no
     exported = load_file(str(tmp_path / "m.safetensors"))
     assert "transformer.object_encoder.proj.weight" in exported
     assert not any(k.startswith("kind_head.") for k in exported)
+
+
+def test_the_memory_measurement_runs_a_model_with_an_encoder():
+    from more4d_core.memory.estimate import strag_forward
+
+    gen = build_generator(TINY_OBJ, seed=0)
+    with torch.no_grad():
+        out = strag_forward(gen.transformer, 2, (9, 32, 32), torch.float32, "cpu")
+    assert out.shape == (2, 12, 3, 8, 8)

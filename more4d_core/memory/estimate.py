@@ -157,7 +157,7 @@ def _latent_shape(channels: int) -> tuple[int, int, int, int, int]:
 
 def strag_forward(model: nn.Module, batch: int, size: tuple[int, int, int], dtype: torch.dtype,
                   device: torch.device | str) -> torch.Tensor:
-    """One 4D-STraG forward of a denoising step (motion features included) at ``size`` = (frames,
+    """One 4D-STraG forward of a denoising step (motion and object features included) at ``size`` = (frames,
     height, width) of the output: the inputs a generation gives it, with arbitrary values."""
     cfg = model.cfg
     frames, height, width = size
@@ -172,8 +172,12 @@ def strag_forward(model: nn.Module, batch: int, size: tuple[int, int, int], dtyp
     if cfg.use_mpm:
         motion = model.encode_motion(torch.zeros(1, 3, height, width, dtype=dtype, device=device))
         motion = motion.expand(batch, -1, -1, -1)
+    objects = None
+    if cfg.object_encoder != "none":
+        objects = model.encode_objects(torch.zeros(1, 4, height, width, dtype=dtype, device=device))
+        objects = objects.expand(batch, -1, -1, -1)
     return model(x, torch.full((batch,), 500.0, device=device), text, image_tokens=image, reference_latent=ref,
-                 motion_features=motion)
+                 motion_features=motion, object_features=objects)
 
 
 def trace_strag(cfg, mode: MemoryMode, *, batch: int, size: tuple[int, int, int] = (FRAMES, HEIGHT, WIDTH),
