@@ -44,11 +44,13 @@ class CompleteFrames:
                 "negative": ("CONDITIONING", {"tooltip": "diffusion: the negative prompt from core's CLIP Text Encode."}),
                 "clip_vision": ("CLIP_VISION", {"tooltip": "diffusion: clip_vision_h from core's Load CLIP Vision; "
                                                            "replaces the loader's CLIP file."}),
+                "vae": ("VAE", {"tooltip": "diffusion: the Wan 2.1 VAE from core's Load VAE (wan_2.1_vae); "
+                                           "replaces the loader's VAE file, and ComfyUI manages its memory."}),
             },
         }
 
     def complete(self, render, method, completion_model=None, prompt="", steps=50, guidance=6.0, seed=0,
-                 preserve_known=False, positive=None, negative=None, clip_vision=None):
+                 preserve_known=False, positive=None, negative=None, clip_vision=None, vae=None):
         bundle = require(render, RenderBundle, "render")
         result = bundle.result
         check_interrupted()
@@ -68,7 +70,7 @@ class CompleteFrames:
                 states = text_states(positive, negative, TEXT_LEN, completer.text_dim)
             out = completer.complete(result.frames, result.holes.float(), prompt, steps=steps, guidance_scale=guidance,
                                      seed=int(seed), preserve_known=preserve_known, progress=Progress(steps),
-                                     text_states=states, clip_vision=clip_vision)
+                                     text_states=states, clip_vision=clip_vision, vae=vae)
         return (out,)
 
 

@@ -131,7 +131,8 @@ class LoadCompletionModel:
             "required": {
                 "transformer": (items, {"tooltip": "Wan2.1-Fun-InP transformer folder (authors' or diffusers layout)."}),
                 "vae": (items + model_files.shared_candidates("vae"),
-                        {"tooltip": "The Wan2.1 VAE: ComfyUI's models/vae/wan_2.1_vae.safetensors, a folder or Wan2.1_VAE.pth."}),
+                        {"tooltip": "The Wan2.1 VAE: ComfyUI's models/vae/wan_2.1_vae.safetensors, a folder or "
+                                    "Wan2.1_VAE.pth; (none) = a VAE into Complete Frames (core's Load VAE)."}),
                 "text_encoder": (items + model_files.shared_candidates("text_encoders"),
                                  {"tooltip": "umT5-XXL: ComfyUI's models/text_encoders/umt5_xxl_*.safetensors or a folder "
                                              "with text_encoder/ + tokenizer/; (none) = the prompt comes as CONDITIONING "
@@ -168,8 +169,8 @@ class LoadCompletionModel:
 
         dev = torch_device("auto")
         dtype = _dtype(precision, dev)
-        # text_encoder / clip may be (none): the prompt and CLIP then come from core's nodes (Complete Frames' inputs)
-        paths = [model_files.resolve(transformer), model_files.resolve(vae), _optional(text_encoder),
+        # vae / text_encoder / clip may be (none): they then come from core's nodes (Complete Frames' inputs)
+        paths = [model_files.resolve(transformer), _optional(vae), _optional(text_encoder),
                  _optional(clip), _optional(lora)]
         key = (source_fingerprint(*paths), lora_weight, str(dtype), str(dev), memory, attention, compile)
 

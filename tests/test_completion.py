@@ -212,3 +212,94 @@ def test_temporal_share_is_checked(rendered):
         complete_classical(result, scene, path, temporal=1.0)
     still = complete_classical(result, scene, path, temporal=0.0)
     assert torch.equal(still[~result.holes], result.frames[~result.holes])
+
+
+class CoreWanVAE:
+    """ComfyUI's VAE surface (comfy.sd.VAE): encode(frames [T, H, W, 3] in 0..1) -> raw latents [1, C, T', h, w];
+    decode(raw latents) -> frames [1, T, H, W, 3] in 0..1; latent_channels, latent_dim."""
+
+    latent_dim = 3
+
+    def __init__(self, vae):
+        self.vae = vae
+        self.latent_channels = vae.config.z_dim
+        self.calls = []
+
+    def encode(self, frames):
+        self.calls.append("encode")
+        assert frames.ndim == 4 and frames.shape[-1] == 3 and 0 <= frames.min() and frames.max() <= 1
+        return self.vae.encode(frames.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1).latent_dist.mode()
+
+    def decode(self, latents):
+        self.calls.append("decode")
+        return ((self.vae.decode(latents).sample.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)
+
+
+def test_the_wan21_latent_constants_are_wans():
+    from more4d_core.models.comfy_vae import wan21_latent_statistics
+
+    mean, std = wan21_latent_statistics()
+    # Wan2.1's published per-channel latent statistics (its VAE code; ComfyUI's Wan21 latent format)
+    assert mean.shape == std.shape == (1, 16, 1, 1, 1)
+    assert mean.flatten()[:4].tolist() == pytest.approx([-0.7571, -0.7089, -0.9113, 0.1075])
+    assert std.flatten()[-4:].tolist() == pytest.approx([1.6382, 1.1253, 2.8251, 1.9160])
+
+
+def test_diffusion_completion_with_cores_vae(tmp_path, monkeypatch):
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    torch.manual_seed(0)  # a Fun-InP-shaped model on the Wan 2.1 VAE's 16 latent channels: 16 noise + 4 mask + 16 video
+    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=36,
+                                  out_channels=16, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=1)
+    folder = tmp_path / "fun_inp"
+    folder.mkdir()
+    save_file({keymap.ours_to_authors(k): v.contiguous() for k, v in model.state_dict().items()},
+              str(folder / "diffusion_pytorch_model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"dim": 16, "num_heads": 2, "num_layers": 1, "ffn_dim": 32, "freq_dim": 16,
+                                                    "in_dim": 36, "out_dim": 16, "text_dim": 16, "model_type": "t2v"}))
+    torch.manual_seed(1)
+    vae = AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1])  # diffusers' defaults: Wan 2.1's statistics
+    vae.save_pretrained(tmp_path / "vae", safe_serialization=True)
+    frames = torch.rand(5, 32, 32, 3)
+    holes = torch.zeros(5, 32, 32)
+    holes[:, 8:20, 8:20] = 1
+    states = torch.randn(2, 512, 16)
+    with_file = load_completer(folder, vae=tmp_path / "vae", dtype=torch.float32)
+    expected = with_file.complete(frames, holes, steps=2, seed=1, text_states=states)
+
+    bare = load_completer(folder, vae=None, dtype=torch.float32)
+    with pytest.raises(InputError, match="without a VAE: connect core's Load VAE"):
+        bare.complete(frames, holes, steps=1, text_states=states)
+    core = CoreWanVAE(with_file.latents.vae)
+    got = bare.complete(frames, holes, steps=2, seed=1, text_states=states, vae=core)
+    assert core.calls == ["encode", "decode"]
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+
+    class OtherVAE(CoreWanVAE):  # e.g. the Wan 2.2 VAE (48 channels) or an image VAE
+        latent_dim = 2
+
+    with pytest.raises(InputError, match="needs the Wan 2.1 video VAE"):
+        bare.complete(frames, holes, steps=1, text_states=states, vae=OtherVAE(with_file.latents.vae))
+    with pytest.raises(InputError, match="expected core's VAE"):
+        bare.complete(frames, holes, steps=1, text_states=states, vae="wan_2.1_vae.safetensors")
+
+    # through the Complete Frames node's vae input
+    from more4d_core.cache import MODEL_CACHE
+    from nodes.complete_nodes import CompleteFrames
+    from nodes.types import RenderBundle
+
+    class Using:
+        def __enter__(self):
+            return bare
+
+        def __exit__(self, *exc):
+            return False
+
+    import nodes.complete_nodes as complete_nodes
+
+    monkeypatch.setattr(complete_nodes, "require_handle", lambda *a: None)
+    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: Using())
+    bundle = RenderBundle(types.SimpleNamespace(frames=frames, holes=holes > 0.5, num_frames=5), None, None)
+    (node_out,) = CompleteFrames().complete(bundle, "diffusion", object(), "", 2, 6.0, 1, False,
+                                            positive=[[states[:1], {}]], negative=[[states[1:], {}]], vae=core)
+    torch.testing.assert_close(node_out, expected, atol=2e-5, rtol=0)

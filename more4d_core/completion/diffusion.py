@@ -107,13 +107,13 @@ def load_inpaint_transformer(folder: str | os.PathLike, *, dtype=torch.bfloat16,
 class ViSMCompleter:
     """Diffusion completion of rendered videos with holes."""
 
-    def __init__(self, transformer: nn.Module, vae: nn.Module, text_encoder: nn.Module,
+    def __init__(self, transformer: nn.Module, vae: nn.Module | None, text_encoder: nn.Module | None,
                  clip_tokens: Callable[[torch.Tensor], torch.Tensor] | None, *, device="cpu", offload: str = "none",
                  placement=None):
         if offload not in OFFLOAD_MODES:
             raise InputError(f"offload must be one of {OFFLOAD_MODES}, got {offload!r}")
         self.transformer = transformer
-        self.latents = WanVideoLatents(vae)
+        self.latents = WanVideoLatents(vae) if vae is not None else None  # None: core's VAE comes with each call
         self.text_encoder = text_encoder
         self.clip_tokens = clip_tokens
         self.device = torch.device(device)
@@ -130,14 +130,30 @@ class ViSMCompleter:
         """Width of the text states the transformer reads (umT5-XXL: 4096)."""
         return int(self.transformer.config.text_dim)
 
-    def _on(self, module: nn.Module) -> nn.Module:
+    def _video_latents(self, vae):
+        """The VAE of this call: core's (``vae``) when given, else the loaded one."""
+        if vae is not None:
+            from ..models.comfy_vae import ComfyVideoLatents
+
+            return ComfyVideoLatents(vae)
+        if self.latents is None:
+            raise InputError("the completion model was loaded without a VAE: connect core's Load VAE "
+                             "(wan_2.1_vae.safetensors) to Complete Frames' vae input, or give Load Completion "
+                             "Model the VAE file")
+        return self.latents
+
+    def _on(self, module):
+        if not isinstance(module, nn.Module):
+            return module  # ComfyUI's own objects: ComfyUI places them
         if self.placement is not None:
             return self.placement.enter(module)
         if self.offload == "model":
             module.to(self.device)
         return module
 
-    def _off(self, module: nn.Module) -> None:
+    def _off(self, module) -> None:
+        if not isinstance(module, nn.Module):
+            return
         if self.placement is not None:
             self.placement.leave(module)
         elif self.offload == "model" and self.device.type == "cuda":
@@ -161,25 +177,27 @@ class ViSMCompleter:
         should_cancel=None,
         text_states: torch.Tensor | None = None,
         clip_vision=None,
+        vae=None,
     ) -> torch.Tensor:
         """Completed frames ``[T, H, W, 3]`` (0..1) of ``frames`` with ``holes`` (1 = hole).
         ``text_states`` ``[2, 512, dim]`` (prompt, negative prompt; e.g. from ComfyUI's CONDITIONING) replace the
-        text encoder; ``clip_vision`` (ComfyUI's CLIP_VISION) replaces the loaded CLIP encoder."""
+        text encoder; ``clip_vision`` (ComfyUI's CLIP_VISION) replaces the loaded CLIP encoder; ``vae`` (ComfyUI's
+        VAE with the Wan 2.1 VAE) replaces the loaded VAE."""
         frames = torch.as_tensor(frames).float()
         holes = torch.as_tensor(holes).float()
         if frames.ndim != 4 or frames.shape[-1] != 3 or tuple(holes.shape) != tuple(frames.shape[:3]):
             raise InputError(f"need frames [T, H, W, 3] and holes [T, H, W]; got {list(frames.shape)}, {list(holes.shape)}")
         t, h, w = holes.shape
-        stride = self.latents.spatial * 2
+        video_latents = self._video_latents(vae)
+        stride = video_latents.spatial * 2
         if h % stride or w % stride:
             raise InputError(f"frame size {w}x{h} must be a multiple of {stride}")
         dtype = next(self.transformer.parameters()).dtype
         video = frames.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1  # [1, 3, T, H, W]
         masked = video * (holes < 0.5).float().unsqueeze(0).unsqueeze(0)
-        vae = self._on(self.latents)
-        masked_lat = vae.encode(masked.to(self.device))
-        self._off(self.latents)
-        mask_lat = pack_hole_mask(holes, tuple(masked_lat.shape[-2:]), self.latents.temporal).to(masked_lat)
+        masked_lat = self._on(video_latents).encode(masked.to(self.device))
+        self._off(video_latents)
+        mask_lat = pack_hole_mask(holes, tuple(masked_lat.shape[-2:]), video_latents.temporal).to(masked_lat)
         cond = torch.cat([mask_lat, masked_lat], dim=1).to(dtype)
         if text_states is not None:
             texts = torch.as_tensor(text_states).to(self.device, dtype)
@@ -211,8 +229,8 @@ class ViSMCompleter:
         latents = sample_flow(guided_velocity(batched, guidance_scale, as_batch=as_batch), noise, steps=steps, shift=shift,
                               progress=progress, should_cancel=should_cancel)
         self._off(self.transformer)
-        out = self._on(self.latents).decode(latents.float())
-        self._off(self.latents)
+        out = self._on(video_latents).decode(latents.float())
+        self._off(video_latents)
         out = ((out[0].permute(1, 2, 3, 0).float().cpu() + 1) / 2).clamp(0, 1)[:t]
         if preserve_known:
             known = (holes < 0.5).unsqueeze(-1)
@@ -223,7 +241,7 @@ class ViSMCompleter:
 def load_completer(
     transformer: str | os.PathLike,
     *,
-    vae: str | os.PathLike,
+    vae: str | os.PathLike | None,
     text_encoder: str | os.PathLike | None = None,
     clip: str | os.PathLike | None = None,
     lora: str | os.PathLike | None = None,
@@ -236,7 +254,7 @@ def load_completer(
     compile: bool = False,
 ) -> ViSMCompleter:
     """Everything 4D-ViSM needs, from local folders and files (ComfyUI's umT5 / CLIP / VAE files
-    included). ``memory``: a memory mode (:mod:`..memory.modes`, or ``"auto"``) instead of ``offload``:
+    included; umT5, CLIP and the VAE may be None when ComfyUI's own objects come with each call). ``memory``: a memory mode (:mod:`..memory.modes`, or ``"auto"``) instead of ``offload``:
     the LoRA is merged into the bf16 weights, then the blocks are quantized to float8 when the mode says so."""
     from ..checkpoints.vae_loading import load_wan_vae
     from ..models.text_encoders import UMT5TextEncoder
@@ -261,7 +279,8 @@ def load_completer(
     fp8 = mode is not None and mode.weights == "fp8"
     if fp8:
         quantize_linears(model, dtype, where=in_blocks)
-    vae_model = load_wan_vae(vae, dtype=torch.float32, device=load_device)
+    # without a VAE file the VAE comes from ComfyUI's Load VAE (Complete Frames' vae input)
+    vae_model = load_wan_vae(vae, dtype=torch.float32, device=load_device) if vae is not None else None
     # without umT5 the prompt comes as CONDITIONING from ComfyUI's own text encoder (Complete Frames' positive input)
     text = UMT5TextEncoder(text_encoder, dtype=dtype, fp8=fp8).to(load_device) if text_encoder is not None else None
     clip_fn = clip_vision_encoder(clip, load_device) if clip is not None else None
