@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-BUILT_IN = {"IMAGE": "Image", "MASK": "Mask", "CONDITIONING": "Conditioning", "CLIP_VISION": "ClipVision"}
+BUILT_IN = {"IMAGE": "Image", "MASK": "Mask", "CONDITIONING": "Conditioning", "CLIP_VISION": "ClipVision", "VAE": "Vae"}
 HIDDEN = {"UNIQUE_ID": "unique_id", "PROMPT": "prompt", "EXTRA_PNGINFO": "extra_pnginfo"}
 _NUMBER_OPTIONS = ("default", "min", "max", "step")
 

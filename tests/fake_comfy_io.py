@@ -56,6 +56,7 @@ Image = _comfy_type("Image", "IMAGE", _INPUT)
 Mask = _comfy_type("Mask", "MASK", _INPUT)
 Conditioning = _comfy_type("Conditioning", "CONDITIONING", _INPUT)
 ClipVision = _comfy_type("ClipVision", "CLIP_VISION", _INPUT)
+Vae = _comfy_type("Vae", "VAE", _INPUT)
 
 
 def Custom(io_type: str) -> type:  # noqa: N802 (ComfyUI's name)
