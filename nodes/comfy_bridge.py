@@ -165,6 +165,17 @@ def low_vram() -> bool:
     return state in names
 
 
+def _load_whole(patcher) -> None:
+    """Load a ModelPatcher's model onto the GPU whole. ComfyUI can leave part of a model in CPU memory
+    only for its own layer types (comfy.ops), which cast their weights to the GPU per call; our models
+    are plain torch layers, which a partial load would leave on the CPU to fail at the first call.
+    Models too large to load whole use a memory mode (fp8 blocks, block streaming) instead."""
+    try:
+        _mm.load_models_gpu([patcher], force_full_load=True)
+    except TypeError:  # a ComfyUI older than the force_full_load option (2024)
+        _mm.load_models_gpu([patcher])
+
+
 def install_memory_manager() -> None:
     """Inside ComfyUI: let its model management see and evict our cached models."""
     if _mm is None:
@@ -194,7 +205,7 @@ def install_memory_manager() -> None:
                     patcher = False
                     entry.extra["patcher"] = False
             if patcher:
-                _mm.load_models_gpu([patcher])
+                _load_whole(patcher)
             else:
                 model.to(entry.device)
 

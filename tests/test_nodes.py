@@ -165,6 +165,44 @@ def test_comfyui_memory_management_leaves_memory_mode_models_where_their_mode_pu
         MODEL_CACHE.set_manager(manager)
 
 
+def test_comfyui_loads_plain_models_whole_through_a_model_patcher(monkeypatch):
+    import sys
+    import types
+
+    import torch
+
+    from more4d_core.cache import MODEL_CACHE, CacheEntry, ModelHandle
+    from nodes import comfy_bridge
+
+    loads = []
+
+    def load_models_gpu(patchers, force_full_load=False):
+        loads.append((patchers, force_full_load))
+
+    class ModelPatcher:
+        def __init__(self, model, load_device, offload_device, size):
+            self.model, self.size = model, size
+
+    fake_mm = types.SimpleNamespace(free_memory=lambda *a: None, load_models_gpu=load_models_gpu,
+                                    unet_offload_device=lambda: torch.device("cpu"), soft_empty_cache=lambda: None,
+                                    vram_state=None)
+    monkeypatch.setattr(comfy_bridge, "_mm", fake_mm)
+    monkeypatch.setitem(sys.modules, "comfy", types.ModuleType("comfy"))
+    monkeypatch.setitem(sys.modules, "comfy.model_patcher", types.SimpleNamespace(ModelPatcher=ModelPatcher))
+    manager = MODEL_CACHE.manager
+    try:
+        comfy_bridge.install_memory_manager()
+        model = torch.nn.Linear(2, 2)
+        entry = CacheEntry(ModelHandle("depth", ("x",), "x", {}), model, torch.device("cuda"), 24)
+        MODEL_CACHE.manager.activate(entry)
+        MODEL_CACHE.manager.activate(entry)  # the second use reuses the patcher
+        # plain torch layers cannot run partially loaded: ComfyUI must load them whole
+        assert [(len(p), p[0].model, p[0].size, full) for p, full in loads] == [(1, model, 24, True)] * 2
+        assert loads[0][0][0] is loads[1][0][0]
+    finally:
+        MODEL_CACHE.set_manager(manager)
+
+
 def test_render_size_widgets_stay_within_what_the_renderer_accepts(small_scene):
     from more4d_core.render.renderer import MAX_PIXELS, MAX_SIDE, _check_size
 
