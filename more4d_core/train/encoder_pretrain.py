@@ -20,7 +20,6 @@ import torch
 
 from ..models.object_encoder import encoder_planes
 from ..sampling.conditioning import depth_condition
-from .examples import collate
 from .kind_head import EncoderKindHead, kind_cross_entropy
 
 POOL_OFFSET = 2 * 10**8  # training steps use indices below steps x batch, the latent-scale fit 10**8 + i
@@ -46,7 +45,14 @@ def pretrain_object_encoder(transformer, head: EncoderKindHead, dataset, *, step
     ``dataset`` (indices ``POOL_OFFSET + i``) for ``steps`` steps; random batches, every other one mirrored."""
     if steps < 1 or scenes < 1:
         raise ValueError(f"encoder pretraining needs steps and scenes >= 1, got {steps} and {scenes}")
-    pool = collate([dataset[POOL_OFFSET + i] for i in range(scenes)])
+    # the frame-0 inputs and targets only, example by example (the tracks of thousands of clips take gigabytes)
+    keys = ("image", "depth", "kind_map")
+    parts: dict[str, list[torch.Tensor]] = {key: [] for key in keys}
+    for i in range(scenes):
+        example = dataset[POOL_OFFSET + i]
+        for key in keys:
+            parts[key].append(example[key])
+    pool = {key: torch.stack(values) for key, values in parts.items()}
     planes, kinds = planes_of(pool, transformer.cfg.depth_condition), pool["kind_map"]
     encoder = transformer.object_encoder
     params = list(encoder.net.parameters()) + list(head.parameters())
