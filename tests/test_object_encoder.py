@@ -188,3 +188,20 @@ def test_the_memory_measurement_runs_a_model_with_an_encoder():
     with torch.no_grad():
         out = strag_forward(gen.transformer, 2, (9, 32, 32), torch.float32, "cpu")
     assert out.shape == (2, 12, 3, 8, 8)
+
+
+def test_a_warm_start_from_a_model_with_an_encoder_keeps_it(tmp_path):
+    from more4d_core.checkpoints.bundle import save_bundle
+    from more4d_core.generator import load_generator
+
+    cfg = MORE4D_TINY.replace(object_encoder="conv")  # the named config has none; the file decides
+    src = build_generator(cfg, seed=5)
+    with torch.no_grad():
+        src.transformer.object_encoder.proj.weight.normal_(0, 0.1)
+    init = save_bundle(tmp_path / "init.safetensors", cfg, {"transformer": src.transformer, "codec": src.codec,
+                                                            "text_encoder": src.text_encoder}, {})
+    train(TrainArgs(config="more4d-tiny", out=str(tmp_path / "run"), steps=1, batch_size=1, warmup=1, lr=0.0,
+                    checkpoint_every=1, init=str(init)))
+    warm = load_generator(tmp_path / "run" / "step-0000001" / "model.safetensors").transformer
+    assert warm.cfg.object_encoder == "conv"
+    assert torch.equal(warm.object_encoder.proj.weight, src.transformer.object_encoder.proj.weight)

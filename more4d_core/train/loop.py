@@ -112,6 +112,10 @@ def train(args: TrainArgs) -> Path:
 
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     cfg = get_config(args.config)
+    if args.init:  # a warm start keeps the init model's inputs and encoder unless the options change them
+        init_cfg = bundle.read_header(args.init).config
+        cfg = cfg.replace(condition_detail=init_cfg.condition_detail, object_encoder=init_cfg.object_encoder,
+                          object_encoder_width=init_cfg.object_encoder_width)
     if args.condition_detail is not None:
         cfg = cfg.replace(condition_detail=args.condition_detail)
     if args.object_encoder is not None:
@@ -140,7 +144,6 @@ def train(args: TrainArgs) -> Path:
         resumed = json.loads((resume_from / "trainer.json").read_text())
         start_step = resumed["step"]
     elif args.init:  # warm start: every weight and the codec's latent scale from a model file
-        init_cfg = bundle.read_header(args.init).config
         for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
             _load_init(module, name, args.init, new_encoder=cfg.object_encoder != "none" and init_cfg.object_encoder == "none")
         _start_detail_from_zero(gen.transformer, cfg, init_cfg)
