@@ -56,19 +56,24 @@ def test_hole_mask_packing():
     assert packed[0, 3, 1, 0, 0] == 1 and packed[0, 0, 2, 0, 0] == 0  # frames 1-4 known, frame 5 holed on the left
 
 
-def _tiny_inp(tmp_path, lora_modules=("blocks.0.attn1.to_q", "blocks.1.ffn.net.2")):
+def _tiny_inp(tmp_path, lora_modules=("blocks.0.attn1.to_q", "blocks.1.ffn.net.2"), latent_channels=4):
+    """A Fun-InP-shaped model (noise | 4 mask channels | masked-video latents in, latents out) in the
+    authors' layout, and a LoRA for it; with 4 latent channels it has CLIP image attention (i2v)."""
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(0)
-    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=12,
-                                  out_channels=4, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2, image_dim=24,
-                                  added_kv_proj_dim=16)
+    image = latent_channels == 4
+    in_dim = 2 * latent_channels + 4
+    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=in_dim,
+                                  out_channels=latent_channels, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2,
+                                  image_dim=24 if image else None, added_kv_proj_dim=16 if image else None)
     folder = tmp_path / "fun_inp"
     folder.mkdir()
     save_file({keymap.ours_to_authors(k): v.contiguous() for k, v in model.state_dict().items()},
               str(folder / "diffusion_pytorch_model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"dim": 16, "num_heads": 2, "num_layers": 2, "ffn_dim": 32, "freq_dim": 16,
-                                                    "in_dim": 12, "out_dim": 4, "text_dim": 16, "model_type": "i2v"}))
+                                                    "in_dim": in_dim, "out_dim": latent_channels, "text_dim": 16,
+                                                    "model_type": "i2v" if image else "t2v"}))
     lora = {}
     for path in lora_modules:
         layer = model.get_submodule(path)
@@ -134,13 +139,21 @@ def test_diffusion_completion_end_to_end(tmp_path, monkeypatch):
     core = bare.complete(frames, holes, "", steps=2, seed=1, text_states=given, clip_vision=CoreClipVision())
     assert torch.equal(core, out)
     # ... and through the Complete Frames node's positive / negative / clip_vision inputs
+    node_out = _complete_frames_node(monkeypatch, bare, frames, holes, positive=[[states[:1], {}]],
+                                     negative=[[states[1:], {}]], clip_vision=CoreClipVision())
+    assert torch.equal(node_out, out)
+
+
+def _complete_frames_node(monkeypatch, completer, frames, holes, **inputs):
+    """The Complete Frames node's diffusion output (2 steps, guidance 6, seed 1) with ``completer`` as
+    its loaded completion model and ``inputs`` on its optional sockets."""
     from more4d_core.cache import MODEL_CACHE
     from nodes.complete_nodes import CompleteFrames
     from nodes.types import RenderBundle
 
     class Using:
         def __enter__(self):
-            return bare
+            return completer
 
         def __exit__(self, *exc):
             return False
@@ -149,11 +162,9 @@ def test_diffusion_completion_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr(complete_nodes, "require_handle", lambda *a: None)
     monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: Using())
-    bundle = RenderBundle(types.SimpleNamespace(frames=frames, holes=holes > 0.5, num_frames=5), None, None)
-    (node_out,) = CompleteFrames().complete(bundle, "diffusion", object(), "", 2, 6.0, 1, False,
-                                            positive=[[states[:1], {}]], negative=[[states[1:], {}]],
-                                            clip_vision=CoreClipVision())
-    assert torch.equal(node_out, out)
+    bundle = RenderBundle(types.SimpleNamespace(frames=frames, holes=holes > 0.5, num_frames=len(frames)), None, None)
+    (out,) = CompleteFrames().complete(bundle, "diffusion", object(), "", 2, 6.0, 1, False, **inputs)
+    return out
 
 
 def test_vace_inputs():
@@ -246,17 +257,9 @@ def test_the_wan21_latent_constants_are_wans():
 
 
 def test_diffusion_completion_with_cores_vae(tmp_path, monkeypatch):
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan
 
-    torch.manual_seed(0)  # a Fun-InP-shaped model on the Wan 2.1 VAE's 16 latent channels: 16 noise + 4 mask + 16 video
-    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=36,
-                                  out_channels=16, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=1)
-    folder = tmp_path / "fun_inp"
-    folder.mkdir()
-    save_file({keymap.ours_to_authors(k): v.contiguous() for k, v in model.state_dict().items()},
-              str(folder / "diffusion_pytorch_model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"dim": 16, "num_heads": 2, "num_layers": 1, "ffn_dim": 32, "freq_dim": 16,
-                                                    "in_dim": 36, "out_dim": 16, "text_dim": 16, "model_type": "t2v"}))
+    _, folder, _ = _tiny_inp(tmp_path, latent_channels=16)  # on the Wan 2.1 VAE's 16 latent channels
     torch.manual_seed(1)
     vae = AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1])  # diffusers' defaults: Wan 2.1's statistics
     vae.save_pretrained(tmp_path / "vae", safe_serialization=True)
@@ -284,22 +287,6 @@ def test_diffusion_completion_with_cores_vae(tmp_path, monkeypatch):
         bare.complete(frames, holes, steps=1, text_states=states, vae="wan_2.1_vae.safetensors")
 
     # through the Complete Frames node's vae input
-    from more4d_core.cache import MODEL_CACHE
-    from nodes.complete_nodes import CompleteFrames
-    from nodes.types import RenderBundle
-
-    class Using:
-        def __enter__(self):
-            return bare
-
-        def __exit__(self, *exc):
-            return False
-
-    import nodes.complete_nodes as complete_nodes
-
-    monkeypatch.setattr(complete_nodes, "require_handle", lambda *a: None)
-    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: Using())
-    bundle = RenderBundle(types.SimpleNamespace(frames=frames, holes=holes > 0.5, num_frames=5), None, None)
-    (node_out,) = CompleteFrames().complete(bundle, "diffusion", object(), "", 2, 6.0, 1, False,
-                                            positive=[[states[:1], {}]], negative=[[states[1:], {}]], vae=core)
+    node_out = _complete_frames_node(monkeypatch, bare, frames, holes, positive=[[states[:1], {}]],
+                                     negative=[[states[1:], {}]], vae=core)
     torch.testing.assert_close(node_out, expected, atol=2e-5, rtol=0)

@@ -82,6 +82,11 @@ def depth_condition(depth: torch.Tensor, mode: str = "minmax") -> torch.Tensor:
     return 2.0 * (d - lo) / (hi - lo + 1e-8) - 1.0
 
 
+def depth_planes(depth: torch.Tensor, mode: str) -> torch.Tensor:
+    """Depth maps ``[B, H, W]`` -> ``[B, 1, H, W]``, each normalized on its own (:func:`depth_condition`)."""
+    return torch.stack([depth_condition(d, mode) for d in depth]).unsqueeze(1)
+
+
 def repeat_video(frame: torch.Tensor, frames: int) -> torch.Tensor:
     """``[B, 3, H, W]`` -> ``[B, 3, T, H, W]``."""
     return frame.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
@@ -132,7 +137,7 @@ def encode_conditions(
     dtype = transformer.patch_embedding.weight.dtype
     signed = image * 2 - 1  # images in [-1, 1], as the codec encodes them
     control = codec.encode_still(signed, num_frames).to(dtype)
-    depth_norm = torch.stack([depth_condition(d, cfg.depth_condition) for d in depth]).unsqueeze(1).expand(-1, 3, -1, -1)
+    depth_norm = depth_planes(depth, cfg.depth_condition).expand(-1, 3, -1, -1)
     depth_lat = codec.encode_still(depth_norm.contiguous(), num_frames).to(dtype)
     if cfg.condition_detail == "subcell":
         k, s = cfg.dct_coefficients, cfg.spatial_compression

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.object_encoder import encoder_planes
-from ..sampling.conditioning import depth_condition
+from ..sampling.conditioning import depth_planes
 from .kind_head import EncoderKindHead, kind_cross_entropy
 
 POOL_OFFSET = 2 * 10**8  # training steps use indices below steps x batch, the latent-scale fit 10**8 + i
@@ -35,8 +35,7 @@ class PretrainReport:
 
 def planes_of(batch: dict, depth_mode: str) -> torch.Tensor:
     """The object encoder's input planes of a collated batch (the same ones ``encode_conditions`` builds)."""
-    depth = torch.stack([depth_condition(d, depth_mode) for d in batch["depth"]]).unsqueeze(1)
-    return encoder_planes(batch["image"] * 2 - 1, depth)
+    return encoder_planes(batch["image"] * 2 - 1, depth_planes(batch["depth"], depth_mode))
 
 
 def pretrain_object_encoder(transformer, head: EncoderKindHead, dataset, *, steps: int, scenes: int = 800,

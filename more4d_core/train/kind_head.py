@@ -47,13 +47,8 @@ def kind_cross_entropy(logits: torch.Tensor, kinds: torch.Tensor) -> torch.Tenso
     return -(share * F.log_softmax(logits, dim=1)).sum(dim=1).mean(dim=(1, 2))
 
 
-class KindHead(TokenHead):
-    """Per-token kind logits ``[B, classes, h, w]`` from the output of block ``block``."""
-
-    def __init__(self, transformer, block: int | None = None):
-        if block is None:
-            block = max(0, len(transformer.blocks) // 2 - 1)  # the middle: before the later cross-attention
-        super().__init__(transformer, outputs=len(KIND_CLASSES), block=block)
+class _KindLoss:
+    """The loss of a kind head, whatever it reads (``grid_logits``: ``[B, classes, h, w]``)."""
 
     def loss(self, kinds: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy of the token logits against each token's share of pixels of each kind
@@ -61,7 +56,16 @@ class KindHead(TokenHead):
         return weighted_mean(kind_cross_entropy(self.grid_logits(), kinds), sample_weight)
 
 
-class EncoderKindHead(nn.Module):
+class KindHead(_KindLoss, TokenHead):
+    """Per-token kind logits ``[B, classes, h, w]`` from the output of block ``block``."""
+
+    def __init__(self, transformer, block: int | None = None):
+        if block is None:
+            block = max(0, len(transformer.blocks) // 2 - 1)  # the middle: before the later cross-attention
+        super().__init__(transformer, outputs=len(KIND_CLASSES), block=block)
+
+
+class EncoderKindHead(_KindLoss, nn.Module):
     """Per-token kind logits ``[B, classes, h, w]``: a linear readout of the object encoder's features
     of the last forward pass (a hook, like :class:`TokenHead`; the encoder itself is the generator's)."""
 
@@ -86,9 +90,6 @@ class EncoderKindHead(nn.Module):
         if self._features is None:
             raise RuntimeError("the EncoderKindHead reads the object encoder's last forward pass; none has run")
         return self.proj(self._features.float())
-
-    def loss(self, kinds: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
-        return weighted_mean(kind_cross_entropy(self.grid_logits(), kinds), sample_weight)
 
 
 def kind_head_for(transformer) -> nn.Module:

@@ -58,8 +58,9 @@ class FlowMatchingObjective(nn.Module):
     With ``mover_weight > 0`` a training-only :class:`~.mover_head.MoverHead` reads the last block's
     tokens and is taught, with that weight, which tokens belong to the objects the caption makes
     move (batches carry ``mover_mask``); with ``kind_weight > 0`` a :class:`~.kind_head.KindHead`
-    teaches a middle block's tokens the kind of object they show (``kind_map``). The generator
-    itself does not change.
+    (or an :class:`~.kind_head.EncoderKindHead`, for a model with an object encoder) teaches a middle
+    block's tokens (or the encoder's features) the kind of object they show (``kind_map``). The heads
+    are not part of the generator.
     """
 
     def __init__(self, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module, *,
