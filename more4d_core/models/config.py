@@ -27,12 +27,14 @@ from ..geometry.normalization import NORMALIZATIONS
 # 3: text_vocabulary and decode_guide added (files of version < 3 read every word and decode bilinearly)
 # 4: condition_detail added (files of version < 4 see only the cell means of the image and the depth)
 # 5: object_encoder added (files of version < 5 have none)
-CONFIG_VERSION = 5
+# 6: object_binding added (files of version < 6 have none)
+CONFIG_VERSION = 6
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 CONDITION_DETAILS = ("none", "subcell")
 OBJECT_ENCODERS = ("none", "conv")
+OBJECT_BINDINGS = ("none", "attention")
 
 
 MAX_GENERATED_FRAMES = 257  # the Generate node's widget maximum; memory grows with frames x points
@@ -102,6 +104,10 @@ class STraGConfig:
     # token (models.object_encoder), so tokens can tell the objects' shapes apart; "none": the plain model
     object_encoder: str = "none"
     object_encoder_width: int = 96
+    # "attention": the object encoder's features attend over the caption's words and a "nothing" slot; what they
+    # find is added to every token of the position (models.object_binding), trained to find the named objects
+    object_binding: str = "none"
+    object_binding_width: int = 64
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -159,6 +165,11 @@ class STraGConfig:
                 "object_encoder 'conv' needs square patches, a power-of-two pixel stride and a positive width, got "
                 f"patch {self.patch_size}, stride {stride}, width {self.object_encoder_width}"
             )
+        if self.object_binding not in OBJECT_BINDINGS:
+            raise InputError(f"object_binding must be one of {', '.join(OBJECT_BINDINGS)}, got {self.object_binding!r}")
+        if self.object_binding != "none" and (self.object_encoder == "none" or self.object_binding_width < 1):
+            raise InputError("object_binding 'attention' reads the object encoder's features: it needs object_encoder "
+                             f"'conv' and a positive width, got {self.object_encoder!r} and {self.object_binding_width}")
         if self.image_dim is not None and self.text_len != 512:
             # diffusers' Wan attention splits image and text context assuming 512 text tokens
             raise InputError("configs with CLIP image tokens need text_len = 512")
@@ -241,6 +252,8 @@ class STraGConfig:
             data.setdefault("condition_detail", "none")
         if version < 5:  # written before the field existed: no object encoder
             data.setdefault("object_encoder", "none")
+        if version < 6:  # written before the field existed: no object binding
+            data.setdefault("object_binding", "none")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -10,7 +10,9 @@ attention, feed-forward); the additions are:
 * MAdaNorm in every block, before self-attention and before the FFN, driven by the Motion
   Perception Module's features with a per-call strength (0 = the plain model, bit for bit);
 * (small models with ``object_encoder="conv"``) the object encoder's features of the full-resolution
-  image and depth, added to every token of their grid position (``models/object_encoder.py``).
+  image and depth, added to every token of their grid position (``models/object_encoder.py``);
+* (small models with ``object_binding="attention"``) what those features find among the caption's
+  words, added the same way (``models/object_binding.py``).
 
 Sub-module names follow diffusers (``attn1``, ``ffn.net.0.proj``, ``condition_embedder`` ...)
 plus the MoRe4D names of the authors' checkpoint (``ref_conv``, ``feature_adapter``,
@@ -37,6 +39,7 @@ from ..errors import InputError
 from .config import STraGConfig
 from .madanorm import MAdaNorm
 from .motion_encoder import MotionEncoder, feature_adapter, features_to_grid
+from .object_binding import ObjectBinding
 from .object_encoder import ObjectEncoder
 
 
@@ -145,6 +148,8 @@ class STraGTransformer(ModelMixin, ConfigMixin):
             self.feature_adapter = feature_adapter(cfg.mpm_feature_dim)
         if cfg.object_encoder != "none":
             self.object_encoder = ObjectEncoder(cfg)
+        if cfg.object_binding != "none":
+            self.object_binding = ObjectBinding(cfg)
         self.gradient_checkpointing = False
 
     # -- motion perception ---------------------------------------------------------------------
@@ -205,6 +210,9 @@ class STraGTransformer(ModelMixin, ConfigMixin):
         token_frames = post_t + (1 if with_ref else 0)
         if cfg.object_encoder != "none":
             tokens = self._add_objects(tokens, object_features, token_frames, (post_h, post_w))
+        if cfg.object_binding != "none":
+            found, _ = self.object_binding(object_features.expand(text.shape[0], *object_features.shape[1:]), text)
+            tokens = self._add_per_position(tokens, found, token_frames)
         tokens = tokens.contiguous()
         # rotary embedding of the (token_frames x h x w) grid; only the shape of the probe matters
         probe = latents.new_empty((1, 1, 1, 1, 1)).expand(1, 1, token_frames * p_t, height, width)
@@ -247,10 +255,15 @@ class STraGTransformer(ModelMixin, ConfigMixin):
             raise InputError(f"model {self.cfg.name} needs object-encoder features (encode_conditions makes them)")
         if tuple(features.shape[-2:]) != tuple(grid_hw):
             raise InputError(f"object features on a {tuple(features.shape[-2:])} grid do not match the token grid {grid_hw}")
+        return self._add_per_position(tokens, self.object_encoder.token_additions(features), frames)
+
+    @staticmethod
+    def _add_per_position(tokens: torch.Tensor, add: torch.Tensor, frames: int) -> torch.Tensor:
+        """``tokens [B, frames * S, dim]`` plus ``add [B or 1, S, dim]`` in every frame."""
         b, length, dim = tokens.shape
-        add = self.object_encoder.token_additions(features).to(tokens.dtype)
         if add.shape[0] not in (1, b):
             raise InputError(f"object features of batch {add.shape[0]} cannot serve a batch of {b}")
+        add = add.to(tokens.dtype)
         return (tokens.view(b, frames, length // frames, dim) + add.unsqueeze(1)).view(b, length, dim)
 
     # -- bookkeeping -----------------------------------------------------------------------------

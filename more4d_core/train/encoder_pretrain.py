@@ -33,6 +33,17 @@ class PretrainReport:
     last_loss: float  # mean of the last 50 steps
 
 
+def frame0_pool(dataset, scenes: int, keys: tuple[str, ...]) -> dict:
+    """The frame-0 inputs and targets ``keys`` of ``scenes`` examples (indices ``POOL_OFFSET + i``), example
+    by example (the tracks of thousands of clips take gigabytes): tensors stacked, strings listed."""
+    parts: dict[str, list] = {key: [] for key in keys}
+    for i in range(scenes):
+        example = dataset[POOL_OFFSET + i]
+        for key in keys:
+            parts[key].append(example[key])
+    return {key: values if isinstance(values[0], str) else torch.stack(values) for key, values in parts.items()}
+
+
 def planes_of(batch: dict, depth_mode: str) -> torch.Tensor:
     """The object encoder's input planes of a collated batch (the same ones ``encode_conditions`` builds)."""
     return encoder_planes(batch["image"] * 2 - 1, depth_planes(batch["depth"], depth_mode))
@@ -44,14 +55,7 @@ def pretrain_object_encoder(transformer, head: EncoderKindHead, dataset, *, step
     ``dataset`` (indices ``POOL_OFFSET + i``) for ``steps`` steps; random batches, every other one mirrored."""
     if steps < 1 or scenes < 1:
         raise ValueError(f"encoder pretraining needs steps and scenes >= 1, got {steps} and {scenes}")
-    # the frame-0 inputs and targets only, example by example (the tracks of thousands of clips take gigabytes)
-    keys = ("image", "depth", "kind_map")
-    parts: dict[str, list[torch.Tensor]] = {key: [] for key in keys}
-    for i in range(scenes):
-        example = dataset[POOL_OFFSET + i]
-        for key in keys:
-            parts[key].append(example[key])
-    pool = {key: torch.stack(values) for key, values in parts.items()}
+    pool = frame0_pool(dataset, scenes, ("image", "depth", "kind_map"))
     planes, kinds = planes_of(pool, transformer.cfg.depth_condition), pool["kind_map"]
     encoder = transformer.object_encoder
     params = list(encoder.net.parameters()) + list(head.parameters())

@@ -19,6 +19,7 @@ from torch import nn
 from ..geometry.normalization import factors_for
 from ..models.trajectory_codec import tracks_to_field
 from ..sampling.conditioning import encode_conditions
+from .binding_loss import BindingLoss
 from .kind_head import kind_head_for
 from .mover_head import MoverHead
 
@@ -60,13 +61,14 @@ class FlowMatchingObjective(nn.Module):
     move (batches carry ``mover_mask``); with ``kind_weight > 0`` a :class:`~.kind_head.KindHead`
     (or an :class:`~.kind_head.EncoderKindHead`, for a model with an object encoder) teaches a middle
     block's tokens (or the encoder's features) the kind of object they show (``kind_map``). The heads
-    are not part of the generator.
+    are not part of the generator. With ``binding_weight > 0`` the generator's object binding is taught
+    which positions the caption names (:class:`~.binding_loss.BindingLoss`, from ``mover_mask``).
     """
 
     def __init__(self, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module, *,
                  text_dropout: float = 0.1, train_shift: float = 3.0, motion_weight: float = 0.0,
                  moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0,
-                 mover_min_sigma: float = 0.0, kind_weight: float = 0.0):
+                 mover_min_sigma: float = 0.0, kind_weight: float = 0.0, binding_weight: float = 0.0):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -81,6 +83,8 @@ class FlowMatchingObjective(nn.Module):
         self.mover_head = MoverHead(transformer) if self.mover_weight > 0 else None
         self.kind_weight = float(kind_weight)
         self.kind_head = kind_head_for(transformer) if self.kind_weight > 0 else None
+        self.binding_weight = float(binding_weight)
+        self.binding_loss = BindingLoss(transformer) if self.binding_weight > 0 else None
         self.terms: dict[str, float] = {}  # the loss terms of the last call, for the log
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
@@ -124,6 +128,13 @@ class FlowMatchingObjective(nn.Module):
                 self.terms["kind"] = float(kind.detach())
                 loss = loss + self.kind_weight * kind
             self.kind_head.forget()
+        if self.binding_loss is not None:
+            if "mover_mask" in batch:
+                named = (~drop).float().to(device)  # a dropped caption names nothing the target could know
+                binding = self.binding_loss.loss(batch["mover_mask"].to(device), named)
+                self.terms["binding"] = float(binding.detach())
+                loss = loss + self.binding_weight * binding
+            self.binding_loss.forget()
         return loss
 
 
