@@ -35,6 +35,7 @@ from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
+from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
 
@@ -211,6 +212,7 @@ class TrajectoryGenerator(nn.Module):
             with stage(self.codec):
                 conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0),
                                                     frames, with_motion=motion_strength != 0.0)
+            binding = binding_probability(self.transformer, conditions.objects, texts)
 
             def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
                 n = x.shape[0]
@@ -247,6 +249,7 @@ class TrajectoryGenerator(nn.Module):
             "model": cfg.name,
             "prompt": prompt if text_states is None else "(text conditioning given)",
             **({"prompt_reading": reading.to_dict()} if reading is not None else {}),
+            **({"prompt_binding": binding_summary(binding)} if binding is not None else {}),
             "negative_prompt": negative_prompt,
             "seed": int(seed),
             "steps": steps,

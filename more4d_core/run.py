@@ -106,6 +106,18 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
     return None
 
 
+def _binding_summary(doc: dict, results: dict) -> list[str]:
+    """One line per Generate node whose model reads where the prompt's objects are (an object binding)."""
+    from .sampling.prompt_binding import describe_binding
+
+    lines = []
+    for node in sorted(doc["nodes"], key=lambda n: n["id"]):
+        out = results.get(node["id"])
+        if node["type"] == "More4DGenerate" and out and "prompt_binding" in getattr(out[0], "metadata", {}):
+            lines.append(describe_binding(out[0].metadata["prompt_binding"]))
+    return lines
+
+
 def _camera_summary(doc: dict, results: dict) -> list[str]:
     """One line per camera path: its preset, strength (auto: the largest fillable move) and worst hole share."""
     from .camera import CameraPath
@@ -366,7 +378,7 @@ def _run_workflows(args) -> int:
                     written += [str(args.out / p) for p in out["ui"].get("text", [])]
             print(f"  total {time.perf_counter() - stage_start:.2f} s")
             depth_line = _depth_summary(doc, results)
-            for line in ([depth_line] if depth_line else []) + _camera_summary(doc, results):
+            for line in ([depth_line] if depth_line else []) + _binding_summary(doc, results) + _camera_summary(doc, results):
                 print("  " + line)
             if image is None:
                 _report_example(doc, results)

@@ -10,6 +10,7 @@ from more4d_core.errors import InputError
 from more4d_core.models.config import MAX_GENERATED_FRAMES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
+from more4d_core.sampling.prompt_binding import describe_binding
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
 from .comfy_bridge import Progress, check_interrupted, show_text
@@ -159,9 +160,11 @@ class GenerateTrajectories:
             except GenerationCancelled:
                 check_interrupted()
                 raise
-        warnings = scene.metadata.get("prompt_reading", {}).get("warnings", [])
-        if warnings:  # words the model ignored, a prompt it cannot read: shown on the node, not only in the log
-            show_text(unique_id, "Prompt: " + "; ".join(warnings))
+        notes = list(scene.metadata.get("prompt_reading", {}).get("warnings", []))
+        if "prompt_binding" in scene.metadata:  # where the model reads the prompt's objects in the image
+            notes.append(describe_binding(scene.metadata["prompt_binding"]))
+        if notes:  # words the model ignored, a prompt it cannot read, what it names: on the node, not only in the log
+            show_text(unique_id, "Prompt: " + "; ".join(notes))
         if motion_scale != 1.0:
             pts = scene.points
             scene = scene.with_points(pts[:1] + motion_scale * (pts - pts[:1]),

@@ -206,3 +206,49 @@ def test_the_objective_trains_the_binding_on_captions_it_kept_only():
     dropped = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec, text_dropout=1.0, binding_weight=1.0)
     dropped(batch, torch.Generator().manual_seed(0))
     assert dropped.terms["binding"] == 0.0  # every caption dropped: nothing the target could know
+
+
+def test_the_binding_summary_gives_the_named_share_and_box_of_the_image():
+    from more4d_core.sampling.prompt_binding import binding_summary, describe_binding
+
+    prob = torch.zeros(4, 8)
+    prob[1:3, 4:6] = 0.9  # 4 of 32 positions: x 4..6 of 8, y 1..3 of 4
+    prob[0, 0] = 0.4  # below one half: in the share, not in the box
+    summary = binding_summary(prob)
+    assert summary["share_of_image"] == pytest.approx((4 * 0.9 + 0.4) / 32, abs=1e-4)
+    assert summary["box"] == [0.5, 0.25, 0.75, 0.75]
+    assert describe_binding(summary).startswith("the prompt names 12% of the image, at x 50-75%, y 25-75%")
+    nothing = binding_summary(torch.full((4, 8), 0.1))
+    assert nothing["box"] is None and "finds nothing" in describe_binding(nothing)
+
+
+def test_a_generation_records_where_the_prompt_names_and_a_plain_model_records_nothing():
+    gen = build_generator(TINY_BIND, seed=0)
+    g = torch.Generator().manual_seed(2)
+    image, depth = torch.rand(32, 32, 3, generator=g), torch.rand(32, 32, generator=g) + 1.0
+    k = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
+    with torch.no_grad():  # every position scores "the ball" above nothing; an empty prompt names nothing
+        gen.transformer.object_binding.nothing_key.zero_()
+        gen.transformer.object_binding.key.bias.zero_()
+        gen.transformer.object_binding.query.bias.zero_()
+        gen.transformer.object_binding.query.weight.zero_()
+    named = gen.generate(image, depth, k, "the ball slides left", num_frames=9, steps=1).metadata["prompt_binding"]
+    words = len(gen.read_prompt("the ball slides left").kept)  # equal scores: each word as likely as nothing
+    assert named["share_of_image"] == pytest.approx(words / (words + 1), abs=1e-3)
+    assert named["box"] == [0.0, 0.0, 1.0, 1.0]
+    empty = gen.generate(image, depth, k, "", num_frames=9, steps=1).metadata["prompt_binding"]
+    assert empty["share_of_image"] == 0.0 and empty["box"] is None
+    plain = build_generator(MORE4D_TINY, seed=0).generate(image, depth, k, "the ball", num_frames=9, steps=1)
+    assert "prompt_binding" not in plain.metadata
+
+
+def test_the_runner_says_where_the_prompt_names_for_each_generate_node():
+    from types import SimpleNamespace
+
+    from more4d_core.run import _binding_summary
+
+    doc = {"nodes": [{"id": 3, "type": "More4DGenerate"}, {"id": 1, "type": "LoadImage"}]}
+    scene = SimpleNamespace(metadata={"prompt_binding": {"share_of_image": 0.08, "box": [0.5, 0.25, 0.75, 0.5]}})
+    assert _binding_summary(doc, {3: (scene,), 1: (None,)}) == [
+        "the prompt names 8% of the image, at x 50-75%, y 25-50% of the frame (from the left and the top)"]
+    assert _binding_summary(doc, {3: (SimpleNamespace(metadata={}),)}) == []
