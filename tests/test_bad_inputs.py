@@ -309,4 +309,6 @@ def test_prompt_warnings_are_shown_on_the_generate_node(monkeypatch, out):
     shown.clear()
     GenerateTrajectories().generate(object(), image[None], result, PROMPT, "", 0, 1, 0.0, 5.0, 5, 8.0, 1.0, "128",
                                     unique_id="7")
-    assert shown == []  # a prompt it reads: nothing to show
+    # a prompt it reads: no warning, only where the model reads the prompt's objects (its object binding)
+    assert len(shown) == 1 and ";" not in shown[0][1]
+    assert shown[0][1].startswith(("Prompt: the prompt names", "Prompt: the model finds nothing"))
