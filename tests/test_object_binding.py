@@ -218,8 +218,16 @@ def test_the_binding_summary_gives_the_named_share_and_box_of_the_image():
     assert summary["share_of_image"] == pytest.approx((4 * 0.9 + 0.4) / 32, abs=1e-4)
     assert summary["box"] == [0.5, 0.25, 0.75, 0.75]
     assert describe_binding(summary).startswith("the prompt names 12% of the image, at x 50-75%, y 25-75%")
-    nothing = binding_summary(torch.full((4, 8), 0.1))
-    assert nothing["box"] is None and "finds nothing" in describe_binding(nothing)
+    assert summary["peak"] == pytest.approx(0.9, abs=1e-4) and summary["likeliest_box"] is None
+    weak = torch.full((4, 8), 0.02)
+    weak[3, 0:2] = 0.3  # the peak: a weak reading at x 0..2 of 8, y 3..4 of 4
+    weak[0, 7] = 0.1  # less than half the peak: not in the likeliest box
+    summary = binding_summary(weak)
+    assert summary["box"] is None and summary["likeliest_box"] == [0.0, 0.75, 0.25, 1.0]
+    assert describe_binding(summary).startswith("the model finds what the prompt names only weakly (at most 30% sure), "
+                                                "likeliest at x 0-25%, y 75-100%")
+    nothing = binding_summary(torch.full((4, 8), 0.05))
+    assert nothing["box"] is None and nothing["likeliest_box"] is None and "finds nothing" in describe_binding(nothing)
 
 
 def test_a_generation_records_where_the_prompt_names_and_a_plain_model_records_nothing():
@@ -237,7 +245,7 @@ def test_a_generation_records_where_the_prompt_names_and_a_plain_model_records_n
     assert named["share_of_image"] == pytest.approx(words / (words + 1), abs=1e-3)
     assert named["box"] == [0.0, 0.0, 1.0, 1.0]
     empty = gen.generate(image, depth, k, "", num_frames=9, steps=1).metadata["prompt_binding"]
-    assert empty["share_of_image"] == 0.0 and empty["box"] is None
+    assert empty["share_of_image"] == 0.0 and empty["box"] is None and empty["likeliest_box"] is None
     plain = build_generator(MORE4D_TINY, seed=0).generate(image, depth, k, "the ball", num_frames=9, steps=1)
     assert "prompt_binding" not in plain.metadata
 

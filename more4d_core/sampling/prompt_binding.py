@@ -6,13 +6,19 @@ object, that reading is the first thing to look at, so every generation records 
 metadata (``prompt_binding``) and the runner and the Generate node say it in one line:
 
 * ``share_of_image``: the mean probability over the image that a position is named (0..1);
+* ``peak``: the largest probability of any position;
 * ``box``: the bounding box of the positions named with probability above one half, as fractions of
-  the image width and height ``[x0, y0, x1, y1]``, or None when no position is.
+  the image width and height ``[x0, y0, x1, y1]``, or None when no position is;
+* ``likeliest_box``: the bounding box of the positions at least half as likely as the peak, when no
+  position passes one half but the peak reaches ``WEAK`` (a weak reading: on the built-in depth prior
+  an object flattened into its backdrop is often found this way), else None.
 """
 
 from __future__ import annotations
 
 import torch
+
+WEAK = 0.1  # below this peak probability the prompt names nothing the model can find
 
 
 @torch.no_grad()
@@ -28,22 +34,35 @@ def binding_probability(transformer, objects: torch.Tensor | None, text: torch.T
 
 def binding_summary(probability: torch.Tensor) -> dict:
     """``share_of_image`` and ``box`` (see the module) of an ``[h, w]`` probability map."""
-    h, w = probability.shape
-    named = probability > 0.5
-    box = None
-    if bool(named.any()):
-        ys, xs = torch.nonzero(named, as_tuple=True)
-        box = [round(float(xs.min()) / w, 4), round(float(ys.min()) / h, 4),
-               round(float(xs.max() + 1) / w, 4), round(float(ys.max() + 1) / h, 4)]
-    return {"share_of_image": round(float(probability.mean()), 4), "box": box}
+    peak = float(probability.max())
+    box = _box(probability > 0.5)
+    likeliest = _box(probability >= peak / 2) if box is None and peak >= WEAK else None
+    return {"share_of_image": round(float(probability.mean()), 4), "peak": round(peak, 4), "box": box,
+            "likeliest_box": likeliest}
+
+
+def _box(mask: torch.Tensor) -> list[float] | None:
+    """``[x0, y0, x1, y1]`` of the true cells of ``mask [h, w]``, as fractions of its width and height."""
+    if not bool(mask.any()):
+        return None
+    h, w = mask.shape
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    return [round(float(xs.min()) / w, 4), round(float(ys.min()) / h, 4),
+            round(float(xs.max() + 1) / w, 4), round(float(ys.max() + 1) / h, 4)]
+
+
+def _where(box: list[float]) -> str:
+    x0, y0, x1, y1 = (round(100 * v) for v in box)
+    return f"x {x0}-{x1}%, y {y0}-{y1}% of the frame (from the left and the top)"
 
 
 def describe_binding(summary: dict) -> str:
     """One line for people: how much of the image the prompt names, and where."""
-    box = summary.get("box")
-    if box is None:
-        return ("the model finds nothing in the image that the prompt names (no object will be moved by it; "
-                "a camera move still applies)")
-    x0, y0, x1, y1 = (round(100 * v) for v in box)
-    return (f"the prompt names {100 * summary['share_of_image']:.0f}% of the image, "
-            f"at x {x0}-{x1}%, y {y0}-{y1}% of the frame (from the left and the top)")
+    if summary.get("box") is not None:
+        return f"the prompt names {100 * summary['share_of_image']:.0f}% of the image, at {_where(summary['box'])}"
+    if summary.get("likeliest_box") is not None:
+        return (f"the model finds what the prompt names only weakly (at most {100 * summary['peak']:.0f}% sure), "
+                f"likeliest at {_where(summary['likeliest_box'])}; it may move little - a depth map where the "
+                "object stands out from its background helps (--depth FILE or a depth model)")
+    return ("the model finds nothing in the image that the prompt names (no object will be moved by it; "
+            "a camera move still applies)")
