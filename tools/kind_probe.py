@@ -87,9 +87,10 @@ def probe_head(checkpoint: Path) -> tuple[float, int, torch.Tensor]:
 def probe_encoder(steps: int, depth_noise: float, scenes: int) -> tuple[float, int, torch.Tensor]:
     from more4d_core.generator import build_generator
     from more4d_core.models.config import get_config
-    from more4d_core.train.encoder_pretrain import planes_of, pretrain_object_encoder
+    from more4d_core.train.encoder_pretrain import pretrain_object_encoder
     from more4d_core.train.examples import ProceduralExamples
     from more4d_core.train.kind_head import EncoderKindHead
+    from more4d_core.train.scene_pool import planes_of
 
     cfg = get_config("more4d-small").replace(object_encoder="conv")
     transformer = build_generator(cfg, seed=0).transformer
@@ -108,8 +109,8 @@ def probe_binding(model: Path, steps: int, scenes: int) -> tuple[float, float, f
     from more4d_core.models.dit import STraGTransformer
     from more4d_core.train.binding_loss import binding_targets
     from more4d_core.train.binding_pretrain import binding_rates, pretrain_object_binding
-    from more4d_core.train.encoder_pretrain import planes_of
     from more4d_core.train.examples import ProceduralExamples
+    from more4d_core.train.scene_pool import planes_of
 
     model = model / "ema.safetensors" if model.is_dir() else model
     gen = load_generator(model)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .binding_loss import binding_cross_entropy, binding_targets
-from .encoder_pretrain import frame0_pool, planes_of
+from .scene_pool import fit_on_pool, frame0_pool, planes_of, recent_loss
 
 
 @dataclass
@@ -60,21 +60,14 @@ def pretrain_object_binding(transformer, text_encoder, dataset, *, steps: int, s
     pool = frame0_pool(dataset, scenes, ("image", "depth", "caption", "mover_mask"))
     feats, text = _inputs(transformer, text_encoder, pool)
     masks = pool["mover_mask"]
+
+    def loss_of(idx, step):
+        return binding_cross_entropy(binding(feats[idx], text[idx])[1], masks[idx]).mean()
+
     params = [*binding.query.parameters(), *binding.key.parameters(), binding.nothing_key]
-    optimizer = torch.optim.AdamW(params, lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    for step in range(steps):
-        idx = torch.randint(0, scenes, (min(batch_size, scenes),), generator=generator)
-        _, logits = binding(feats[idx], text[idx])
-        loss = binding_cross_entropy(logits, masks[idx]).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        if log is not None and (step + 1) % 250 == 0:
-            log(f"binding pretraining step {step + 1}/{steps}: loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+    losses = fit_on_pool(params, loss_of, steps=steps, scenes=scenes, batch_size=batch_size, lr=lr, seed=seed,
+                         log=log, label="binding pretraining")
     with torch.no_grad():
         recall, false = binding_rates(torch.cat([binding(feats[i:i + 256], text[i:i + 256])[1]
                                                  for i in range(0, scenes, 256)]), masks)
-    return BindingPretrainReport(steps, scenes, losses[0], sum(losses[-50:]) / len(losses[-50:]), recall, false)
+    return BindingPretrainReport(steps, scenes, losses[0], recent_loss(losses), recall, false)

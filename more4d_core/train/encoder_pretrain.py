@@ -16,13 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from ..models.object_encoder import encoder_planes
-from ..sampling.conditioning import depth_planes
 from .kind_head import EncoderKindHead, kind_cross_entropy
-
-POOL_OFFSET = 2 * 10**8  # training steps use indices below steps x batch, the latent-scale fit 10**8 + i
+from .scene_pool import fit_on_pool, frame0_pool, planes_of, recent_loss
 
 
 @dataclass
@@ -31,22 +26,6 @@ class PretrainReport:
     scenes: int
     first_loss: float
     last_loss: float  # mean of the last 50 steps
-
-
-def frame0_pool(dataset, scenes: int, keys: tuple[str, ...]) -> dict:
-    """The frame-0 inputs and targets ``keys`` of ``scenes`` examples (indices ``POOL_OFFSET + i``), example
-    by example (the tracks of thousands of clips take gigabytes): tensors stacked, strings listed."""
-    parts: dict[str, list] = {key: [] for key in keys}
-    for i in range(scenes):
-        example = dataset[POOL_OFFSET + i]
-        for key in keys:
-            parts[key].append(example[key])
-    return {key: values if isinstance(values[0], str) else torch.stack(values) for key, values in parts.items()}
-
-
-def planes_of(batch: dict, depth_mode: str) -> torch.Tensor:
-    """The object encoder's input planes of a collated batch (the same ones ``encode_conditions`` builds)."""
-    return encoder_planes(batch["image"] * 2 - 1, depth_planes(batch["depth"], depth_mode))
 
 
 def pretrain_object_encoder(transformer, head: EncoderKindHead, dataset, *, steps: int, scenes: int = 800,
@@ -58,21 +37,15 @@ def pretrain_object_encoder(transformer, head: EncoderKindHead, dataset, *, step
     pool = frame0_pool(dataset, scenes, ("image", "depth", "kind_map"))
     planes, kinds = planes_of(pool, transformer.cfg.depth_condition), pool["kind_map"]
     encoder = transformer.object_encoder
-    params = list(encoder.net.parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    for step in range(steps):
-        idx = torch.randint(0, scenes, (min(batch_size, scenes),), generator=generator)
+
+    def loss_of(idx, step):
         x, y = planes[idx], kinds[idx]
         if step % 2:
             x, y = x.flip(-1), y.flip(-1)
-        loss = kind_cross_entropy(head.proj(encoder(x).float()), y).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        if log is not None and (step + 1) % 250 == 0:
-            log(f"encoder pretraining step {step + 1}/{steps}: kind loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        return kind_cross_entropy(head.proj(encoder(x).float()), y).mean()
+
+    losses = fit_on_pool(list(encoder.net.parameters()) + list(head.parameters()), loss_of, steps=steps,
+                         scenes=scenes, batch_size=batch_size, lr=lr, seed=seed, log=log,
+                         label="encoder pretraining", loss_name="kind loss")
     head.forget()
-    return PretrainReport(steps, scenes, losses[0], sum(losses[-50:]) / len(losses[-50:]))
+    return PretrainReport(steps, scenes, losses[0], recent_loss(losses))
