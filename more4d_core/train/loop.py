@@ -161,19 +161,12 @@ def train(args: TrainArgs) -> Path:
     else:
         fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
     if resume_from is None and args.pretrain_encoder:
-        if args.data != "procedural":
-            raise ValueError("--pretrain-encoder needs the procedural generator's object kinds (--data procedural)")
-        # frame 0 is all the encoder sees: a short clip of the same scenes is enough and 5x faster to make
-        pool = ProceduralExamples("train", cfg.height, cfg.width, 9, seed_offset=args.seed * 10**7, recipe=args.recipe,
-                                  depth_noise=args.depth_noise)
+        pool = _pretraining_scenes(args, cfg, "--pretrain-encoder needs the procedural generator's object kinds")
         report = pretrain_object_encoder(gen.transformer, objective.kind_head, pool, steps=args.pretrain_encoder,
                                          scenes=args.pretrain_scenes, seed=args.seed, log=print)
         args.info = {**args.info, "encoder_pretraining": vars(report)}
     if resume_from is None and args.pretrain_binding:
-        if args.data != "procedural":
-            raise ValueError("--pretrain-binding needs the procedural generator's object ids (--data procedural)")
-        pool = ProceduralExamples("train", cfg.height, cfg.width, 9, seed_offset=args.seed * 10**7, recipe=args.recipe,
-                                  depth_noise=args.depth_noise)
+        pool = _pretraining_scenes(args, cfg, "--pretrain-binding needs the procedural generator's object ids")
         report = pretrain_object_binding(gen.transformer, gen.text_encoder, pool, steps=args.pretrain_binding,
                                          scenes=args.pretrain_scenes, seed=args.seed, log=print)
         print(f"binding pretraining: named tokens found {report.named_recall:.3f}, "
@@ -249,6 +242,15 @@ def train(args: TrainArgs) -> Path:
         # the run ended at `last` (all its steps, or --stop-after): export the EMA weights of that step
         _export(out, args, cfg, {**info, "steps": last, "scheduled_steps": args.steps, "batch_size": args.batch_size})
     return out
+
+
+def _pretraining_scenes(args: TrainArgs, cfg: STraGConfig, needs: str) -> ProceduralExamples:
+    """The training scenes a pretraining's pool is drawn from (procedural data only: ``needs`` says why)."""
+    if args.data != "procedural":
+        raise ValueError(f"{needs} (--data procedural)")
+    # frame 0 is all a pretraining sees: a short clip of the same scenes is enough and 5x faster to make
+    return ProceduralExamples("train", cfg.height, cfg.width, 9, seed_offset=args.seed * 10**7, recipe=args.recipe,
+                              depth_noise=args.depth_noise)
 
 
 def _new_parts(cfg: STraGConfig, init_cfg: STraGConfig) -> tuple[str, ...]:
