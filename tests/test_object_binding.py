@@ -149,15 +149,12 @@ def test_binding_options_need_a_model_with_a_binding(tmp_path):
 
 
 def test_a_warm_start_adds_a_binding_keeps_the_function_and_the_run_trains_and_exports_it(tmp_path):
-    from more4d_core.checkpoints.bundle import save_bundle
+    from tiny_models import save_encoder_model
+
     from more4d_core.generator import load_generator
 
-    cfg = MORE4D_TINY.replace(object_encoder="conv")
-    src = build_generator(cfg, seed=3)
-    with torch.no_grad():
-        src.transformer.object_encoder.proj.weight.normal_(0, 0.1)
-    init = save_bundle(tmp_path / "init.safetensors", cfg, {"transformer": src.transformer, "codec": src.codec,
-                                                            "text_encoder": src.text_encoder}, {})
+    init = tmp_path / "init.safetensors"
+    src = save_encoder_model(init, seed=3)
     train(TrainArgs(config="more4d-tiny", out=str(tmp_path / "run"), steps=1, batch_size=2, warmup=1, lr=0.0,
                     recipe="v3", checkpoint_every=1, init=str(init), object_binding="attention", binding_weight=0.5,
                     pretrain_binding=3, pretrain_scenes=4, export=str(tmp_path / "m.safetensors")))

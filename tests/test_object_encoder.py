@@ -191,15 +191,12 @@ def test_the_memory_measurement_runs_a_model_with_an_encoder():
 
 
 def test_a_warm_start_from_a_model_with_an_encoder_keeps_it(tmp_path):
-    from more4d_core.checkpoints.bundle import save_bundle
+    from tiny_models import save_encoder_model
+
     from more4d_core.generator import load_generator
 
-    cfg = MORE4D_TINY.replace(object_encoder="conv")  # the named config has none; the file decides
-    src = build_generator(cfg, seed=5)
-    with torch.no_grad():
-        src.transformer.object_encoder.proj.weight.normal_(0, 0.1)
-    init = save_bundle(tmp_path / "init.safetensors", cfg, {"transformer": src.transformer, "codec": src.codec,
-                                                            "text_encoder": src.text_encoder}, {})
+    init = tmp_path / "init.safetensors"
+    src = save_encoder_model(init, seed=5)
     train(TrainArgs(config="more4d-tiny", out=str(tmp_path / "run"), steps=1, batch_size=1, warmup=1, lr=0.0,
                     checkpoint_every=1, init=str(init)))
     warm = load_generator(tmp_path / "run" / "step-0000001" / "model.safetensors").transformer

@@ -63,3 +63,17 @@ def save_tiny_clip(folder: Path, hidden: int = 24) -> Path:
                            image_size=32, patch_size=16, projection_dim=hidden)
     CLIPVisionModel(cfg).save_pretrained(folder / "image_encoder", safe_serialization=True)
     return folder
+
+
+def save_encoder_model(path: Path, seed: int):
+    """A tiny generator with an object encoder whose map into the tokens is not zero (as after training),
+    saved as a single-file model at ``path``; returns the generator."""
+    from more4d_core.checkpoints.bundle import save_bundle
+    from more4d_core.generator import build_generator
+
+    cfg = MORE4D_TINY.replace(object_encoder="conv")  # the named config has none; the file decides
+    gen = build_generator(cfg, seed=seed)
+    with torch.no_grad():
+        gen.transformer.object_encoder.proj.weight.normal_(0, 0.1)
+    save_bundle(path, cfg, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
+    return gen
