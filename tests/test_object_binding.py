@@ -12,10 +12,11 @@ from more4d_core.generator import build_generator
 from more4d_core.models.config import MORE4D_TINY, STraGConfig
 from more4d_core.models.object_binding import ObjectBinding
 from more4d_core.sampling.conditioning import encode_conditions
-from more4d_core.train.binding_loss import BindingLoss, binding_cross_entropy
+from more4d_core.train.binding_loss import BindingLoss
 from more4d_core.train.binding_pretrain import binding_rates, pretrain_object_binding
 from more4d_core.train.examples import ProceduralExamples
 from more4d_core.train.loop import TrainArgs, train
+from more4d_core.train.mover_head import mover_cross_entropy
 
 # the tiny model: a 4x4 token grid (one token per 8x8 pixels of 32x32)
 TINY_BIND = MORE4D_TINY.replace(object_encoder="conv", object_encoder_width=16, object_binding="attention",
@@ -107,7 +108,7 @@ def test_the_loss_is_the_binary_cross_entropy_of_the_named_share_per_token():
         return -(y * math.log(p) + (1 - y) * math.log(1 - p))
 
     expected = sum(bce(z, y) for z, y in zip([2.0, -1.0, 0.5, 3.0], shares)) / 4
-    assert float(binding_cross_entropy(logits, mask)[0]) == pytest.approx(expected, rel=1e-6)
+    assert float(mover_cross_entropy(logits, mask)[0]) == pytest.approx(expected, rel=1e-6)
     recall, false = binding_rates(logits, mask)
     assert recall == 1.0 and false == pytest.approx(0.5)  # tokens (0, 1) and (1, 0) have no named pixel; (1, 0) is marked
 
@@ -121,7 +122,7 @@ def test_the_loss_reads_the_last_forward_and_skips_samples_without_their_caption
     _, logits = gen.transformer.object_binding(feats, torch.randn(2, 5, TINY_BIND.text_dim))
     masks = torch.zeros(2, 32, 32)
     masks[1, :16] = 1
-    per = binding_cross_entropy(logits, masks)
+    per = mover_cross_entropy(logits, masks)
     assert float(loss.loss(masks, torch.tensor([0.0, 1.0])).detach()) == pytest.approx(float(per[1].detach()), rel=1e-6)
     with pytest.raises(ValueError, match="--object-binding attention"):
         BindingLoss(build_generator(MORE4D_TINY, seed=0).transformer)

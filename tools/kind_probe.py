@@ -107,9 +107,9 @@ def probe_binding(model: Path, steps: int, scenes: int) -> tuple[float, float, f
     from more4d_core.checkpoints.apply import load_into
     from more4d_core.generator import load_generator
     from more4d_core.models.dit import STraGTransformer
-    from more4d_core.train.binding_loss import binding_targets
     from more4d_core.train.binding_pretrain import binding_rates, pretrain_object_binding
     from more4d_core.train.examples import ProceduralExamples
+    from more4d_core.train.mover_head import mover_shares
     from more4d_core.train.scene_pool import planes_of
 
     model = model / "ema.safetensors" if model.is_dir() else model
@@ -126,7 +126,7 @@ def probe_binding(model: Path, steps: int, scenes: int) -> tuple[float, float, f
         feats = transformer.object_encoder(planes_of(val, transformer.cfg.depth_condition))
         _, logits = transformer.object_binding(feats, gen.text_encoder(val["caption"]))
     recall, false = binding_rates(logits, val["mover_mask"])
-    share = binding_targets(val["mover_mask"], logits.shape[-2:])
+    share = mover_shares(val["mover_mask"], logits.shape[-2:])
     mass = torch.sigmoid(logits)
     naming = share.sum(dim=(1, 2)) > 0
     on_named = float((mass * share)[naming].sum() / mass[naming].sum().clamp_min(1e-12))

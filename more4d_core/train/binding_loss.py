@@ -1,8 +1,8 @@
 """Teaching the object binding which positions the caption names (``--binding-weight``).
 
 The object binding (``models/object_binding.py``) is part of the generator; this loss only reads it.
-Its logits of the last forward pass (a forward hook) are trained with binary cross-entropy against
-each token's share of pixels that belong to an object the caption makes move (the generator's object
+Its logits of the last forward pass (a forward hook) are trained with the mover head's loss
+(:func:`~.mover_head.mover_cross_entropy`), binary cross-entropy against each token's share of pixels that belong to an object the caption makes move (the generator's object
 ids: the ``mover_mask`` of a procedural batch). A still caption, a camera-only caption and the empty
 prompt name nothing: every position's target is 0. A sample whose caption was dropped for
 classifier-free guidance does not count (the caption that named the objects is gone).
@@ -15,22 +15,9 @@ teaches the same question: which of these objects does the noun name.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from .mover_head import mover_cross_entropy
 from .token_head import weighted_mean
-
-
-def binding_targets(mover_mask: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
-    """``[B, h, w]``: each token's share of pixels of the objects the caption makes move
-    (``mover_mask``: ``[B, H, W]``, 1 on those pixels)."""
-    return F.adaptive_avg_pool2d(mover_mask.float().unsqueeze(1), tuple(grid_hw))[:, 0]
-
-
-def binding_cross_entropy(logits: torch.Tensor, mover_mask: torch.Tensor) -> torch.Tensor:
-    """``[B]``: binary cross-entropy of binding ``logits [B, h, w]`` against the tokens' mover shares,
-    averaged over the positions of each sample."""
-    share = binding_targets(mover_mask, logits.shape[-2:])
-    return F.binary_cross_entropy_with_logits(logits.float(), share, reduction="none").mean(dim=(1, 2))
 
 
 class BindingLoss:
@@ -53,4 +40,4 @@ class BindingLoss:
     def loss(self, mover_mask: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         if self._logits is None:
             raise RuntimeError("the binding loss reads the object binding's last forward pass; none has run")
-        return weighted_mean(binding_cross_entropy(self._logits, mover_mask), sample_weight)
+        return weighted_mean(mover_cross_entropy(self._logits, mover_mask), sample_weight)

@@ -3,7 +3,7 @@
 With a recognizing object encoder in place, binding a noun to its region is a small supervised task:
 the binding's query (from the encoder's features), key (from the caption's word states) and
 "nothing" key learn, on a fixed pool of training scenes, to score the tokens of the objects the
-caption makes move above the rest (:func:`~.binding_loss.binding_cross_entropy`). The encoder and the
+caption makes move above the rest (:func:`~.mover_head.mover_cross_entropy`). The encoder and the
 text encoder are frozen here and their outputs computed once, so this takes seconds; the map into the
 transformer (zero at a warm start) is not in the loss, so the generator still computes its init
 model's function afterwards. Started this way, the diffusion training sees a binding that already
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .binding_loss import binding_cross_entropy, binding_targets
+from .mover_head import mover_cross_entropy, mover_shares
 from .scene_pool import fit_on_pool, frame0_pool, planes_of, recent_loss
 
 
@@ -41,7 +41,7 @@ def _inputs(transformer, text_encoder, pool: dict, chunk: int = 64) -> tuple[tor
 
 def binding_rates(logits: torch.Tensor, mover_mask: torch.Tensor) -> tuple[float, float]:
     """(share of tokens at least half named that score named, share of tokens with no named pixel that do)."""
-    share = binding_targets(mover_mask, logits.shape[-2:])
+    share = mover_shares(mover_mask, logits.shape[-2:])
     named, other = share >= 0.5, share == 0
     said = logits > 0
     return (float(said[named].float().mean()) if named.any() else float("nan"),
@@ -62,7 +62,7 @@ def pretrain_object_binding(transformer, text_encoder, dataset, *, steps: int, s
     masks = pool["mover_mask"]
 
     def loss_of(idx, step):
-        return binding_cross_entropy(binding(feats[idx], text[idx])[1], masks[idx]).mean()
+        return mover_cross_entropy(binding(feats[idx], text[idx])[1], masks[idx]).mean()
 
     params = [*binding.query.parameters(), *binding.key.parameters(), binding.nothing_key]
     losses = fit_on_pool(params, loss_of, steps=steps, scenes=scenes, batch_size=batch_size, lr=lr, seed=seed,

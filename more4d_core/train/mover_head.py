@@ -24,6 +24,19 @@ import torch.nn.functional as F
 from .token_head import TokenHead, weighted_mean
 
 
+def mover_shares(mover_mask: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+    """``[B, h, w]``: each token's share of pixels of the objects the caption makes move
+    (``mover_mask``: ``[B, H, W]``, 1 on those pixels)."""
+    return F.adaptive_avg_pool2d(mover_mask.float().unsqueeze(1), tuple(grid_hw))[:, 0]
+
+
+def mover_cross_entropy(logits: torch.Tensor, mover_mask: torch.Tensor) -> torch.Tensor:
+    """``[B]``: binary cross-entropy of per-token ``logits [B, h, w]`` against the tokens' mover shares,
+    averaged over the positions of each sample (the mover head's and the object binding's loss)."""
+    share = mover_shares(mover_mask, logits.shape[-2:])
+    return F.binary_cross_entropy_with_logits(logits.float(), share, reduction="none").mean(dim=(1, 2))
+
+
 class MoverHead(TokenHead):
     """Per-token mover logits from the last transformer block (captured by a forward hook)."""
 
@@ -38,7 +51,4 @@ class MoverHead(TokenHead):
         """Binary cross-entropy of the token logits against each token's share of mover pixels
         (``mover_mask``: ``[B, H, W]`` 1 on pixels of objects that move by the caption), averaged
         over the samples with ``sample_weight`` ``[B]`` (all equal when None; all zero: zero loss)."""
-        logits = self.logits()
-        share = F.adaptive_avg_pool2d(mover_mask.float().unsqueeze(1), tuple(logits.shape[-2:]))[:, 0]
-        per_sample = F.binary_cross_entropy_with_logits(logits, share, reduction="none").mean(dim=(1, 2))
-        return weighted_mean(per_sample, sample_weight)
+        return weighted_mean(mover_cross_entropy(self.logits(), mover_mask), sample_weight)
