@@ -181,6 +181,25 @@ def test_eval_codec_oracle_and_wrong_caption_rows(monkeypatch):
     assert 1e-4 < oracle < 0.5 * static["epe3d"], (oracle, static["epe3d"])
 
 
+def test_eval_guidance_reaches_every_generation(monkeypatch):
+    from more4d_core.eval import protocol
+
+    gen = build_generator(MORE4D_TINY, seed=0)
+    seen = []
+
+    def fake_generate(image, depth, intrinsics, prompt, **kwargs):
+        seen.append(kwargs.get("guidance_scale"))
+        return SimpleNamespace(points=torch.zeros(MORE4D_TINY.num_frames, image.shape[0] * image.shape[1], 3))
+
+    monkeypatch.setattr(gen, "generate", fake_generate)
+    result = protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
+                               guidance=2.5, log=lambda *_: None)
+    assert seen == [2.5] * 4 and result["guidance"] == 2.5  # two scenes x (own caption, wrong caption)
+    protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
+                      log=lambda *_: None)
+    assert seen[4:] == [None] * 4  # no choice given: the model's own default
+
+
 # -- training target: the rectified-flow velocity noise - x0 ---------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Evaluate a trajectory generator on procedural scenes of one split.
 
     python -m more4d_core.eval [--model PATH] [--split heldout|validation|train] [--seed 0] [--samples 48]
-                               [--depth true|prior] [--json PATH]
+                               [--guidance G] [--depth true|prior] [--json PATH]
 
 Every method (the model with no post-processing, the model with the still hold, a wrong caption,
 "nothing moves", the mean training motion, the codec oracle) is scored per cell: scenes where the
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=48, help="scenes (default 48)")
     parser.add_argument("--seed", type=int, default=0, help="first scene seed of the split (default 0)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="text guidance scale against the empty prompt (default: the model's; choose it on validation)")
     parser.add_argument("--depth", default="true", choices=DEPTHS, help="depth the model sees: true or the built-in prior's")
     parser.add_argument("--still-threshold", type=float, default=None,
                         help="threshold of the 'model + still hold' row (default: the model's)")
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     path = args.model or default_model_path()
     gen = load_generator(path)
     print(f"model {path} ({gen.config.name}); {args.samples} {args.split} scenes, seeds {args.seed}..{args.seed + args.samples - 1}; "
-          f"depth: {args.depth}; steps {args.steps or gen.config.steps}")
-    result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, depth=args.depth,
+          f"depth: {args.depth}; steps {args.steps or gen.config.steps}; "
+          f"guidance {gen.config.guidance_scale if args.guidance is None else args.guidance:g}")
+    result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, depth=args.depth,
                       still_threshold=args.still_threshold,
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
                       with_controls=not args.no_controls,

@@ -71,7 +71,7 @@ def _prior_depth(image: torch.Tensor, intrinsics) -> torch.Tensor:
 
 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
-             depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
+             guidance: float | None = None, depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              with_controls: bool = True,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
@@ -102,7 +102,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     camera_moves, gt_smooth, moving_fraction = [], [], []
 
     def run(s, caption, d, k):
-        pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps, still_threshold=0.0).points
+        pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
+                                  guidance_scale=guidance, still_threshold=0.0).points
         return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth == "prior" else pred
 
     for i, s in enumerate(scenes):
@@ -153,6 +154,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     result = {
         "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
         "depth": depth, "steps": steps or cfg.steps, "still_hold_threshold": hold,
+        "guidance": cfg.guidance_scale if guidance is None else float(guidance),
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
         "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},
