@@ -113,7 +113,7 @@ class GenerateTrajectories:
                 "still_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": MAX_STILL_THRESHOLD, "step": 0.001,
                                               "tooltip": "Points whose motion stays below this (about a fraction of "
                                                          "the image size) are held exactly still (no background shimmer); "
-                                                         "0 = off, -1 = the model's default (0.016 for the bundled "
+                                                         "0 = off, -1 = the model's default (0.032 for the bundled "
                                                          "model, off for the authors' 14B)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "

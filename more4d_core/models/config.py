@@ -309,7 +309,8 @@ MORE4D_SMALL = STraGConfig(
     guidance_scale=1.0,  # measured: text guidance above 1 amplifies this small model's errors
     # post-processing default of the product (the evaluation's headline row has it off): chosen on the validation
     # split among 0.002 / 0.004 / 0.008 / 0.016 by the all-scenes within-threshold average (python -m more4d_core.eval
-    # --split validation --still-sweep ...); ~2 pixels of the 128-wide grid over the clip
+    # --split validation --still-sweep ...); ~2 pixels of the 128-wide grid over the clip. A trained file carries
+    # its own, chosen on validation and written at export (the bundled file: 0.032)
     still_threshold=0.016,
 )
 
