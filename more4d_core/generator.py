@@ -35,6 +35,7 @@ from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
+from .sampling.motion_gating import apply_motion_gate, gate_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
@@ -142,6 +143,7 @@ class TrajectoryGenerator(nn.Module):
         guidance_scale: float | None = None,
         motion_strength: float = 1.0,
         still_threshold: float | None = None,
+        motion_gate: bool | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
         grid_hw: tuple[int, int] | None = None,
@@ -156,7 +158,9 @@ class TrajectoryGenerator(nn.Module):
         depth map's size); ``generation_hw`` the model's working grid (default: the trained area
         at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
         motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
-        :mod:`.sampling.still`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
+        :mod:`.sampling.still`). ``motion_gate`` (default on): a model with a motion gate keeps the positions
+        it judges still exactly still (:mod:`.sampling.motion_gating`); False gives the denoiser's motion
+        alone; models without a gate ignore it. ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
@@ -167,6 +171,7 @@ class TrajectoryGenerator(nn.Module):
         if not (math.isfinite(motion_strength) and 0.0 <= motion_strength <= 4.0):
             raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
+        gate_on = motion_gate is not False and cfg.motion_gate != "none"
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()
         if depth.ndim == 3 and depth.shape[0] == 1:
@@ -213,6 +218,7 @@ class TrajectoryGenerator(nn.Module):
                 conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0),
                                                     frames, with_motion=motion_strength != 0.0)
             binding = binding_probability(self.transformer, conditions.objects, texts)
+            moves = gate_probability(self.transformer, conditions.objects, texts) if gate_on else None
 
             def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
                 n = x.shape[0]
@@ -234,6 +240,9 @@ class TrajectoryGenerator(nn.Module):
                 guided_velocity(batched, guidance, as_batch=as_batch), noise, steps=steps, shift=shift,
                 progress=progress, should_cancel=should_cancel,
             )
+            gate = None
+            if moves is not None:
+                latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
         factors = self.normalization_factors(k_grid, grid_hw)
         with stage(self.codec):
             tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
@@ -250,6 +259,7 @@ class TrajectoryGenerator(nn.Module):
             "prompt": prompt if text_states is None else "(text conditioning given)",
             **({"prompt_reading": reading.to_dict()} if reading is not None else {}),
             **({"prompt_binding": binding_summary(binding)} if binding is not None else {}),
+            **({"motion_gate": gate} if gate is not None else {}),
             "negative_prompt": negative_prompt,
             "seed": int(seed),
             "steps": steps,

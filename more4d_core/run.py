@@ -107,14 +107,21 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
 
 
 def _binding_summary(doc: dict, results: dict) -> list[str]:
-    """One line per Generate node whose model reads where the prompt's objects are (an object binding)."""
+    """Per Generate node: where its model reads the prompt's objects (an object binding) and how much of the
+    image its motion gate lets move."""
+    from .sampling.motion_gating import describe_gate
     from .sampling.prompt_binding import describe_binding
 
     lines = []
     for node in sorted(doc["nodes"], key=lambda n: n["id"]):
         out = results.get(node["id"])
-        if node["type"] == "More4DGenerate" and out and "prompt_binding" in getattr(out[0], "metadata", {}):
-            lines.append(describe_binding(out[0].metadata["prompt_binding"]))
+        if node["type"] != "More4DGenerate" or not out:
+            continue
+        meta = getattr(out[0], "metadata", {})
+        if "prompt_binding" in meta:
+            lines.append(describe_binding(meta["prompt_binding"]))
+        if "motion_gate" in meta:
+            lines.append(describe_gate(meta["motion_gate"]))
     return lines
 
 

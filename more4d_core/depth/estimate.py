@@ -114,3 +114,12 @@ def external_depth(
     result = DepthResult(depth, intrinsics_for(h, w, fov_deg), valid, "external", False,
                          {"mode": mode, "median_depth": median_depth})
     return clean_depth(result, mode=cleanup) if cleanup else result
+
+
+def prior_depth_at(image: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    """The built-in prior's depth ``[H, W]`` of ``image [H, W, 3]`` (0..1) at the field of view of pixel
+    ``intrinsics`` (what a user without a depth model gets; the evaluation's ``--depth prior``)."""
+    from ..camera.intrinsics import fov_from_intrinsics
+
+    fov, _ = fov_from_intrinsics(intrinsics, *image.shape[:2])
+    return estimate_depth(image, "prior", fov_deg=fov).depth

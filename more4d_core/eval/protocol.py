@@ -23,6 +23,7 @@ import time
 import torch
 
 from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
+from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
 from ..sampling.still import hold_still
 from . import controls
@@ -62,16 +63,8 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
     return denormalize_motion(held, tracks[0].double(), factors).float()
 
 
-def _prior_depth(image: torch.Tensor, intrinsics) -> torch.Tensor:
-    from ..camera.intrinsics import fov_from_intrinsics
-    from ..depth.estimate import estimate_depth
-
-    fov, _ = fov_from_intrinsics(intrinsics, *image.shape[:2])
-    return estimate_depth(image, "prior", fov_deg=fov).depth
-
-
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
-             guidance: float | None = None, depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
+             guidance: float | None = None, motion_gate: bool = True, depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              with_controls: bool = True,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
@@ -103,12 +96,12 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
 
     def run(s, caption, d, k):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
-                                  guidance_scale=guidance, still_threshold=0.0).points
+                                  guidance_scale=guidance, motion_gate=motion_gate, still_threshold=0.0).points
         return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth == "prior" else pred
 
     for i, s in enumerate(scenes):
         f = metric_factors(s.intrinsics, (h, w))
-        d = s.depth[0] if depth == "true" else _prior_depth(s.image, s.intrinsics)
+        d = s.depth[0] if depth == "true" else prior_depth_at(s.image, s.intrinsics)
         moves = bool(s.params["camera"]["phrase"])
         camera_moves.append(moves)
         moving = moving_points(s.tracks, s.intrinsics, pixel_scale=out_scale)
@@ -155,6 +148,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
         "depth": depth, "steps": steps or cfg.steps, "still_hold_threshold": hold,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
+        "motion_gate": cfg.motion_gate_threshold if motion_gate and cfg.motion_gate != "none" else "off",
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
         "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},

@@ -28,13 +28,15 @@ from ..geometry.normalization import NORMALIZATIONS
 # 4: condition_detail added (files of version < 4 see only the cell means of the image and the depth)
 # 5: object_encoder added (files of version < 5 have none)
 # 6: object_binding added (files of version < 6 have none)
-CONFIG_VERSION = 6
+# 7: motion_gate and motion_gate_threshold added (files of version < 7 have no gate)
+CONFIG_VERSION = 7
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 CONDITION_DETAILS = ("none", "subcell")
 OBJECT_ENCODERS = ("none", "conv")
 OBJECT_BINDINGS = ("none", "attention")
+MOTION_GATES = ("none", "attention")
 
 
 MAX_GENERATED_FRAMES = 257  # the Generate node's widget maximum; memory grows with frames x points
@@ -108,6 +110,12 @@ class STraGConfig:
     # find is added to every token of the position (models.object_binding), trained to find the named objects
     object_binding: str = "none"
     object_binding_width: int = 64
+    # "attention": the object encoder's features attend over the caption's words and a "still" slot to judge which
+    # positions move at all (objects the caption moves, everything when the camera moves; models.motion_gate); the
+    # sampled motion of the positions judged still (probability below motion_gate_threshold) is set to zero
+    motion_gate: str = "none"
+    motion_gate_width: int = 64
+    motion_gate_threshold: float = 0.5
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -170,6 +178,13 @@ class STraGConfig:
         if self.object_binding != "none" and (self.object_encoder == "none" or self.object_binding_width < 1):
             raise InputError("object_binding 'attention' reads the object encoder's features: it needs object_encoder "
                              f"'conv' and a positive width, got {self.object_encoder!r} and {self.object_binding_width}")
+        if self.motion_gate not in MOTION_GATES:
+            raise InputError(f"motion_gate must be one of {', '.join(MOTION_GATES)}, got {self.motion_gate!r}")
+        if self.motion_gate != "none" and (self.object_encoder == "none" or self.motion_gate_width < 1):
+            raise InputError("motion_gate 'attention' reads the object encoder's features: it needs object_encoder "
+                             f"'conv' and a positive width, got {self.object_encoder!r} and {self.motion_gate_width}")
+        if not (0.0 <= self.motion_gate_threshold < 1.0):
+            raise InputError(f"motion_gate_threshold must be in [0, 1), got {self.motion_gate_threshold}")
         if self.image_dim is not None and self.text_len != 512:
             # diffusers' Wan attention splits image and text context assuming 512 text tokens
             raise InputError("configs with CLIP image tokens need text_len = 512")
@@ -254,6 +269,8 @@ class STraGConfig:
             data.setdefault("object_encoder", "none")
         if version < 6:  # written before the field existed: no object binding
             data.setdefault("object_binding", "none")
+        if version < 7:  # written before the field existed: no motion gate
+            data.setdefault("motion_gate", "none")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -12,7 +12,9 @@ attention, feed-forward); the additions are:
 * (small models with ``object_encoder="conv"``) the object encoder's features of the full-resolution
   image and depth, added to every token of their grid position (``models/object_encoder.py``);
 * (small models with ``object_binding="attention"``) what those features find among the caption's
-  words, added the same way (``models/object_binding.py``).
+  words, added the same way (``models/object_binding.py``);
+* (small models with ``motion_gate="attention"``) a gate judging which positions move at all, which the
+  generator applies to the sampled motion (``models/motion_gate.py``); the forward pass does not use it.
 
 Sub-module names follow diffusers (``attn1``, ``ffn.net.0.proj``, ``condition_embedder`` ...)
 plus the MoRe4D names of the authors' checkpoint (``ref_conv``, ``feature_adapter``,
@@ -39,6 +41,7 @@ from ..errors import InputError
 from .config import STraGConfig
 from .madanorm import MAdaNorm
 from .motion_encoder import MotionEncoder, feature_adapter, features_to_grid
+from .motion_gate import MotionGate
 from .object_binding import ObjectBinding
 from .object_encoder import ObjectEncoder
 
@@ -150,6 +153,8 @@ class STraGTransformer(ModelMixin, ConfigMixin):
             self.object_encoder = ObjectEncoder(cfg)
         if cfg.object_binding != "none":
             self.object_binding = ObjectBinding(cfg)
+        if cfg.motion_gate != "none":  # read by the generator after sampling, not by the forward pass
+            self.motion_gate = MotionGate(cfg)
         self.gradient_checkpointing = False
 
     # -- motion perception ---------------------------------------------------------------------

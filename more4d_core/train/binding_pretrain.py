@@ -31,7 +31,7 @@ class BindingPretrainReport:
 
 
 @torch.no_grad()
-def _inputs(transformer, text_encoder, pool: dict, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def pool_inputs(transformer, text_encoder, pool: dict, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     planes = planes_of(pool, transformer.cfg.depth_condition)
     feats = torch.cat([transformer.object_encoder(planes[i:i + chunk]) for i in range(0, len(planes), chunk)])
     captions = pool["caption"]
@@ -48,6 +48,23 @@ def binding_rates(logits: torch.Tensor, mover_mask: torch.Tensor) -> tuple[float
             float(said[other].float().mean()) if other.any() else float("nan"))
 
 
+def fit_position_logits(module, logits_of, feats: torch.Tensor, text: torch.Tensor, masks: torch.Tensor, *, steps: int,
+                        scenes: int, batch_size: int, lr: float, seed: int, log=None,
+                        label: str) -> tuple[list[float], float, float]:
+    """Fit ``module.fitted_parameters()`` so that ``logits_of(feats, text) [B, h, w]`` score each token's share
+    of ``masks [B, H, W]`` (:func:`~.mover_head.mover_cross_entropy`); returns (every step's loss, and on the
+    pool :func:`binding_rates`)."""
+    def loss_of(idx, step):
+        return mover_cross_entropy(logits_of(feats[idx], text[idx]), masks[idx]).mean()
+
+    losses = fit_on_pool(module.fitted_parameters(), loss_of, steps=steps, scenes=scenes, batch_size=batch_size,
+                         lr=lr, seed=seed, log=log, label=label)
+    with torch.no_grad():
+        recall, false = binding_rates(torch.cat([logits_of(feats[i:i + 256], text[i:i + 256])
+                                                 for i in range(0, scenes, 256)]), masks)
+    return losses, recall, false
+
+
 def pretrain_object_binding(transformer, text_encoder, dataset, *, steps: int, scenes: int = 800,
                             batch_size: int = 64, lr: float = 3e-3, seed: int = 0, log=None) -> BindingPretrainReport:
     """Train the query, key and "nothing" key of ``transformer.object_binding`` on ``scenes`` examples of
@@ -58,16 +75,8 @@ def pretrain_object_binding(transformer, text_encoder, dataset, *, steps: int, s
     if binding is None:
         raise ValueError("binding pretraining needs a model with an object binding (--object-binding attention)")
     pool = frame0_pool(dataset, scenes, ("image", "depth", "caption", "mover_mask"))
-    feats, text = _inputs(transformer, text_encoder, pool)
-    masks = pool["mover_mask"]
-
-    def loss_of(idx, step):
-        return mover_cross_entropy(binding(feats[idx], text[idx])[1], masks[idx]).mean()
-
-    params = [*binding.query.parameters(), *binding.key.parameters(), binding.nothing_key]
-    losses = fit_on_pool(params, loss_of, steps=steps, scenes=scenes, batch_size=batch_size, lr=lr, seed=seed,
-                         log=log, label="binding pretraining")
-    with torch.no_grad():
-        recall, false = binding_rates(torch.cat([binding(feats[i:i + 256], text[i:i + 256])[1]
-                                                 for i in range(0, scenes, 256)]), masks)
+    feats, text = pool_inputs(transformer, text_encoder, pool)
+    losses, recall, false = fit_position_logits(
+        binding, lambda f, t: binding(f, t)[1], feats, text, pool["mover_mask"], steps=steps, scenes=scenes,
+        batch_size=batch_size, lr=lr, seed=seed, log=log, label="binding pretraining")
     return BindingPretrainReport(steps, scenes, losses[0], recent_loss(losses), recall, false)

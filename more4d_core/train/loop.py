@@ -155,8 +155,11 @@ def train(args: TrainArgs) -> Path:
         resumed = json.loads((resume_from / "trainer.json").read_text())
         start_step = resumed["step"]
     elif args.init:  # warm start: every weight and the codec's latent scale from a model file
+        if init_cfg.motion_gate != "none":
+            print(f"{args.init}: its motion gate is not carried over (it was fitted to the init model's encoder); "
+                  "fit one to the trained model with python -m more4d_core.train.gate_fit")
         for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
-            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg))
+            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg), drop=("motion_gate.",))
         _start_detail_from_zero(gen.transformer, cfg, init_cfg)
     else:
         fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
@@ -263,11 +266,13 @@ def _new_parts(cfg: STraGConfig, init_cfg: STraGConfig) -> tuple[str, ...]:
     return tuple(new)
 
 
-def _load_init(module, name: str, init: str, *, new: tuple[str, ...] = ()) -> None:
+def _load_init(module, name: str, init: str, *, new: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> None:
     """One component of a warm start. A model file without an object encoder (or object binding)
     initializes a model with one: the new part keeps its fresh weights (its map into the tokens is
-    zero, so the model computes the init model's function); every other weight must be in the file."""
-    report = load_into(module, bundle.iter_component(init, name), source=str(init), strict=not new)
+    zero, so the model computes the init model's function); every other weight must be in the file.
+    Weights under ``drop`` (a motion gate, fitted after training) are not read."""
+    weights = ((k, v) for k, v in bundle.iter_component(init, name) if not (drop and k.startswith(drop)))
+    report = load_into(module, weights, source=str(init), strict=not new)
     if new:
         stray = report.unexpected + [k for k in report.missing if not k.startswith(new)]
         if stray:

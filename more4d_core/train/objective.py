@@ -34,12 +34,26 @@ def shifted_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
 MOVING_THRESHOLD = 0.004
 
 
+def peak_motion(field: torch.Tensor) -> torch.Tensor:
+    """``[B, H, W]``: each pixel's largest displacement over the clip, of normalized fields ``[B, 3, T, H, W]``."""
+    return field.norm(dim=1).amax(dim=1)
+
+
+def moving_mask(tracks: torch.Tensor, intrinsics: torch.Tensor, normalization: str,
+                threshold: float = MOVING_THRESHOLD) -> torch.Tensor:
+    """``[H, W]`` bool: the pixels whose true track ``[T, H, W, 3]`` moves more than ``threshold`` (normalized
+    units) at some frame (the motion gate's target)."""
+    h, w = tracks.shape[1:3]
+    field = tracks_to_field(tracks.unsqueeze(0), factors_for(normalization, intrinsics, h, w))
+    return peak_motion(field)[0] > threshold
+
+
 def motion_weights(field: torch.Tensor, latent_hw, weight: float, threshold: float = MOVING_THRESHOLD) -> torch.Tensor:
     """Loss weights ``[B, 1, 1, h, w]`` on the latent grid: ``1 + weight`` where the true motion of a
     cell's pixels exceeds ``threshold`` at some frame, 1 elsewhere. Still points dominate the
     plain loss (in a still-camera scene about nine points in ten do not move); this gives the
     moving ones their say."""
-    peak = field.norm(dim=1).amax(dim=1)  # [B, H, W]: each pixel's largest displacement over the clip
+    peak = peak_motion(field)
     cell = torch.nn.functional.adaptive_max_pool2d(peak.unsqueeze(1), tuple(latent_hw))  # [B, 1, h, w]
     return (1.0 + weight * (cell > threshold).float()).unsqueeze(2)
 

@@ -19,14 +19,19 @@ POOL_OFFSET = 2 * 10**8  # training steps use indices below steps x batch, the l
 RECENT = 50  # steps in the reported "last loss"
 
 
-def frame0_pool(dataset, scenes: int, keys: tuple[str, ...]) -> dict:
+def frame0_pool(dataset, scenes: int, keys: tuple[str, ...],
+                derived: dict[str, Callable[[dict], torch.Tensor]] | None = None) -> dict:
     """The frame-0 inputs and targets ``keys`` of ``scenes`` examples (indices ``POOL_OFFSET + i``), example
-    by example (the tracks of thousands of clips take gigabytes): tensors stacked, strings listed."""
-    parts: dict[str, list] = {key: [] for key in keys}
+    by example (the tracks of thousands of clips take gigabytes): tensors stacked, strings listed.
+    ``derived`` adds targets computed from each whole example (e.g. from its tracks, which are not kept)."""
+    derived = derived or {}
+    parts: dict[str, list] = {key: [] for key in (*keys, *derived)}
     for i in range(scenes):
         example = dataset[POOL_OFFSET + i]
         for key in keys:
             parts[key].append(example[key])
+        for key, derive in derived.items():
+            parts[key].append(derive(example))
     return {key: values if isinstance(values[0], str) else torch.stack(values) for key, values in parts.items()}
 
 

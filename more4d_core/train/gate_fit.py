@@ -1,0 +1,142 @@
+"""Fit a motion gate (``models/motion_gate.py``) to a trained model.
+
+    python -m more4d_core.train.gate_fit MODEL --out OUT [--steps 1500] [--scenes 2000] [--threshold 0.5]
+                                         [--seed 9] [--recipe v3] [--depth-noise 0.5] [--prior-depth 0.5]
+
+The gate judges, from the image, the depth and the caption, which positions move at all. It reads the
+model's object encoder and text encoder, which stay frozen, so it is fitted after the diffusion training
+on a pool of training scenes (frame 0 and each pixel's true "moves more than about 2 output pixels at
+some frame", from the procedural generator's exact tracks) in a few minutes on a CPU. OUT is the input
+model with the gate added (the denoiser's weights are copied unchanged, float16 like the bundled file);
+the fit's report goes into its metadata. Choose ``--threshold`` (the probability below which a position
+is held still) on the validation split (``python -m more4d_core.eval --split validation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..depth.estimate import prior_depth_at
+from ..help_text import summary
+from ..models.motion_gate import MotionGate
+from .binding_pretrain import fit_position_logits, pool_inputs
+from .examples import ProceduralExamples
+from .objective import moving_mask
+from .scene_pool import frame0_pool, recent_loss
+
+
+@dataclass
+class GateFitReport:
+    steps: int
+    scenes: int
+    first_loss: float
+    last_loss: float  # mean of the last 50 steps
+    moving_recall: float  # on the pool: share of mostly-moving tokens judged moving (logit > 0)
+    still_false: float  # on the pool: share of tokens without a moving pixel judged moving
+
+
+def gate_scenes(cfg, *, seed: int = 9, recipe: str = "v3", depth_noise: float = 0.5,
+                prior_depth: float = 0.0) -> ProceduralExamples | PriorDepthExamples:
+    """Training scenes for the pool: 9-frame clips (frame 0 and the clip's motion over the same time span);
+    with probability ``prior_depth`` a scene's depth input is the built-in prior's."""
+    scenes = ProceduralExamples("train", cfg.height, cfg.width, 9, seed_offset=seed * 10**7, recipe=recipe,
+                                depth_noise=depth_noise)
+    return PriorDepthExamples(scenes, prior_depth) if prior_depth > 0 else scenes
+
+
+class PriorDepthExamples:
+    """Examples of ``dataset`` whose depth input is, for a share ``fraction`` of the indices (a fixed hash of
+    the index), the built-in prior's depth of the example's image: what a user without a depth model gives
+    the model. The targets stay the true motion."""
+
+    def __init__(self, dataset, fraction: float):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"the prior-depth share must be in [0, 1], got {fraction}")
+        self.dataset, self.fraction = dataset, float(fraction)
+
+    def uses_prior(self, index: int) -> bool:
+        return (int(index) * 2654435761 % 2**32) / 2**32 < self.fraction
+
+    def __getitem__(self, index: int) -> dict:
+        ex = self.dataset[index]
+        if self.uses_prior(index):
+            ex = {**ex, "depth": prior_depth_at(ex["image"].permute(1, 2, 0), ex["intrinsics"]).float()}
+        return ex
+
+
+def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: int = 2000, batch_size: int = 64,
+                    lr: float = 3e-3, seed: int = 0, log=None) -> GateFitReport:
+    """Fit ``transformer.motion_gate`` (query, key, "still" key) on ``scenes`` examples of ``dataset``."""
+    if steps < 1 or scenes < 1:
+        raise ValueError(f"fitting a motion gate needs steps and scenes >= 1, got {steps} and {scenes}")
+    gate = getattr(transformer, "motion_gate", None)
+    if gate is None:
+        raise ValueError("the model has no motion gate to fit (config motion_gate='attention')")
+    norm = transformer.cfg.normalization
+    pool = frame0_pool(dataset, scenes, ("image", "depth", "caption"),
+                       derived={"moving": lambda ex: moving_mask(ex["tracks"], ex["intrinsics"], norm)})
+    feats, text = pool_inputs(transformer, text_encoder, pool)
+    losses, recall, false = fit_position_logits(gate, gate, feats, text, pool["moving"], steps=steps, scenes=scenes,
+                                                batch_size=batch_size, lr=lr, seed=seed, log=log, label="motion gate")
+    return GateFitReport(steps, scenes, losses[0], recent_loss(losses), recall, false)
+
+
+def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, scenes: int = 2000,
+                    threshold: float = 0.5, seed: int = 9, recipe: str = "v3", depth_noise: float = 0.5,
+                    prior_depth: float = 0.0, overwrite: bool = False, log=print) -> GateFitReport:
+    """Write ``out``: the model file ``model`` with a motion gate fitted to it (a gate it had is replaced)."""
+    from ..checkpoints import bundle
+    from ..generator import load_generator
+
+    header = bundle.read_header(model)
+    if header.config.object_encoder == "none":
+        raise ValueError(f"{model}: a motion gate reads the object encoder's features, and this model has none")
+    cfg = header.config.replace(motion_gate="attention", motion_gate_threshold=float(threshold))
+    gen = load_generator(model)
+    torch.manual_seed(seed)
+    gen.transformer.cfg = cfg
+    gen.transformer.motion_gate = MotionGate(cfg)
+    gen.transformer.float()
+    scenes_ = gate_scenes(cfg, seed=seed, recipe=recipe, depth_noise=depth_noise, prior_depth=prior_depth)
+    report = fit_motion_gate(gen.transformer, gen.text_encoder, scenes_, steps=steps, scenes=scenes, seed=seed, log=log)
+    info = {**header.info, "motion_gate_fit": {**asdict(report), "threshold": float(threshold), "seed": seed,
+                                                "recipe": recipe, "depth_noise": depth_noise,
+                                                "prior_depth": prior_depth, "from": str(model)}}
+    bundle.save_bundle(Path(out), cfg, {"transformer": gen.transformer, "codec": gen.codec,
+                                        "text_encoder": gen.text_encoder},
+                       info, dtype=torch.float16, overwrite=overwrite)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.train.gate_fit", description=summary(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
+    parser.add_argument("model", help="trained model file (single-file .safetensors with an object encoder)")
+    parser.add_argument("--out", required=True, help="model file to write (the input with the gate)")
+    parser.add_argument("--steps", type=int, default=1500, help="fitting steps (batches of 64)")
+    parser.add_argument("--scenes", type=int, default=2000, help="training scenes in the pool")
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability below which a position is held still")
+    parser.add_argument("--seed", type=int, default=9, help="seed of the pool's scenes and of the fit")
+    parser.add_argument("--recipe", default="v3", help="data recipe of the pool (default v3, as training)")
+    parser.add_argument("--depth-noise", type=float, default=0.5, help="probability of a perturbed depth input")
+    parser.add_argument("--prior-depth", type=float, default=0.0,
+                        help="share of the pool's scenes whose depth input is the built-in prior's (what users without "
+                             "a depth model give the model)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    args = parser.parse_args(argv)
+    report = add_motion_gate(args.model, args.out, steps=args.steps, scenes=args.scenes, threshold=args.threshold,
+                             seed=args.seed, recipe=args.recipe, depth_noise=args.depth_noise,
+                             prior_depth=args.prior_depth, overwrite=args.overwrite)
+    print(f"motion gate: moving tokens found {report.moving_recall:.3f}, still tokens marked {report.still_false:.3f}; "
+          f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The motion gate (motion_gate="attention"): which positions move at all, fitted after training on frozen
+features, applied to the sampled motion latents; its target, its fit, the command that adds it to a model
+file, the generator's on/off switch, what users are told, and warm starts from a gated file."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from more4d_core.errors import InputError
+from more4d_core.generator import build_generator, load_generator
+from more4d_core.models.config import MORE4D_TINY, STraGConfig
+from more4d_core.models.motion_gate import MotionGate
+from more4d_core.sampling.motion_gating import apply_motion_gate, describe_gate, gate_mask
+from more4d_core.train.examples import ProceduralExamples
+from more4d_core.train.gate_fit import add_motion_gate, fit_motion_gate, main
+from more4d_core.train.objective import moving_mask
+
+TINY_GATE = MORE4D_TINY.replace(object_encoder="conv", object_encoder_width=16, motion_gate="attention",
+                                motion_gate_width=2)
+K = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
+
+
+def _inputs(seed=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(32, 32, 3, generator=g), torch.rand(32, 32, generator=g) + 1.0
+
+
+def _force(gate: MotionGate, logit: float) -> None:
+    """Every position's "moves" score: ``logit`` above "still" for any real word (query 0, key bias ``logit``)."""
+    with torch.no_grad():
+        for p in gate.parameters():
+            p.zero_()
+        gate.query.bias[0] = 1.0
+        gate.key.bias[0] = logit * math.sqrt(gate.width)
+
+
+def test_the_config_checks_the_gate_and_old_files_have_none():
+    with pytest.raises(InputError, match="motion_gate must be one of"):
+        TINY_GATE.replace(motion_gate="mask")
+    with pytest.raises(InputError, match="needs object_encoder"):
+        MORE4D_TINY.replace(motion_gate="attention")
+    with pytest.raises(InputError, match="motion_gate_threshold"):
+        TINY_GATE.replace(motion_gate_threshold=1.0)
+    assert STraGConfig.from_dict(TINY_GATE.to_dict()) == TINY_GATE
+    old = {**TINY_GATE.to_dict(), "config_version": 6}
+    old.pop("motion_gate")
+    assert STraGConfig.from_dict(old).motion_gate == "none"
+
+
+def test_the_gate_logit_is_the_log_odds_of_some_word_over_still():
+    gate = MotionGate(TINY_GATE)
+    with torch.no_grad():
+        for p in gate.parameters():
+            p.zero_()
+        gate.query.weight[0, 0] = 1.0
+        gate.key.weight[0, 0] = 1.0
+        gate.nothing_key[0] = 1.0  # "still" scores the query's unit 0 too
+    feats = torch.zeros(1, 16, 1, 2)
+    feats[0, 0, 0] = torch.tensor([1.0, -2.0])
+    text = torch.zeros(1, 3, TINY_GATE.text_dim)
+    text[0, 0, 0], text[0, 1, 0] = 2.0, -1.0  # two words; the third is padding
+    logits = gate(feats, text).detach()
+    for pos, f in enumerate([1.0, -2.0]):
+        still, words = f / math.sqrt(2), [f * 2.0 / math.sqrt(2), f * -1.0 / math.sqrt(2)]
+        expected = math.log(sum(math.exp(w) for w in words)) - still
+        assert float(logits[0, 0, pos]) == pytest.approx(expected, abs=1e-5)
+    assert (gate(feats, torch.zeros(1, 3, TINY_GATE.text_dim)) < -100).all()  # an empty prompt: still everywhere
+
+
+def test_the_mask_brings_the_probability_to_the_latent_grid_bilinearly_and_thresholds_it():
+    p = torch.tensor([[[0.9, 0.1]]])  # [1, 1, 2] -> 4 latent columns at source x -0.25, 0.25, 0.75, 1.25
+    # bilinear (edges clamped): 0.9, 0.75 * 0.9 + 0.25 * 0.1 = 0.7, 0.25 * 0.9 + 0.75 * 0.1 = 0.3, 0.1
+    assert gate_mask(p, (1, 4), 0.5).flatten().tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert gate_mask(p, (1, 4), 0.2).flatten().tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert gate_mask(p, (1, 4), 0.5).shape == (1, 1, 1, 1, 4)
+    latents = torch.ones(1, 6, 1, 1, 4)
+    gated, summary = apply_motion_gate(latents, p, 0.5)
+    assert gated[0, :, 0, 0].tolist() == [[1.0, 1.0, 0.0, 0.0]] * 6 and summary == {"moving_share": 0.5, "threshold": 0.5}
+
+
+def test_the_target_marks_pixels_that_move_more_than_the_threshold_at_some_frame():
+    tracks = torch.zeros(3, 2, 2, 3)
+    tracks[..., 2] = 2.0  # every point 2 m away; focal normalization: displacement / depth
+    tracks[2, 0, 0, 0] += 0.01  # 0.005 at the last frame: moves
+    tracks[1, 0, 1, 1] += 0.006  # 0.003 at one frame: below 0.004, still
+    tracks[1, 1, 0, 2] += 0.02  # depth change 0.02 / 2 = 0.01: moves
+    assert moving_mask(tracks, K, "focal").tolist() == [[True, False], [True, False]]
+
+
+def test_the_generator_holds_what_the_gate_judges_still_exactly_still():
+    gen = build_generator(TINY_GATE, seed=0)
+    image, depth = _inputs()
+    free = gen.generate(image, depth, K, "the ball slides left", num_frames=9, steps=2, still_threshold=0.0,
+                        motion_gate=False)
+    assert "motion_gate" not in free.metadata
+    assert (free.points - free.points[:1]).abs().max() > 1e-4  # the untrained denoiser moves things
+    _force(gen.transformer.motion_gate, -20.0)
+    still = gen.generate(image, depth, K, "the ball slides left", num_frames=9, steps=2, still_threshold=0.0)
+    assert torch.equal(still.points, still.points[:1].expand_as(still.points))
+    assert still.metadata["motion_gate"] == {"moving_share": 0.0, "threshold": 0.5}
+    assert "nothing in the image moves" in describe_gate(still.metadata["motion_gate"])
+    _force(gen.transformer.motion_gate, 20.0)
+    moving = gen.generate(image, depth, K, "the ball slides left", num_frames=9, steps=2, still_threshold=0.0)
+    assert torch.equal(moving.points, free.points) and moving.metadata["motion_gate"]["moving_share"] == 1.0
+    assert describe_gate(moving.metadata["motion_gate"]).startswith("the motion gate lets 100% of the image move")
+    empty = gen.generate(image, depth, K, "", num_frames=9, steps=2, still_threshold=0.0)
+    assert torch.equal(empty.points, empty.points[:1].expand_as(empty.points))  # an empty prompt moves nothing
+    plain = build_generator(MORE4D_TINY, seed=0).generate(image, depth, K, "the ball", num_frames=9, steps=1,
+                                                          motion_gate=True)
+    assert "motion_gate" not in plain.metadata  # a model without a gate ignores the switch
+
+
+def test_fitting_learns_the_moving_positions_and_changes_nothing_else():
+    gen = build_generator(TINY_GATE, seed=0)
+    others = {k: v.clone() for k, v in gen.transformer.state_dict().items() if not k.startswith("motion_gate.")}
+    data = ProceduralExamples("train", 32, 32, 9, recipe="v3")
+    report = fit_motion_gate(gen.transformer, gen.text_encoder, data, steps=80, scenes=24, batch_size=8, lr=1e-2)
+    assert report.last_loss < 0.7 * report.first_loss
+    assert report.moving_recall > 0.5
+    after = gen.transformer.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in others.items())
+    with pytest.raises(ValueError, match="no motion gate"):
+        fit_motion_gate(build_generator(MORE4D_TINY, seed=0).transformer, gen.text_encoder, data, steps=1)
+
+
+def test_the_command_adds_a_fitted_gate_and_copies_the_rest_of_the_model(tmp_path, capsys):
+    from tiny_models import save_encoder_model
+
+    src = tmp_path / "model.safetensors"
+    save_encoder_model(src, seed=4)
+    before = src.read_bytes()
+    out = tmp_path / "gated.safetensors"
+    assert main([str(src), "--out", str(out), "--steps", "3", "--scenes", "4", "--threshold", "0.3"]) == 0
+    assert "wrote" in capsys.readouterr().out and src.read_bytes() == before
+    gated = load_generator(out)
+    assert gated.config.motion_gate == "attention" and gated.config.motion_gate_threshold == 0.3
+    a, b = load_file(str(src)), load_file(str(out))
+    assert set(b) - set(a) == {k for k in b if k.startswith("transformer.motion_gate.")} != set()
+    assert all(torch.equal(a[k].half(), b[k]) for k in a)  # the denoiser unchanged (written as float16)
+    with pytest.raises(FileExistsError):
+        add_motion_gate(src, out, steps=1, scenes=2)
+    plain = tmp_path / "plain.safetensors"
+    from more4d_core.checkpoints.bundle import save_bundle
+
+    p = build_generator(MORE4D_TINY, seed=0)
+    save_bundle(plain, MORE4D_TINY, {"transformer": p.transformer, "codec": p.codec, "text_encoder": p.text_encoder}, {})
+    with pytest.raises(ValueError, match="has none"):
+        add_motion_gate(plain, tmp_path / "x.safetensors", steps=1, scenes=2)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_warm_start_from_a_gated_model_leaves_the_gate_behind(tmp_path, capsys):
+    from tiny_models import save_encoder_model
+
+    from more4d_core.train.loop import TrainArgs, train
+
+    src = tmp_path / "model.safetensors"
+    save_encoder_model(src, seed=5)
+    gated = tmp_path / "gated.safetensors"
+    add_motion_gate(src, gated, steps=2, scenes=2, log=None)
+    train(TrainArgs(config="more4d-tiny", out=str(tmp_path / "run"), steps=1, batch_size=1, warmup=1, lr=0.0,
+                    checkpoint_every=1, init=str(gated)))
+    assert "its motion gate is not carried over" in capsys.readouterr().out
+    assert not any(k.startswith("transformer.motion_gate.")
+                   for k in load_file(str(tmp_path / "run" / "step-0000001" / "model.safetensors")))
+
+
+def test_the_runner_and_the_evaluation_pass_the_gate_along(monkeypatch):
+    from more4d_core.eval import protocol
+    from more4d_core.run import _binding_summary
+
+    doc = {"nodes": [{"id": 3, "type": "More4DGenerate"}]}
+    scene = SimpleNamespace(metadata={"motion_gate": {"moving_share": 0.125, "threshold": 0.5}})
+    assert _binding_summary(doc, {3: (scene,)}) == [
+        "the motion gate lets 12% of the image move; the rest stays exactly still"]
+    gen = build_generator(TINY_GATE, seed=0)
+    seen = []
+
+    def fake_generate(image, depth, intrinsics, prompt, **kwargs):
+        seen.append(kwargs.get("motion_gate"))
+        return SimpleNamespace(points=torch.zeros(TINY_GATE.num_frames, image.shape[0] * image.shape[1], 3))
+
+    monkeypatch.setattr(gen, "generate", fake_generate)
+    result = protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
+                               motion_gate=False, log=lambda *_: None)
+    assert seen == [False] * 4 and result["motion_gate"] == "off"
+    assert protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
+                             log=lambda *_: None)["motion_gate"] == 0.5
+    assert seen[4:] == [True] * 4
+
+
+def test_a_share_of_the_pool_sees_the_built_in_prior_depth():
+    from more4d_core.train.gate_fit import PriorDepthExamples
+
+    data = ProceduralExamples("train", 32, 32, 9, recipe="v3")
+    half = PriorDepthExamples(data, 0.5)
+    share = sum(half.uses_prior(i) for i in range(2000)) / 2000
+    assert 0.45 < share < 0.55
+    swapped = next(i for i in range(50) if half.uses_prior(i))
+    kept = next(i for i in range(50) if not half.uses_prior(i))
+    assert torch.equal(half[kept]["depth"], data[kept]["depth"])
+    prior, true = half[swapped], data[swapped]
+    assert prior["depth"].shape == true["depth"].shape and not torch.allclose(prior["depth"], true["depth"])
+    assert torch.equal(prior["tracks"], true["tracks"])  # the target stays the true motion
+    assert not any(PriorDepthExamples(data, 0.0).uses_prior(i) for i in range(100))
+    with pytest.raises(ValueError, match="prior-depth share"):
+        PriorDepthExamples(data, 1.5)
