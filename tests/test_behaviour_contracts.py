@@ -182,16 +182,12 @@ def test_eval_codec_oracle_and_wrong_caption_rows(monkeypatch):
 
 
 def test_eval_guidance_reaches_every_generation(monkeypatch):
+    from tiny_models import record_generate_option
+
     from more4d_core.eval import protocol
 
     gen = build_generator(MORE4D_TINY, seed=0)
-    seen = []
-
-    def fake_generate(image, depth, intrinsics, prompt, **kwargs):
-        seen.append(kwargs.get("guidance_scale"))
-        return SimpleNamespace(points=torch.zeros(MORE4D_TINY.num_frames, image.shape[0] * image.shape[1], 3))
-
-    monkeypatch.setattr(gen, "generate", fake_generate)
+    seen = record_generate_option(monkeypatch, gen, "guidance_scale")
     result = protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
                                guidance=2.5, log=lambda *_: None)
     assert seen == [2.5] * 4 and result["guidance"] == 2.5  # two scenes x (own caption, wrong caption)

@@ -176,14 +176,10 @@ def test_the_runner_and_the_evaluation_pass_the_gate_along(monkeypatch):
     scene = SimpleNamespace(metadata={"motion_gate": {"moving_share": 0.125, "threshold": 0.5}})
     assert _binding_summary(doc, {3: (scene,)}) == [
         "the motion gate lets 12% of the image move; the rest stays exactly still"]
+    from tiny_models import record_generate_option
+
     gen = build_generator(TINY_GATE, seed=0)
-    seen = []
-
-    def fake_generate(image, depth, intrinsics, prompt, **kwargs):
-        seen.append(kwargs.get("motion_gate"))
-        return SimpleNamespace(points=torch.zeros(TINY_GATE.num_frames, image.shape[0] * image.shape[1], 3))
-
-    monkeypatch.setattr(gen, "generate", fake_generate)
+    seen = record_generate_option(monkeypatch, gen, "motion_gate")
     result = protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
                                motion_gate=False, log=lambda *_: None)
     assert seen == [False] * 4 and result["motion_gate"] == "off"

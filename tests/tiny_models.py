@@ -77,3 +77,18 @@ def save_encoder_model(path: Path, seed: int):
         gen.transformer.object_encoder.proj.weight.normal_(0, 0.1)
     save_bundle(path, cfg, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
     return gen
+
+
+def record_generate_option(monkeypatch, gen, option: str) -> list:
+    """Replace ``gen.generate`` by a stand-in that returns still tracks and records, per call, the keyword
+    ``option`` it was given (None when absent): what an evaluation passes to every generation."""
+    from types import SimpleNamespace
+
+    seen = []
+
+    def fake_generate(image, depth, intrinsics, prompt, **kwargs):
+        seen.append(kwargs.get(option))
+        return SimpleNamespace(points=torch.zeros(gen.config.num_frames, image.shape[0] * image.shape[1], 3))
+
+    monkeypatch.setattr(gen, "generate", fake_generate)
+    return seen
