@@ -35,7 +35,7 @@ from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
-from .sampling.motion_gating import apply_motion_gate, gate_probability
+from .sampling.motion_gating import apply_motion_gate, gate_enabled, gate_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
@@ -143,7 +143,8 @@ class TrajectoryGenerator(nn.Module):
         guidance_scale: float | None = None,
         motion_strength: float = 1.0,
         still_threshold: float | None = None,
-        motion_gate: bool | None = None,
+        motion_gate: str | bool | None = None,
+        depth_source: str | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
         grid_hw: tuple[int, int] | None = None,
@@ -158,9 +159,10 @@ class TrajectoryGenerator(nn.Module):
         depth map's size); ``generation_hw`` the model's working grid (default: the trained area
         at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
         motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
-        :mod:`.sampling.still`). ``motion_gate`` (default on): a model with a motion gate keeps the positions
-        it judges still exactly still (:mod:`.sampling.motion_gating`); False gives the denoiser's motion
-        alone; models without a gate ignore it. ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
+        :mod:`.sampling.still`). ``motion_gate`` ("auto" = None, "on" = True, "off" = False): a model with a
+        motion gate keeps the positions it judges still exactly still (:mod:`.sampling.motion_gating`); "off" gives
+        the denoiser's motion alone; "auto" uses the gate unless ``depth_source`` (the DepthResult backend the depth
+        came from) is the built-in prior; models without a gate ignore it. ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
@@ -171,7 +173,7 @@ class TrajectoryGenerator(nn.Module):
         if not (math.isfinite(motion_strength) and 0.0 <= motion_strength <= 4.0):
             raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
-        gate_on = motion_gate is not False and cfg.motion_gate != "none"
+        gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()
         if depth.ndim == 3 and depth.shape[0] == 1:
@@ -241,6 +243,8 @@ class TrajectoryGenerator(nn.Module):
                 progress=progress, should_cancel=should_cancel,
             )
             gate = None
+            if cfg.motion_gate != "none" and not gate_on and motion_gate in (None, "auto"):
+                gate = {"moving_share": None, "off": "the built-in prior's depth"}
             if moves is not None:
                 latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
         factors = self.normalization_factors(k_grid, grid_hw)

@@ -10,7 +10,7 @@ from more4d_core.errors import InputError
 from more4d_core.models.config import MAX_GENERATED_FRAMES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
-from more4d_core.sampling.motion_gating import describe_gate
+from more4d_core.sampling.motion_gating import GATE_MODES, describe_gate
 from more4d_core.sampling.prompt_binding import describe_binding
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
@@ -116,11 +116,13 @@ class GenerateTrajectories:
                                                          "the image size) are held exactly still (no background shimmer); "
                                                          "0 = off, -1 = the model's default (0.032 for the bundled "
                                                          "model, off for the authors' 14B)."}),
-                "motion_gate": ("BOOLEAN", {"default": True,
-                                            "tooltip": "Models with a motion gate (the bundled one) judge from the image, "
-                                                       "depth and prompt which points move at all and keep the others "
-                                                       "exactly still; off = the denoiser's motion alone. Models without "
-                                                       "a gate ignore it."}),
+                "motion_gate": (list(GATE_MODES), {"default": "auto",
+                                                   "tooltip": "Models with a motion gate (the bundled one) judge from the "
+                                                              "image, depth and prompt which points move at all and keep "
+                                                              "the others exactly still. auto = on, except with the "
+                                                              "built-in prior's depth (on which the gate holds the named "
+                                                              "object still); off = the denoiser's motion alone. Models "
+                                                              "without a gate ignore it."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -133,7 +135,7 @@ class GenerateTrajectories:
         }
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
-                 motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate=True, positive=None, negative=None,
+                 motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
                  clip_vision=None, unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
@@ -162,7 +164,7 @@ class GenerateTrajectories:
                                      seed=int(seed), steps=total, shift=shift, guidance_scale=guidance or None,
                                      motion_strength=strength, num_frames=int(frames),
                                      still_threshold=None if still_threshold < 0 else still_threshold,
-                                     motion_gate=bool(motion_gate),
+                                     motion_gate=motion_gate, depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:
                 check_interrupted()

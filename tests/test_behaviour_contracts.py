@@ -196,6 +196,31 @@ def test_eval_guidance_reaches_every_generation(monkeypatch):
     assert seen[4:] == [None] * 4  # no choice given: the model's own default
 
 
+
+def test_eval_perturbed_depth_is_fixed_keeps_the_order_and_reaches_the_model(monkeypatch):
+    from tiny_models import record_generate_option
+
+    from more4d_core.eval import protocol
+
+    scene = protocol.generate_sample(3, "validation", 32, 32, 9)
+    true = scene.depth[0]
+    seen = protocol.depth_seen(scene, "perturbed", 3)
+    assert torch.equal(seen, protocol.depth_seen(scene, "perturbed", 3)) and not torch.allclose(seen, true)
+    # a depth model's errors keep which pixel is nearer for most pixel pairs (rank correlation), unlike a new layout
+    ranks = torch.stack([true.flatten().argsort().argsort(), seen.flatten().argsort().argsort()]).double()
+    assert torch.corrcoef(ranks)[0, 1] > 0.7
+    gen = build_generator(MORE4D_TINY, seed=0)
+    given = []
+    record_generate_option(monkeypatch, gen, "seed")
+    stand_in = gen.generate
+    monkeypatch.setattr(gen, "generate", lambda image, depth, *a, **k: given.append(depth) or stand_in(image, depth, *a, **k))
+    protocol.evaluate(gen, split="validation", samples=2, seed=5, mean_samples=1, with_controls=False,
+                      depth="perturbed", log=lambda *_: None)
+    for i, depth in enumerate(given[::2]):  # each scene's own caption, then the wrong one
+        s = protocol.generate_sample(5 + i, "validation", gen.config.height, gen.config.width, gen.config.num_frames)
+        assert torch.equal(depth, protocol.depth_seen(s, "perturbed", 5 + i)) and not torch.equal(depth, s.depth[0])
+
+
 # -- training target: the rectified-flow velocity noise - x0 ---------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from more4d_core.errors import InputError
 from more4d_core.generator import build_generator, load_generator
 from more4d_core.models.config import MORE4D_TINY, STraGConfig
 from more4d_core.models.motion_gate import MotionGate
-from more4d_core.sampling.motion_gating import apply_motion_gate, describe_gate, gate_mask
+from more4d_core.sampling.motion_gating import apply_motion_gate, describe_gate, gate_enabled, gate_mask
 from more4d_core.train.examples import ProceduralExamples
 from more4d_core.train.gate_fit import add_motion_gate, fit_motion_gate, main
 from more4d_core.train.objective import moving_mask
@@ -113,6 +113,28 @@ def test_the_generator_holds_what_the_gate_judges_still_exactly_still():
     assert "motion_gate" not in plain.metadata  # a model without a gate ignores the switch
 
 
+def test_auto_leaves_the_gate_off_only_on_the_built_in_prior_depth():
+    # the policy the README states: auto = on, except for depth from the built-in weight-free prior
+    assert [gate_enabled("auto", src) for src in ("prior", "external", "transformers:depth-anything", "unidepth",
+                                                  "true", "perturbed", None)] == [False] + [True] * 6
+    assert gate_enabled("on", "prior") and not gate_enabled("off", "external")
+    assert (gate_enabled(None, "prior"), gate_enabled(True, "prior"), gate_enabled(False, "true")) == (False, True, False)
+    with pytest.raises(InputError, match="motion_gate must be one of auto, on, off"):
+        gate_enabled("yes", "prior")
+    gen = build_generator(TINY_GATE, seed=0)
+    _force(gen.transformer.motion_gate, -20.0)  # a gate that holds everything still
+    image, depth = _inputs()
+    kw = dict(num_frames=9, steps=2, still_threshold=0.0)
+    free = gen.generate(image, depth, K, "the ball slides left", motion_gate="off", **kw)
+    prior = gen.generate(image, depth, K, "the ball slides left", depth_source="prior", **kw)
+    assert torch.equal(prior.points, free.points)  # auto on the prior's depth: the denoiser's motion
+    assert prior.metadata["motion_gate"] == {"moving_share": None, "off": "the built-in prior's depth"}
+    assert describe_gate(prior.metadata["motion_gate"]).startswith("the motion gate is off for the built-in prior's")
+    for source, mode in (("external", "auto"), ("prior", "on")):
+        held = gen.generate(image, depth, K, "the ball slides left", depth_source=source, motion_gate=mode, **kw)
+        assert torch.equal(held.points, held.points[:1].expand_as(held.points)), (source, mode)
+
+
 def test_fitting_learns_the_moving_positions_and_changes_nothing_else():
     gen = build_generator(TINY_GATE, seed=0)
     others = {k: v.clone() for k, v in gen.transformer.state_dict().items() if not k.startswith("motion_gate.")}
@@ -181,11 +203,16 @@ def test_the_runner_and_the_evaluation_pass_the_gate_along(monkeypatch):
     gen = build_generator(TINY_GATE, seed=0)
     seen = record_generate_option(monkeypatch, gen, "motion_gate")
     result = protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
-                               motion_gate=False, log=lambda *_: None)
-    assert seen == [False] * 4 and result["motion_gate"] == "off"
+                               motion_gate="off", log=lambda *_: None)
+    assert seen == ["off"] * 4 and result["motion_gate"] == "off"
     assert protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
                              log=lambda *_: None)["motion_gate"] == 0.5
-    assert seen[4:] == [True] * 4
+    assert seen[4:] == ["auto"] * 4
+    sources = record_generate_option(monkeypatch, gen, "depth_source")
+    for depth, gate in (("perturbed", 0.5), ("prior", "off")):  # auto: off on the built-in prior's depth only
+        assert protocol.evaluate(gen, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
+                                 depth=depth, log=lambda *_: None)["motion_gate"] == gate
+    assert sources == ["perturbed"] * 4 + ["prior"] * 4
 
 
 def test_a_share_of_the_pool_sees_the_built_in_prior_depth():
@@ -204,3 +231,25 @@ def test_a_share_of_the_pool_sees_the_built_in_prior_depth():
     assert not any(PriorDepthExamples(data, 0.0).uses_prior(i) for i in range(100))
     with pytest.raises(ValueError, match="prior-depth share"):
         PriorDepthExamples(data, 1.5)
+
+
+def test_the_generate_node_tells_the_generator_where_its_depth_came_from(monkeypatch):
+    from contextlib import nullcontext
+
+    from more4d_core.cache import MODEL_CACHE
+    from more4d_core.depth import DepthResult
+    from nodes.generate_nodes import GenerateTrajectories
+
+    gen = build_generator(TINY_GATE, seed=0)
+    _force(gen.transformer.motion_gate, -20.0)  # a gate that holds everything still
+    monkeypatch.setattr("nodes.generate_nodes.require_handle", lambda *a: None)
+    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: nullcontext(gen))
+    image, depth = _inputs()
+    points = {}
+    for backend in ("prior", "external"):
+        result = DepthResult(depth, K, torch.ones(32, 32, dtype=torch.bool), backend)
+        (scene,) = GenerateTrajectories().generate(object(), image[None], result, "the ball slides left", "", 0, 2, 0.0,
+                                                   5.0, 9, 8.0, 1.0, "32", still_threshold=0.0)
+        points[backend] = scene.points
+    assert torch.equal(points["external"], points["external"][:1].expand_as(points["external"]))  # gated: still
+    assert (points["prior"] - points["prior"][:1]).abs().max() > 1e-4  # auto on the prior's depth: not gated

@@ -1,8 +1,8 @@
 """Evaluate a trajectory generator on procedural scenes of one split.
 
     python -m more4d_core.eval [--model PATH] [--split heldout|validation|train] [--seed 0] [--samples 48]
-                               [--guidance G] [--no-motion-gate | --motion-gate-threshold P]
-                               [--depth true|prior] [--json PATH]
+                               [--guidance G] [--motion-gate auto|on|off] [--motion-gate-threshold P]
+                               [--depth true|perturbed|prior] [--json PATH]
 
 Every method (the model with no post-processing, the model with the still hold, a wrong caption,
 "nothing moves", the mean training motion, the codec oracle) is scored per cell: scenes where the
@@ -27,6 +27,7 @@ import torch
 
 from ..data.procedural.scene_generator import SPLIT_STREAMS
 from ..help_text import summary
+from ..sampling.motion_gating import GATE_MODES, gate_enabled
 from .protocol import DEPTHS, evaluate
 from .report import check_targets, format_controls, format_table
 
@@ -45,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None,
                         help="text guidance scale against the empty prompt (default: the model's; choose it on validation)")
-    parser.add_argument("--no-motion-gate", action="store_true",
-                        help="score the denoiser's motion alone (a model with a motion gate uses it by default)")
+    parser.add_argument("--motion-gate", default="auto", choices=GATE_MODES,
+                        help="a model's motion gate: auto (default: on, except with --depth prior), on, or off (the "
+                             "denoiser's motion alone)")
     parser.add_argument("--motion-gate-threshold", type=float, default=None,
                         help="probability below which the motion gate holds a position still (default: the model's; "
                              "choose it on validation)")
-    parser.add_argument("--depth", default="true", choices=DEPTHS, help="depth the model sees: true or the built-in prior's")
+    parser.add_argument("--depth", default="true", choices=DEPTHS, help="depth the model sees: true, perturbed (the true depth with a depth model's kinds of "
+                             "errors, fixed per scene) or the built-in prior's")
     parser.add_argument("--still-threshold", type=float, default=None,
                         help="threshold of the 'model + still hold' row (default: the model's)")
     parser.add_argument("--still-sweep", default="",
@@ -69,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         if gen.config.motion_gate == "none":
             parser.error(f"--motion-gate-threshold: the model {path} has no motion gate")
         gen.config = gen.config.replace(motion_gate_threshold=args.motion_gate_threshold)
+    gated = gen.config.motion_gate != "none" and gate_enabled(args.motion_gate, args.depth)
     print(f"model {path} ({gen.config.name}); {args.samples} {args.split} scenes, seeds {args.seed}..{args.seed + args.samples - 1}; "
           f"depth: {args.depth}; steps {args.steps or gen.config.steps}; "
           f"guidance {gen.config.guidance_scale if args.guidance is None else args.guidance:g}; "
-          f"motion gate: {'off' if args.no_motion_gate or gen.config.motion_gate == 'none' else gen.config.motion_gate_threshold}")
-    result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, motion_gate=not args.no_motion_gate,
+          f"motion gate: {gen.config.motion_gate_threshold if gated else 'off'}")
+    result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, motion_gate=args.motion_gate,
                       depth=args.depth,
                       still_threshold=args.still_threshold,
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),

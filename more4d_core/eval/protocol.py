@@ -11,21 +11,27 @@ Cells: scenes where the camera moves / stays still, crossed with points that mov
 * ``mean motion`` — the average training motion field;
 * ``codec oracle`` — the ground truth through the model's trajectory codec (the representation's ceiling).
 
-The depth the model sees is the true depth or the built-in prior's (``depth="prior"``); with the
-prior the model's normalized motion is placed on the true frame-0 points, so the scores measure the
-motion it generates from that depth, not the depth's own error.
+The depth the model sees is the true depth, the true depth with a depth model's kinds of errors
+(``depth="perturbed"``: one to three of scale and shift, range, smoothed or misplaced edges and a
+low-frequency error, drawn per scene from a fixed seed, :mod:`..train.depth_noise`) or the built-in
+prior's (``depth="prior"``). With a depth other than the true one the model's normalized motion is
+placed on the true frame-0 points, so the scores measure the motion it generates from that depth, not
+the depth's own error.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
+from ..sampling.motion_gating import gate_enabled
 from ..sampling.still import hold_still
+from ..train.depth_noise import ESTIMATOR_KINDS, perturb_depth
 from . import controls
 from .baselines import MeanMotion, static_tracks
 from .metrics import TrajectoryScores, mean_scores, moving_points, score
@@ -33,7 +39,18 @@ from .metrics import TrajectoryScores, mean_scores, moving_points, score
 METHODS = ("model", "model + still hold", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
 SCENES = ("camera still", "camera moves", "all scenes")
 POINTS = ("moving", "still", "all")
-DEPTHS = ("true", "prior")
+DEPTHS = ("true", "perturbed", "prior")
+PERTURBED_DEPTH_SEED = 20261203  # the "perturbed" depth's errors: fixed, so every run sees the same depths
+
+
+def depth_seen(scene, depth: str, seed: int) -> torch.Tensor:
+    """The ``[H, W]`` depth the model is given for ``scene`` (of scene seed ``seed``) under ``depth`` (see the module doc)."""
+    if depth == "true":
+        return scene.depth[0]
+    if depth == "perturbed":
+        rng = np.random.default_rng((PERTURBED_DEPTH_SEED, seed))
+        return perturb_depth(scene.depth[0], rng, pool=ESTIMATOR_KINDS)
+    return prior_depth_at(scene.image, scene.intrinsics)
 
 
 def metric_factors(k, hw) -> NormalizationFactors:
@@ -64,7 +81,7 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
 
 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
-             guidance: float | None = None, motion_gate: bool = True, depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
+             guidance: float | None = None, motion_gate: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              with_controls: bool = True,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
@@ -75,6 +92,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     if depth not in DEPTHS:
         raise ValueError(f"depth must be one of {DEPTHS}, got {depth!r}")
     cfg = generator.config
+    gated = cfg.motion_gate != "none" and gate_enabled(motion_gate, depth)
     h, w, frames = height or cfg.height, width or cfg.width, num_frames or cfg.num_frames
     hold = cfg.still_threshold if still_threshold is None else float(still_threshold)
     units = {"grid": 1.0, "output": output_width / w}
@@ -96,12 +114,13 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
 
     def run(s, caption, d, k):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
-                                  guidance_scale=guidance, motion_gate=motion_gate, still_threshold=0.0).points
-        return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth == "prior" else pred
+                                  guidance_scale=guidance, motion_gate=motion_gate, depth_source=depth,
+                                  still_threshold=0.0).points
+        return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth != "true" else pred
 
     for i, s in enumerate(scenes):
         f = metric_factors(s.intrinsics, (h, w))
-        d = s.depth[0] if depth == "true" else prior_depth_at(s.image, s.intrinsics)
+        d = depth_seen(s, depth, seed + i)
         moves = bool(s.params["camera"]["phrase"])
         camera_moves.append(moves)
         moving = moving_points(s.tracks, s.intrinsics, pixel_scale=out_scale)
@@ -148,7 +167,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
         "depth": depth, "steps": steps or cfg.steps, "still_hold_threshold": hold,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
-        "motion_gate": cfg.motion_gate_threshold if motion_gate and cfg.motion_gate != "none" else "off",
+        "motion_gate": cfg.motion_gate_threshold if gated else "off",
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
         "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},

@@ -4,12 +4,35 @@ The gate's probability that each token-grid position moves is brought to the lat
 the motion latents of the positions below the model's ``motion_gate_threshold`` are set to zero. Motion
 latents are linear in the motion field (zero latents decode to no motion), so those points stay exactly
 still; the others keep the denoiser's motion unchanged.
+
+Whether the gate is used (:func:`gate_enabled`): ``"on"``, ``"off"`` or ``"auto"`` (the default), which
+uses it unless the depth comes from the built-in weight-free prior. The gate reads the objects from the
+image and the depth; on validation scenes with the prior's depth it froze the object the prompt names
+(direction correct 0.88 without the gate, 0.38 with it), while with the true depth and with the true
+depth under a depth model's kinds of errors it kept that object moving and the rest exactly still
+(README, "Motion gate").
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from ..errors import InputError
+
+GATE_MODES = ("auto", "on", "off")
+# depth sources "auto" does not gate: DepthResult.backend of the built-in prior, the evaluation's "prior" depth
+UNGATED_DEPTH_SOURCES = ("prior",)
+
+
+def gate_enabled(mode: str | bool | None, depth_source: str | None) -> bool:
+    """Whether to use a model's motion gate: ``mode`` "on" / "off" / "auto" (None = "auto"; True / False =
+    "on" / "off"); "auto" is on unless ``depth_source`` (a DepthResult backend: "prior", "external",
+    "transformers:...", or None when unknown) is the built-in prior's."""
+    mode = {None: "auto", True: "on", False: "off"}.get(mode, mode)
+    if mode not in GATE_MODES:
+        raise InputError(f"motion_gate must be one of {', '.join(GATE_MODES)}, got {mode!r}")
+    return mode == "on" or (mode == "auto" and depth_source not in UNGATED_DEPTH_SOURCES)
 
 
 @torch.no_grad()
@@ -38,6 +61,9 @@ def apply_motion_gate(latents: torch.Tensor, probability: torch.Tensor, threshol
 
 def describe_gate(summary: dict) -> str:
     """One line for people: how much of the image the model lets move."""
+    if summary.get("off"):
+        return (f"the motion gate is off for {summary['off']} (on that depth it holds the objects the prompt names "
+                "still); give the depth of a depth model or a depth map to use it, or set motion_gate to on")
     share = summary["moving_share"]
     if share == 0:
         return ("the motion gate judges that nothing in the image moves for this prompt, so the scene stays still "

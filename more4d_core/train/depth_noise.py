@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 KINDS = ("disparity_shift", "range", "blur", "edges", "layout", "lowfreq")
+# the errors of a depth model (not of the weight-free prior's layout): the evaluation's "perturbed" depth
+ESTIMATOR_KINDS = tuple(k for k in KINDS if k != "layout")
 
 
 def _layout(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -28,16 +30,17 @@ def _layout(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return np.broadcast_to(np.minimum(floor, rng.uniform(1.5, 3.0)), (height, width)).astype(np.float64)
 
 
-def perturb_depth(depth: torch.Tensor, rng: np.random.Generator, kinds: tuple[str, ...] | None = None) -> torch.Tensor:
+def perturb_depth(depth: torch.Tensor, rng: np.random.Generator, kinds: tuple[str, ...] | None = None,
+                  pool: tuple[str, ...] = KINDS) -> torch.Tensor:
     """A perturbed copy of a metric depth map ``[H, W]`` (positive, finite).
 
-    ``kinds`` (default: one to three drawn at random from :data:`KINDS`) picks the errors.
+    ``kinds`` (default: one to three drawn at random from ``pool``) picks the errors.
     """
     d = depth.double().numpy().copy()
     h, w = d.shape
     if kinds is None:
         count = int(rng.integers(1, 4))
-        kinds = tuple(KINDS[i] for i in sorted(rng.choice(len(KINDS), size=count, replace=False)))
+        kinds = tuple(pool[i] for i in sorted(rng.choice(len(pool), size=count, replace=False)))
     median = float(np.median(d))
     for kind in kinds:
         if kind == "disparity_shift":  # affine in disparity: ratios change, the order does not
