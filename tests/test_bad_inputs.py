@@ -309,6 +309,8 @@ def test_prompt_warnings_are_shown_on_the_generate_node(monkeypatch, out):
     shown.clear()
     GenerateTrajectories().generate(object(), image[None], result, PROMPT, "", 0, 1, 0.0, 5.0, 5, 8.0, 1.0, "128",
                                     unique_id="7")
-    # a prompt it reads: no warning, only where the model reads the prompt's objects (its object binding)
-    assert len(shown) == 1 and ";" not in shown[0][1]
+    # a prompt it reads: no warning, only where the model reads the prompt's objects (its object binding) and
+    # how much of the image its motion gate lets move (on: the depth is not the built-in prior's)
+    assert len(shown) == 1 and "does not read" not in shown[0][1]
     assert shown[0][1].startswith(("Prompt: the prompt names", "Prompt: the model finds nothing"))
+    assert "the motion gate lets" in shown[0][1] or "nothing in the image moves" in shown[0][1]
