@@ -8,7 +8,7 @@ still; the others keep the denoiser's motion unchanged.
 Whether the gate is used (:func:`gate_enabled`): ``"on"``, ``"off"`` or ``"auto"`` (the default), which
 uses it unless the depth comes from the built-in weight-free prior. The gate reads the objects from the
 image and the depth; on validation scenes with the prior's depth it froze the object the prompt names
-(direction correct 0.88 without the gate, 0.38 with it), while with the true depth and with the true
+(direction correct 0.88 without the gate, 0.38-0.56 with it), while with the true depth and with the true
 depth under a depth model's kinds of errors it kept that object moving and the rest exactly still
 (README, "Motion gate").
 """
