@@ -35,7 +35,7 @@ from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
-from .sampling.motion_gating import apply_motion_gate, gate_enabled, gate_probability
+from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
@@ -242,9 +242,7 @@ class TrajectoryGenerator(nn.Module):
                 guided_velocity(batched, guidance, as_batch=as_batch), noise, steps=steps, shift=shift,
                 progress=progress, should_cancel=should_cancel,
             )
-            gate = None
-            if cfg.motion_gate != "none" and not gate_on and motion_gate in (None, "auto"):
-                gate = {"moving_share": None, "off": "the built-in prior's depth"}
+            gate = auto_left_off(motion_gate, depth_source) if cfg.motion_gate != "none" else None
             if moves is not None:
                 latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
         factors = self.normalization_factors(k_grid, grid_hw)

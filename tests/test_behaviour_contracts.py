@@ -196,7 +196,6 @@ def test_eval_guidance_reaches_every_generation(monkeypatch):
     assert seen[4:] == [None] * 4  # no choice given: the model's own default
 
 
-
 def test_eval_perturbed_depth_is_fixed_keeps_the_order_and_reaches_the_model(monkeypatch):
     from tiny_models import record_generate_option
 

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from ..errors import InputError
 
 GATE_MODES = ("auto", "on", "off")
-# depth sources "auto" does not gate: DepthResult.backend of the built-in prior, the evaluation's "prior" depth
-UNGATED_DEPTH_SOURCES = ("prior",)
+# depth sources "auto" does not gate (DepthResult.backend of the built-in prior, the evaluation's "prior"
+# depth), with the words that tell the user why
+UNGATED_DEPTH_SOURCES = {"prior": "the built-in prior's depth"}
 
 
 def gate_enabled(mode: str | bool | None, depth_source: str | None) -> bool:
@@ -33,6 +34,14 @@ def gate_enabled(mode: str | bool | None, depth_source: str | None) -> bool:
     if mode not in GATE_MODES:
         raise InputError(f"motion_gate must be one of {', '.join(GATE_MODES)}, got {mode!r}")
     return mode == "on" or (mode == "auto" and depth_source not in UNGATED_DEPTH_SOURCES)
+
+
+def auto_left_off(mode: str | bool | None, depth_source: str | None) -> dict | None:
+    """The scene-metadata summary when "auto" (``mode`` None or "auto") leaves the gate off for ``depth_source``
+    (``moving_share`` None, ``off``: the depth it was left off for); None otherwise."""
+    if mode in (None, "auto") and depth_source in UNGATED_DEPTH_SOURCES:
+        return {"moving_share": None, "off": UNGATED_DEPTH_SOURCES[depth_source]}
+    return None
 
 
 @torch.no_grad()
