@@ -12,6 +12,8 @@ from .comfy_bridge import Progress, check_interrupted
 from .model_nodes import require_handle
 from .types import CATEGORY, RENDER, VISM, RenderBundle, require
 
+CLASSICAL_FILLS = ("smooth", "textured")
+
 
 class CompleteFrames:
     DESCRIPTION = (
@@ -46,11 +48,15 @@ class CompleteFrames:
                                                            "replaces the loader's CLIP file."}),
                 "vae": ("VAE", {"tooltip": "diffusion: the Wan 2.1 VAE from core's Load VAE (wan_2.1_vae); "
                                            "replaces the loader's VAE file, and ComfyUI manages its memory."}),
+                "fill": (list(CLASSICAL_FILLS), {"default": "smooth", "tooltip": (
+                    "classical: smooth inpaints each dis-occlusion from its background side (soft, blurred); textured "
+                    "also copies the background's pattern into it where the background around the hole repeats (tiles, "
+                    "stripes, brickwork): sharper, about as close to the true views, not chosen as the default.")}),
             },
         }
 
     def complete(self, render, method, completion_model=None, prompt="", steps=50, guidance=6.0, seed=0,
-                 preserve_known=False, positive=None, negative=None, clip_vision=None, vae=None):
+                 preserve_known=False, positive=None, negative=None, clip_vision=None, vae=None, fill="smooth"):
         bundle = require(render, RenderBundle, "render")
         result = bundle.result
         check_interrupted()
@@ -58,7 +64,10 @@ class CompleteFrames:
         if method not in methods:
             raise InputError(f"completion method must be one of {', '.join(methods)}, got {method!r}")
         if method == "classical":
-            return (complete_classical(result, bundle.scene, bundle.path, progress=Progress(result.num_frames)),)
+            if fill not in CLASSICAL_FILLS:
+                raise InputError(f"fill must be one of {', '.join(CLASSICAL_FILLS)}, got {fill!r}")
+            return (complete_classical(result, bundle.scene, bundle.path, texture=fill == "textured",
+                                       progress=Progress(result.num_frames)),)
         if completion_model is None:
             raise ValueError("diffusion completion needs a completion_model: connect Load Completion Model (4D-ViSM)")
         require_handle(completion_model, "completion", "completion_model")

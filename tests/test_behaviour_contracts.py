@@ -90,7 +90,8 @@ def test_dit_strength_scales_every_gate():
 # -- classical completion fills the holes from their surroundings -----------------------------------------------------
 
 
-def test_classical_completion_fills_a_hole_with_the_surrounding_colour():
+@pytest.mark.parametrize("texture", [False, True])
+def test_classical_completion_fills_a_hole_with_the_surrounding_colour(texture):
     h, w, frames = 16, 24, 3
     colour_a = torch.tensor([51, 153, 102], dtype=torch.uint8)  # exact in 8 bits: 0.2, 0.6, 0.4
     colour_b = torch.tensor([204, 51, 0], dtype=torch.uint8)
@@ -105,7 +106,7 @@ def test_classical_completion_fills_a_hole_with_the_surrounding_colour():
     path = CameraPath(torch.eye(4, dtype=torch.float64).expand(frames, 4, 4))
     result = render_scene(scene, path, use_visibility=True, return_point_index=True, background=(0.0, 0.0, 0.0))
     assert torch.equal(result.holes, hole.expand(frames, h, w))  # the render really has that hole
-    out = complete_classical(result, scene, path)
+    out = complete_classical(result, scene, path, texture=texture)  # the hole is there from the first frame on
     a = colour_a.float() / 255.0
     for t in range(frames):
         filled = out[t][hole]

@@ -112,3 +112,14 @@ def test_procedural_bench_times_samples_with_and_without_visibility(capsys):
     times = [float(line.split(":")[1].split()[0]) for line in lines if "visibility:" in line]
     assert [line.split(":")[0].strip() for line in lines if "visibility:" in line] == ["without visibility", "with visibility"]
     assert len(times) == 2 and all(t > 0 for t in times)
+
+
+def test_completion_bench_scores_every_fill_against_the_true_views(capsys):
+    assert bench_main(["completion", "--scenes", "1", "--frames", "3", "--height", "48", "--width", "64",
+                       "--camera", "orbit", "--strength", "0.6", "--split", "validation"]) == 0
+    out = capsys.readouterr().out
+    for method in ("leave holes", "per-frame inpaint", "classical", "classical, textured"):
+        rows = [line for line in out.splitlines() if line.split()[:1] in (["orbit"], ["all"]) and f" {method} " in line
+                and f"{method}, " not in line]
+        assert len(rows) == 2, (method, out)
+    assert "detail" in out and "3 px" in out

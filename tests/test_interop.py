@@ -142,6 +142,14 @@ def test_complete_node(tmp_path):
         CompleteFrames().complete(bundle, "diffusion")
     with pytest.raises(InputError, match="completion method must be one of classical, diffusion, got 'bogus'"):
         CompleteFrames().complete(bundle, "bogus")  # not "needs a completion_model"
+    from more4d_core.completion import complete_classical
+
+    textured = CompleteFrames().complete(bundle, "classical", fill="textured")[0]
+    assert torch.equal(textured, complete_classical(bundle.result, bundle.scene, bundle.path, texture=True))
+    assert torch.equal(done, complete_classical(bundle.result, bundle.scene, bundle.path, texture=False))
+    assert CompleteFrames.INPUT_TYPES()["optional"]["fill"][1]["default"] == "smooth"
+    with pytest.raises(InputError, match="fill must be one of smooth, textured, got 'grainy'"):
+        CompleteFrames().complete(bundle, "classical", fill="grainy")
     assert comfy_bridge.output_directory()
 
 
