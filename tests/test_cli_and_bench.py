@@ -123,3 +123,23 @@ def test_completion_bench_scores_every_fill_against_the_true_views(capsys):
                 and f"{method}, " not in line]
         assert len(rows) == 2, (method, out)
     assert "detail" in out and "3 px" in out
+
+
+def test_completion_bench_passes_the_temporal_share_to_both_classical_fills(monkeypatch, capsys):
+    from more4d_core.bench import completion_bench
+
+    seen = []
+    real = completion_bench.complete_classical
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs.get("texture", False), kwargs.get("temporal")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(completion_bench, "complete_classical", recording)
+    args = ["completion", "--scenes", "1", "--frames", "3", "--height", "32", "--width", "48", "--camera", "dolly",
+            "--strength", "0.5", "--split", "validation"]
+    assert bench_main(args + ["--temporal", "0.5"]) == 0
+    assert seen == [(False, 0.5), (True, 0.5)] and "carried-over share 0.5" in capsys.readouterr().out
+    seen.clear()
+    assert bench_main(args) == 0
+    assert seen == [(False, None), (True, None)]  # no choice given: complete_classical's own default

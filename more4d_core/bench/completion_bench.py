@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preset strength, or auto: the largest move whose holes stay under 10%% of every frame (the default)")
     parser.add_argument("--split", default="heldout", choices=["train", "validation", "heldout"])
     parser.add_argument("--seed", type=int, default=100, help="first scene seed of the split")
+    parser.add_argument("--temporal", type=float, default=None,
+                        help="the classical fills' carried-over share (default: complete_classical's; choose it on validation)")
 
 
 def hole_interior(holes: np.ndarray) -> np.ndarray:
@@ -70,9 +72,10 @@ def score_case(seed: int, preset: str, args: argparse.Namespace) -> dict:
     spatial = torch.stack([torch.from_numpy(inpaint_spatial(f.numpy(), h.numpy())) for f, h in zip(result.frames, result.holes)])
     filled["per-frame inpaint"] = (spatial, time.perf_counter() - start)
     start = time.perf_counter()
-    filled["classical"] = (complete_classical(result, scene, path), time.perf_counter() - start)
+    share = {} if args.temporal is None else {"temporal": args.temporal}
+    filled["classical"] = (complete_classical(result, scene, path, **share), time.perf_counter() - start)
     start = time.perf_counter()
-    filled["classical, textured"] = (complete_classical(result, scene, path, texture=True), time.perf_counter() - start)
+    filled["classical, textured"] = (complete_classical(result, scene, path, texture=True, **share), time.perf_counter() - start)
     for name, (frames, took) in filled.items():
         f = frames.numpy()
         out[name] = {"psnr": masked_psnr(f, truth.numpy(), holes), "ssim": masked_ssim(f, truth.numpy(), holes),
@@ -83,7 +86,8 @@ def score_case(seed: int, preset: str, args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     print(f"{args.scenes} {args.split} procedural scenes from seed {args.seed} (camera still), {args.frames} frames at {args.width}x{args.height}, "
-          f"presets at strength {args.strength} (auto: holes <= 10% per frame); inside the holes, against the true views; {torch.get_num_threads()} threads")
+          f"presets at strength {args.strength} (auto: holes <= 10% per frame); inside the holes, against the true views; {torch.get_num_threads()} threads"
+          + ("" if args.temporal is None else f"; classical carried-over share {args.temporal:g}"))
     print(f"detail: mean luma gradient inside the holes, {INTERIOR_PX} px or more from any rendered pixel (a smooth fill is low; "
           "the true views' own level in brackets)")
     header = (f"{'PSNR dB':>8s} {'SSIM':>6s} {'flicker':>8s} {'(truth)':>8s} {'detail':>7s} {'(truth)':>8s} {'ms/frame':>9s}")
@@ -103,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _row(rows: list[dict], cases: list[dict]) -> str:
-    def mean(items, key):
-        return float(np.nanmean([r[key] for r in items]))
+    def mean(items, key):  # cases without a value (no hole interior at this size) do not count
+        values = np.array([r[key] for r in items], dtype=np.float64)
+        values = values[~np.isnan(values)]
+        return float(values.mean()) if len(values) else float("nan")
 
     return (f"{mean(rows, 'psnr'):8.2f} {mean(rows, 'ssim'):6.3f} {mean(rows, 'flicker'):8.4f} {mean(cases, 'truth flicker'):8.4f} "
             f"{mean(rows, 'detail'):7.4f} {mean(cases, 'truth detail'):8.4f} {mean(rows, 'ms'):9.1f}")
