@@ -152,7 +152,7 @@ def complete_classical(
     path: CameraPath,
     *,
     inpaint_radius: int = 3,
-    temporal: float = 0.97,
+    temporal: float = 0.99,
     texture: bool = False,
     progress=None,
 ) -> torch.Tensor:
