@@ -36,26 +36,32 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return frame[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def masked_ssim(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
-    """Mean SSIM (on luma) over the masked pixels of ``[T, H, W, 3]`` frames (nan when the mask is empty)."""
+def _masked_mean(per_pixel, mask: np.ndarray, *frames: np.ndarray) -> float:
+    """Mean of ``per_pixel(*frame_t)`` (an ``[H, W]`` map) over the masked pixels of every frame ``t``,
+    computed only for frames whose mask is not empty (nan when all are)."""
     total, count = 0.0, 0
-    for p, t, m in zip(pred, truth, mask):
+    for m, *frame in zip(mask, *frames):
         if m.any():
-            total += float(ssim_map(_grey(p), _grey(t))[m].sum())
+            total += float(per_pixel(*frame)[m].sum())
             count += int(m.sum())
     return total / count if count else float("nan")
+
+
+def masked_ssim(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM (on luma) over the masked pixels of ``[T, H, W, 3]`` frames (nan when the mask is empty)."""
+    return _masked_mean(lambda p, t: ssim_map(_grey(p), _grey(t)), mask, pred, truth)
+
+
+def _gradient_magnitude(frame: np.ndarray) -> np.ndarray:
+    """Per-pixel luma gradient magnitude (Sobel, in units of the 0..1 range per pixel) of an ``[H, W, 3]`` frame."""
+    grey = _grey(frame)
+    gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT) / 8.0
+    gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT) / 8.0
+    return np.hypot(gx, gy)
 
 
 def masked_detail(frames: np.ndarray, mask: np.ndarray) -> float:
     """Fine structure inside a region: the mean luma gradient magnitude (Sobel, per pixel of a 0..1
     range) over the masked pixels of ``[T, H, W, 3]`` frames (nan when the mask is empty). A smooth
     fill scores low; a fill that carries the true texture scores what the true views score."""
-    total, count = 0.0, 0
-    for f, m in zip(frames, mask):
-        if m.any():
-            grey = _grey(f)
-            gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT) / 8.0
-            gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT) / 8.0
-            total += float(np.hypot(gx, gy)[m].sum())
-            count += int(m.sum())
-    return total / count if count else float("nan")
+    return _masked_mean(_gradient_magnitude, mask, frames)
