@@ -16,10 +16,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..geometry.normalization import factors_for
 from ..models.trajectory_codec import tracks_to_field
 from ..sampling.conditioning import encode_conditions
 from .binding_loss import BindingLoss
+from .channel_weights import CHANNEL_WEIGHTINGS, channel_weights
 from .kind_head import kind_head_for
 from .mover_head import MoverHead
 
@@ -82,7 +84,8 @@ class FlowMatchingObjective(nn.Module):
     def __init__(self, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module, *,
                  text_dropout: float = 0.1, train_shift: float = 3.0, motion_weight: float = 0.0,
                  moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0,
-                 mover_min_sigma: float = 0.0, kind_weight: float = 0.0, binding_weight: float = 0.0):
+                 mover_min_sigma: float = 0.0, kind_weight: float = 0.0, binding_weight: float = 0.0,
+                 channel_weighting: str = "uniform"):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -91,6 +94,12 @@ class FlowMatchingObjective(nn.Module):
         self.text_dropout = float(text_dropout)
         self.train_shift = float(train_shift)
         self.motion_weight = float(motion_weight)
+        if channel_weighting not in CHANNEL_WEIGHTINGS:  # fails here, not at the first step
+            raise InputError(f"channel weighting must be one of {', '.join(CHANNEL_WEIGHTINGS)}, got {channel_weighting!r}")
+        if channel_weighting != "uniform" and getattr(codec, "latent_scale", None) is None:
+            raise InputError(f"channel weighting {channel_weighting!r} needs a codec with a per-channel latent scale "
+                             "(the dct codec)")
+        self.channel_weighting = channel_weighting
         self.moving_threshold = float(moving_threshold)
         self.mover_weight = float(mover_weight)
         self.mover_min_sigma = float(mover_min_sigma)  # the mover loss counts samples noised at least this much
@@ -112,6 +121,9 @@ class FlowMatchingObjective(nn.Module):
             weights = None
             if self.motion_weight:
                 weights = motion_weights(field, x0.shape[-2:], self.motion_weight, self.moving_threshold)
+            if self.channel_weighting != "uniform":  # read at each step: the scale is fitted or loaded after construction
+                per_channel = channel_weights(self.codec.latent_scale, self.channel_weighting).to(device).view(1, -1, 1, 1, 1)
+                weights = per_channel if weights is None else weights * per_channel
         conditions = encode_conditions(cfg, self.codec, self.transformer, images, batch["depth"].to(device), frames)
         b = x0.shape[0]
         drop = torch.rand(b, generator=generator) < self.text_dropout
