@@ -80,6 +80,9 @@ def test_a_run_records_its_weighting_and_an_unknown_one_fails_before_training(tm
     with pytest.raises(InputError, match="channel weighting"):
         train(TrainArgs(out=str(tmp_path / "bad"), channel_weights="metric", **args))
     assert not (tmp_path / "bad" / "step-0000001").exists()
+    dct = build_generator(DCT_TINY, seed=0)  # the objective refuses the name itself, before any step
+    with pytest.raises(InputError, match="channel weighting must be one of"):
+        FlowMatchingObjective(dct.transformer, dct.text_encoder, dct.codec, channel_weighting="metric")
     tiny = build_generator(MORE4D_TINY, seed=0)  # the patchify codec has no per-channel scale
     with pytest.raises(InputError, match="per-channel latent scale"):
         FlowMatchingObjective(tiny.transformer, tiny.text_encoder, tiny.codec, channel_weighting="displacement")

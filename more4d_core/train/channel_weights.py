@@ -20,11 +20,16 @@ CHANNEL_WEIGHTINGS = ("uniform", "displacement")
 UNIFORM_SHARE = 0.1  # the share of the weight every channel keeps under "displacement"
 
 
-def channel_weights(latent_scale: torch.Tensor, mode: str, uniform_share: float = UNIFORM_SHARE) -> torch.Tensor | None:
-    """``[C]`` weights averaging 1 for a codec's per-channel ``latent_scale`` (None for ``"uniform"``)."""
+def check_channel_weighting(mode: str) -> str:
+    """``mode`` if it names a weighting, else an :class:`InputError` listing them."""
     if mode not in CHANNEL_WEIGHTINGS:
         raise InputError(f"channel weighting must be one of {', '.join(CHANNEL_WEIGHTINGS)}, got {mode!r}")
-    if mode == "uniform":
+    return mode
+
+
+def channel_weights(latent_scale: torch.Tensor, mode: str, uniform_share: float = UNIFORM_SHARE) -> torch.Tensor | None:
+    """``[C]`` weights averaging 1 for a codec's per-channel ``latent_scale`` (None for ``"uniform"``)."""
+    if check_channel_weighting(mode) == "uniform":
         return None
     if not 0.0 <= uniform_share <= 1.0:
         raise InputError(f"the uniform share must be in [0, 1], got {uniform_share}")

@@ -21,7 +21,7 @@ from ..geometry.normalization import factors_for
 from ..models.trajectory_codec import tracks_to_field
 from ..sampling.conditioning import encode_conditions
 from .binding_loss import BindingLoss
-from .channel_weights import CHANNEL_WEIGHTINGS, channel_weights
+from .channel_weights import channel_weights, check_channel_weighting
 from .kind_head import kind_head_for
 from .mover_head import MoverHead
 
@@ -94,8 +94,7 @@ class FlowMatchingObjective(nn.Module):
         self.text_dropout = float(text_dropout)
         self.train_shift = float(train_shift)
         self.motion_weight = float(motion_weight)
-        if channel_weighting not in CHANNEL_WEIGHTINGS:  # fails here, not at the first step
-            raise InputError(f"channel weighting must be one of {', '.join(CHANNEL_WEIGHTINGS)}, got {channel_weighting!r}")
+        check_channel_weighting(channel_weighting)  # fails here, not at the first step
         if channel_weighting != "uniform" and getattr(codec, "latent_scale", None) is None:
             raise InputError(f"channel weighting {channel_weighting!r} needs a codec with a per-channel latent scale "
                              "(the dct codec)")
