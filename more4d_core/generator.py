@@ -36,6 +36,7 @@ from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
 from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
+from .sampling.motion_smoothing import check_motion_smoothing
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
@@ -143,6 +144,7 @@ class TrajectoryGenerator(nn.Module):
         guidance_scale: float | None = None,
         motion_strength: float = 1.0,
         still_threshold: float | None = None,
+        motion_smoothing: float | None = None,
         motion_gate: str | bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
@@ -159,7 +161,8 @@ class TrajectoryGenerator(nn.Module):
         depth map's size); ``generation_hw`` the model's working grid (default: the trained area
         at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
         motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
-        :mod:`.sampling.still`). ``motion_gate`` ("auto" = None, "on" = True, "off" = False): a model with a
+        :mod:`.sampling.still`). ``motion_smoothing`` (default: the model's) averages the motion within surfaces
+        over that radius, a share of the image width (0 = off; :mod:`.sampling.motion_smoothing`). ``motion_gate`` ("auto" = None, "on" = True, "off" = False): a model with a
         motion gate keeps the positions it judges still exactly still (:mod:`.sampling.motion_gating`); "off" gives
         the denoiser's motion alone; "auto" uses the gate unless ``depth_source`` (the DepthResult backend the depth
         came from) is the built-in prior; models without a gate ignore it. ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
@@ -173,6 +176,7 @@ class TrajectoryGenerator(nn.Module):
         if not (math.isfinite(motion_strength) and 0.0 <= motion_strength <= 4.0):
             raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
+        smoothing = check_motion_smoothing(cfg.motion_smoothing if motion_smoothing is None else motion_smoothing)
         gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()
@@ -248,7 +252,7 @@ class TrajectoryGenerator(nn.Module):
         factors = self.normalization_factors(k_grid, grid_hw)
         with stage(self.codec):
             tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
-                                              still_threshold=still)[0]
+                                              still_threshold=still, smoothing=smoothing)[0]
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):
             raise InputError(
@@ -269,6 +273,7 @@ class TrajectoryGenerator(nn.Module):
             "guidance_scale": guidance,
             "motion_strength": float(motion_strength),
             "still_threshold": still,
+            "motion_smoothing": smoothing,
             "generation_hw": list(gen_hw),
             "normalization": factors.to_dict(),
             "units": "metres",

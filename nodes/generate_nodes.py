@@ -11,6 +11,7 @@ from more4d_core.models.config import MAX_GENERATED_FRAMES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.motion_gating import GATE_MODES, describe_gate
+from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
 from more4d_core.sampling.prompt_binding import describe_binding
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
@@ -123,6 +124,13 @@ class GenerateTrajectories:
                                                               "built-in prior's depth (on which the gate holds the named "
                                                               "object still); off = the denoiser's motion alone. Models "
                                                               "without a gate ignore it."}),
+                "motion_smoothing": ("FLOAT", {"default": -1.0, "min": -1.0, "max": MAX_MOTION_SMOOTHING, "step": 0.005,
+                                               "tooltip": "Averages the generated motion within each surface (blocks at "
+                                                          "about the same depth) over this radius, a share of the image "
+                                                          "width, so an object moves as one instead of wobbling; motion "
+                                                          "is not averaged across depth edges. 0 = off, -1 = the model's "
+                                                          "default (off for the bundled model and the authors' 14B, which "
+                                                          "has none)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -136,7 +144,7 @@ class GenerateTrajectories:
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
                  motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
-                 clip_vision=None, unique_id=None):
+                 clip_vision=None, motion_smoothing=-1.0, unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -164,6 +172,7 @@ class GenerateTrajectories:
                                      seed=int(seed), steps=total, shift=shift, guidance_scale=guidance or None,
                                      motion_strength=strength, num_frames=int(frames),
                                      still_threshold=None if still_threshold < 0 else still_threshold,
+                                     motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,
                                      motion_gate=motion_gate, depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:

@@ -2,9 +2,10 @@
 
     python -m more4d_core.eval [--model PATH] [--split heldout|validation|train] [--seed 0] [--samples 48]
                                [--guidance G] [--motion-gate auto|on|off] [--motion-gate-threshold P]
-                               [--depth true|perturbed|prior] [--json PATH]
+                               [--depth true|perturbed|prior] [--motion-smoothing S] [--json PATH]
 
-Every method (the model with no post-processing, the model with the still hold, a wrong caption,
+Every method (the model with no post-processing, the model with the still hold or with its motion
+smoothed within surfaces, a wrong caption,
 "nothing moves", the mean training motion, the codec oracle) is scored per cell: scenes where the
 camera moves or stays still, by points that move (more than 2 output pixels at some frame) or stay
 still. Figures: EPE3D on normalized displacements (fractions of the image size) and TAPVid-3D's
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="threshold of the 'model + still hold' row (default: the model's)")
     parser.add_argument("--still-sweep", default="",
                         help="comma-separated still-hold thresholds to score as extra rows (choose the threshold on validation)")
+    parser.add_argument("--motion-smoothing", type=float, default=None,
+                        help="smoothing of the 'model + smoothing' row (default: the model's; the row is left out when it is 0)")
+    parser.add_argument("--smoothing-sweep", default="",
+                        help="comma-separated motion smoothings to score as extra rows (choose the smoothing on validation)")
     parser.add_argument("--no-controls", action="store_true", help="skip the named-object, direction and still-prompt controls")
     parser.add_argument("--mean-samples", type=int, default=256, help="training samples of the mean-motion baseline")
     parser.add_argument("--output-width", type=int, default=512, help="width of the output image whose pixels count (default 512)")
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                       depth=args.depth,
                       still_threshold=args.still_threshold,
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
+                      smoothing=args.motion_smoothing,
+                      smoothing_sweep=tuple(float(t) for t in args.smoothing_sweep.split(",") if t.strip()),
                       with_controls=not args.no_controls,
                       mean_samples=args.mean_samples, output_width=args.output_width)
     result["model"] = str(path)

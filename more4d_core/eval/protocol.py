@@ -6,6 +6,8 @@ Cells: scenes where the camera moves / stays still, crossed with points that mov
 
 * ``model`` — the headline: the model as it generates, with no post-processing (still hold off);
 * ``model + still hold`` — the same generation with the still hold applied (post-processing);
+* ``model + smoothing`` — the same generation with its motion averaged within surfaces (post-processing,
+  :mod:`..sampling.motion_smoothing`; only when the model or the caller sets a smoothing);
 * ``model, wrong caption`` — another scene's caption;
 * ``nothing moves`` — every point stays at its frame-0 position;
 * ``mean motion`` — the average training motion field;
@@ -30,13 +32,14 @@ from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sa
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
 from ..sampling.motion_gating import gate_enabled
+from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.still import hold_still
 from ..train.depth_noise import ESTIMATOR_KINDS, perturb_depth
 from . import controls
 from .baselines import MeanMotion, static_tracks
 from .metrics import TrajectoryScores, mean_scores, moving_points, score
 
-METHODS = ("model", "model + still hold", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
+METHODS = ("model", "model + still hold", "model + smoothing", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
 SCENES = ("camera still", "camera moves", "all scenes")
 POINTS = ("moving", "still", "all")
 DEPTHS = ("true", "perturbed", "prior")
@@ -82,6 +85,7 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, motion_gate: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
+             smoothing: float | None = None, smoothing_sweep: tuple[float, ...] = (),
              with_controls: bool = True,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
@@ -105,17 +109,20 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                          f"scene's caption), got samples={samples!r}")
     scenes = [generate_sample(seed + i, split, h, w, frames) for i in range(samples)]
     sweep = {f"model + still hold {t:g}": float(t) for t in still_sweep}  # threshold choices (on validation)
-    methods = METHODS + tuple(sweep)
+    smooth = check_motion_smoothing(cfg.motion_smoothing if smoothing is None else smoothing)
+    smooth_rows = {**({"model + smoothing": smooth} if smooth > 0 else {}),
+                   **{f"model + smoothing {v:g}": check_motion_smoothing(v) for v in smoothing_sweep}}  # choices (on validation)
+    methods = tuple(m for m in METHODS if m != "model + smoothing" or smooth > 0) + tuple(sweep) + tuple(smooth_rows)
     per: dict[str, dict[str, dict[str, list[TrajectoryScores]]]] = {
         u: {m: {f"{sc} / {pt}": [] for sc in SCENES for pt in POINTS} for m in methods} for u in units}
     drift = {p: [] for p in controls.STILL_PROMPTS}
     shares, directions = [], []
     camera_moves, gt_smooth, moving_fraction = [], [], []
 
-    def run(s, caption, d, k):
+    def run(s, caption, d, k, smoothing=0.0):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
                                   guidance_scale=guidance, motion_gate=motion_gate, depth_source=depth,
-                                  still_threshold=0.0).points
+                                  still_threshold=0.0, motion_smoothing=smoothing).points
         return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth != "true" else pred
 
     for i, s in enumerate(scenes):
@@ -138,6 +145,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
             "mean motion": mean.predict(s.tracks[0], f),
             "codec oracle": codec_round_trip(generator, s.tracks, (h, w), s.intrinsics),
             **{name: with_still_hold(generator, model, s.intrinsics, (h, w), t) for name, t in sweep.items()},
+            **{name: run(s, s.caption, d, i, v) for name, v in smooth_rows.items()},  # the same seed: the same latents
         }
         scene_cells = ("camera moves" if moves else "camera still", "all scenes")
         for unit, scale in units.items():
@@ -165,7 +173,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
              for u, by_method in per.items()}
     result = {
         "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
-        "depth": depth, "steps": steps or cfg.steps, "still_hold_threshold": hold,
+        "depth": depth, "steps": steps or cfg.steps, "still_hold_threshold": hold, "motion_smoothing": smooth,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
         "motion_gate": cfg.motion_gate_threshold if gated else "off",
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},

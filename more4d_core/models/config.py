@@ -29,7 +29,8 @@ from ..geometry.normalization import NORMALIZATIONS
 # 5: object_encoder added (files of version < 5 have none)
 # 6: object_binding added (files of version < 6 have none)
 # 7: motion_gate and motion_gate_threshold added (files of version < 7 have no gate)
-CONFIG_VERSION = 7
+# 8: motion_smoothing added (files of version < 8 do not smooth)
+CONFIG_VERSION = 8
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -130,6 +131,7 @@ class STraGConfig:
     shift: float = 5.0
     guidance_scale: float = 6.0
     still_threshold: float = 0.0  # motion below this (normalized units, ~fraction of the image size) is held still; 0 = off
+    motion_smoothing: float = 0.0  # post-processing: motion averaged within surfaces, radius as a share of the image width; 0 = off
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -139,6 +141,8 @@ class STraGConfig:
             raise InputError(f"head dim {head_dim} must be even and >= 6 (rotary embedding over t, h, w)")
         if self.codec not in ("wan_vae", "patchify", "dct"):
             raise InputError(f"codec must be 'wan_vae', 'patchify' or 'dct', got {self.codec!r}")
+        if self.motion_smoothing and self.codec != "dct":
+            raise InputError(f"motion_smoothing needs the 'dct' codec's coarse motion grid, got codec {self.codec!r}")
         if self.reference_image not in ("image", "zero"):
             raise InputError(f"reference_image must be 'image' or 'zero', got {self.reference_image!r}")
         if self.mpm_alignment not in ("all_frames", "reference"):
@@ -271,6 +275,8 @@ class STraGConfig:
             data.setdefault("object_binding", "none")
         if version < 7:  # written before the field existed: no motion gate
             data.setdefault("motion_gate", "none")
+        if version < 8:  # written before the field existed: no smoothing
+            data.setdefault("motion_smoothing", 0.0)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, safe_depth
+from ..sampling.motion_smoothing import blocks_sigma, check_motion_smoothing, smooth_motion_blocks
 from ..sampling.still import hold_still
 from .config import DECODE_GUIDES, STraGConfig
 from .guided_upsampling import guided_upsample
@@ -96,16 +97,21 @@ class TrajectoryCodec(nn.Module):
 
     def decode_tracks(
         self, latents: torch.Tensor, points0: torch.Tensor, factors: NormalizationFactors, num_frames: int | None = None,
-        still_threshold: float = 0.0,
+        still_threshold: float = 0.0, smoothing: float = 0.0,
     ) -> torch.Tensor:
         """Metric tracks from latents; ``still_threshold`` > 0 holds near-still points still
-        (:func:`..sampling.still.hold_still`)."""
-        field = self.decode_field_on(latents, points0, num_frames)
+        (:func:`..sampling.still.hold_still`); ``smoothing`` > 0 averages the motion within surfaces first
+        (:mod:`..sampling.motion_smoothing`, codecs with a coarse motion grid only)."""
+        field = self.decode_field_on(latents, points0, num_frames, smoothing=smoothing)
         return field_to_tracks(hold_still(field.float(), still_threshold), points0.float(), factors)
 
-    def decode_field_on(self, latents: torch.Tensor, points0: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+    def decode_field_on(self, latents: torch.Tensor, points0: torch.Tensor, num_frames: int | None = None, *,
+                        smoothing: float = 0.0) -> torch.Tensor:
         """The normalized field on the grid of the frame-0 points ``[B, H, W, 3]`` (codecs whose decoder
         uses the frame-0 geometry override this)."""
+        if check_motion_smoothing(smoothing) > 0.0:
+            raise InputError(f"motion smoothing works on the small models' coarse motion grid; this model's codec "
+                             f"({type(self).__name__}) has none: set motion smoothing to 0")
         return self.decode_field(latents, out_hw=tuple(points0.shape[1:3]), num_frames=num_frames)
 
 
@@ -204,13 +210,20 @@ class TemporalBasisCodec(TrajectoryCodec):
     def decode_field(self, latents, out_hw=None, num_frames=None) -> torch.Tensor:
         return resize_field(self._expand(self._coefficients(latents), num_frames), out_hw)
 
-    def decode_field_on(self, latents: torch.Tensor, points0: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+    def decode_field_on(self, latents: torch.Tensor, points0: torch.Tensor, num_frames: int | None = None, *,
+                        smoothing: float = 0.0) -> torch.Tensor:
         """With ``decode_guide="depth"`` the coefficients are upsampled to the output grid guided by the
-        frame-0 depth (:mod:`.guided_upsampling`: motion edges stay on depth edges); otherwise bilinearly."""
-        if self.decode_guide == "none":
-            return super().decode_field_on(latents, points0, num_frames)
+        frame-0 depth (:mod:`.guided_upsampling`: motion edges stay on depth edges); otherwise bilinearly.
+        ``smoothing`` > 0 first averages the coefficients within surfaces (:mod:`..sampling.motion_smoothing`)."""
+        coeffs = self._coefficients(latents.float())
         guide = torch.log(safe_depth(points0[..., 2].float()))
-        return self._expand(guided_upsample(self._coefficients(latents.float()), guide), num_frames)
+        sigma = blocks_sigma(smoothing, coeffs.shape[-1])
+        if sigma > 0.0:
+            block_guide = F.adaptive_avg_pool2d(guide.unsqueeze(1), tuple(coeffs.shape[-2:]))[:, 0]
+            coeffs = smooth_motion_blocks(coeffs, block_guide, sigma)
+        if self.decode_guide == "none":
+            return resize_field(self._expand(coeffs, num_frames), tuple(points0.shape[1:3]))
+        return self._expand(guided_upsample(coeffs, guide), num_frames)
 
     def _coefficients(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``[B, 3K, 1, h, w]`` -> basis coefficients ``[B, 3K, h, w]`` (latent scale undone)."""

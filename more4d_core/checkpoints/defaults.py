@@ -1,0 +1,77 @@
+"""Write a model file's post-processing defaults without touching its weights.
+
+    python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
+
+The still hold and the motion smoothing are post-processing that a model file carries as defaults
+(chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
+bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
+(``defaults_set``). OUT is written atomically and is never MODEL itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from ..errors import InputError
+from ..export.atomic import atomic_path
+from ..help_text import summary
+from ..sampling.motion_smoothing import check_motion_smoothing
+from ..sampling.still import check_still_threshold
+from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, read_header
+from .io import safe_open
+
+
+def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float | None = None,
+                 motion_smoothing: float | None = None, overwrite: bool = False) -> Path:
+    """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
+    model, out = Path(model), Path(out)
+    if out.resolve() == model.resolve():
+        raise InputError(f"write the new model file next to {model}, not over it (--out must be another path)")
+    header = read_header(model)
+    changes = {}
+    if still_threshold is not None:
+        changes["still_threshold"] = check_still_threshold(still_threshold)
+    if motion_smoothing is not None:
+        changes["motion_smoothing"] = check_motion_smoothing(motion_smoothing)
+    if not changes:
+        raise InputError("nothing to change: give --still-threshold and/or --motion-smoothing")
+    config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
+    before = {k: getattr(header.config, k) for k in changes}
+    info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
+                                            {"from": str(model), "before": before, "after": changes}]}
+    with safe_open(str(model), framework="pt", device="cpu") as fh:
+        tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+    metadata = {"format": BUNDLE_FORMAT, "format_version": str(BUNDLE_VERSION), "config": config.to_json(),
+                "components": ",".join(header.components), "info": json.dumps(info, sort_keys=True)}
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.checkpoints.defaults", description=summary(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
+    parser.add_argument("model", help="model file (single-file .safetensors)")
+    parser.add_argument("--out", required=True, help="model file to write")
+    parser.add_argument("--still-threshold", type=float, default=None, help="default still hold (0 = off)")
+    parser.add_argument("--motion-smoothing", type=float, default=None,
+                        help="default motion smoothing, a share of the image width (0 = off)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    args = parser.parse_args(argv)
+    try:
+        set_defaults(args.model, args.out, still_threshold=args.still_threshold,
+                     motion_smoothing=args.motion_smoothing, overwrite=args.overwrite)
+    except InputError as exc:
+        parser.error(str(exc))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
