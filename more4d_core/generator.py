@@ -177,6 +177,9 @@ class TrajectoryGenerator(nn.Module):
             raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
         smoothing = check_motion_smoothing(cfg.motion_smoothing if motion_smoothing is None else motion_smoothing)
+        if smoothing > 0.0 and cfg.codec != "dct":  # refused before minutes of sampling, not after
+            raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
+                             f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
         gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()

@@ -126,6 +126,10 @@ def test_the_generator_uses_the_models_default_and_records_it():
     assert torch.equal(gen.generate(img, depth, k, "the ball slides right", **args).points, on.points)
     with pytest.raises(InputError, match="motion smoothing"):
         gen.generate(img, depth, k, "the ball slides right", motion_smoothing=1.0, **args)
+    tiny = build_generator(MORE4D_TINY)  # patchify codec: refused before sampling
+    tiny.transformer.forward = None  # a sampling step would fail with another error
+    with pytest.raises(InputError, match="coarse motion grid"):
+        tiny.generate(img, depth, k, "the ball slides right", motion_smoothing=0.05, **args)
 
 
 def _dct_model(tmp_path, cfg=DCT):
