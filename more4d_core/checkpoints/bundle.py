@@ -93,6 +93,12 @@ def save_bundle(
             if dtype is not None and t.is_floating_point():
                 t = t.to(dtype)
             tensors[f"{name}.{key}"] = t.contiguous()
+    return write_bundle(path, config, tensors, list(components), info, overwrite=overwrite)
+
+
+def write_bundle(path: str | os.PathLike, config: STraGConfig, tensors: dict[str, torch.Tensor], components: list[str],
+                 info: dict[str, Any] | None = None, *, overwrite: bool = False) -> Path:
+    """Write prefixed ``tensors`` (``component.key``) with the bundle metadata into one safetensors file, atomically."""
     metadata = {
         "format": BUNDLE_FORMAT,
         "format_version": str(BUNDLE_VERSION),

@@ -11,18 +11,14 @@ bit for bit and the chosen defaults in its config; the change is recorded in the
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from ..errors import InputError
-from ..export.atomic import atomic_path
 from ..help_text import summary
 from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.still import check_still_threshold
-from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, read_header
+from .bundle import read_header, write_bundle
 from .io import safe_open
 
 
@@ -46,11 +42,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                                             {"from": str(model), "before": before, "after": changes}]}
     with safe_open(str(model), framework="pt", device="cpu") as fh:
         tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-    metadata = {"format": BUNDLE_FORMAT, "format_version": str(BUNDLE_VERSION), "config": config.to_json(),
-                "components": ",".join(header.components), "info": json.dumps(info, sort_keys=True)}
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return out
+    return write_bundle(out, config, tensors, header.components, info, overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,11 @@ SIGMA_RANGE = 0.03  # log depth
 SIGMA_SPACE = 0.6  # blocks
 
 
+def block_means(guide: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """``guide`` ``[B, H, W]`` -> each block's mean on the coarse ``hw`` grid ``[B, h, w]``."""
+    return F.adaptive_avg_pool2d(guide.unsqueeze(1), tuple(hw))[:, 0]
+
+
 def guided_upsample(coarse: torch.Tensor, guide: torch.Tensor, *, sigma_range: float = SIGMA_RANGE,
                     sigma_space: float = SIGMA_SPACE, radius: int = 1) -> torch.Tensor:
     """``coarse`` ``[B, C, h, w]`` -> ``[B, C, H, W]`` guided by ``guide`` ``[B, H, W]`` (log depth at the
@@ -31,7 +36,7 @@ def guided_upsample(coarse: torch.Tensor, guide: torch.Tensor, *, sigma_range: f
     dtype = torch.float32 if coarse.dtype in (torch.float16, torch.bfloat16) else coarse.dtype
     coarse = coarse.to(dtype)
     guide = guide.to(dtype=dtype, device=coarse.device)
-    block_guide = F.adaptive_avg_pool2d(guide.unsqueeze(1), (h, w))[:, 0]  # [B, h, w]: each block's mean
+    block_guide = block_means(guide, (h, w))
     ys = (torch.arange(out_h, dtype=dtype, device=coarse.device) + 0.5) * h / out_h - 0.5  # block coordinates
     xs = (torch.arange(out_w, dtype=dtype, device=coarse.device) + 0.5) * w / out_w - 0.5
     near_y, near_x = ys.round().long(), xs.round().long()

@@ -29,7 +29,7 @@ from ..geometry.normalization import NormalizationFactors, denormalize_motion, n
 from ..sampling.motion_smoothing import blocks_sigma, check_motion_smoothing, smooth_motion_blocks
 from ..sampling.still import hold_still
 from .config import DECODE_GUIDES, STraGConfig
-from .guided_upsampling import guided_upsample
+from .guided_upsampling import block_means, guided_upsample
 from .vae_adaptors import DecoderAdaptor, EncoderAdaptor
 
 
@@ -216,11 +216,12 @@ class TemporalBasisCodec(TrajectoryCodec):
         frame-0 depth (:mod:`.guided_upsampling`: motion edges stay on depth edges); otherwise bilinearly.
         ``smoothing`` > 0 first averages the coefficients within surfaces (:mod:`..sampling.motion_smoothing`)."""
         coeffs = self._coefficients(latents.float())
-        guide = torch.log(safe_depth(points0[..., 2].float()))
         sigma = blocks_sigma(smoothing, coeffs.shape[-1])
+        if sigma == 0.0 and self.decode_guide == "none":
+            return super().decode_field_on(latents, points0, num_frames)
+        guide = torch.log(safe_depth(points0[..., 2].float()))
         if sigma > 0.0:
-            block_guide = F.adaptive_avg_pool2d(guide.unsqueeze(1), tuple(coeffs.shape[-2:]))[:, 0]
-            coeffs = smooth_motion_blocks(coeffs, block_guide, sigma)
+            coeffs = smooth_motion_blocks(coeffs, block_means(guide, coeffs.shape[-2:]), sigma)
         if self.decode_guide == "none":
             return resize_field(self._expand(coeffs, num_frames), tuple(points0.shape[1:3]))
         return self._expand(guided_upsample(coeffs, guide), num_frames)
