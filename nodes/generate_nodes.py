@@ -129,8 +129,8 @@ class GenerateTrajectories:
                                                           "about the same depth) over this radius, a share of the image "
                                                           "width, so an object moves as one instead of wobbling; motion "
                                                           "is not averaged across depth edges. 0 = off, -1 = the model's "
-                                                          "default (off for the bundled model and the authors' 14B, which "
-                                                          "has none)."}),
+                                                          "default (0.06 for the bundled model, chosen on validation; off "
+                                                          "for the authors' 14B, which has none)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
