@@ -36,7 +36,7 @@ from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
 from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
-from .sampling.motion_smoothing import check_motion_smoothing
+from .sampling.motion_smoothing import smoothing_for
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
@@ -161,7 +161,8 @@ class TrajectoryGenerator(nn.Module):
         depth map's size); ``generation_hw`` the model's working grid (default: the trained area
         at the image's aspect ratio). ``still_threshold`` (default: the model's) holds points whose
         motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
-        :mod:`.sampling.still`). ``motion_smoothing`` (default: the model's) averages the motion within surfaces
+        :mod:`.sampling.still`). ``motion_smoothing`` (default: the model's, left off when ``depth_source`` is the
+        built-in prior) averages the motion within surfaces
         over that radius, a share of the image width (0 = off; :mod:`.sampling.motion_smoothing`). ``motion_gate`` ("auto" = None, "on" = True, "off" = False): a model with a
         motion gate keeps the positions it judges still exactly still (:mod:`.sampling.motion_gating`); "off" gives
         the denoiser's motion alone; "auto" uses the gate unless ``depth_source`` (the DepthResult backend the depth
@@ -176,7 +177,7 @@ class TrajectoryGenerator(nn.Module):
         if not (math.isfinite(motion_strength) and 0.0 <= motion_strength <= 4.0):
             raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
-        smoothing = check_motion_smoothing(cfg.motion_smoothing if motion_smoothing is None else motion_smoothing)
+        smoothing, smoothing_off = smoothing_for(motion_smoothing, cfg.motion_smoothing, depth_source)
         if smoothing > 0.0 and cfg.codec != "dct":  # refused before minutes of sampling, not after
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
@@ -277,6 +278,7 @@ class TrajectoryGenerator(nn.Module):
             "motion_strength": float(motion_strength),
             "still_threshold": still,
             "motion_smoothing": smoothing,
+            **({"motion_smoothing_default_off": smoothing_off} if smoothing_off else {}),
             "generation_hw": list(gen_hw),
             "normalization": factors.to_dict(),
             "units": "metres",

@@ -110,6 +110,7 @@ def _binding_summary(doc: dict, results: dict) -> list[str]:
     """Per Generate node: where its model reads the prompt's objects (an object binding) and how much of the
     image its motion gate lets move."""
     from .sampling.motion_gating import describe_gate
+    from .sampling.motion_smoothing import describe_smoothing_off
     from .sampling.prompt_binding import describe_binding
 
     lines = []
@@ -122,6 +123,8 @@ def _binding_summary(doc: dict, results: dict) -> list[str]:
             lines.append(describe_binding(meta["prompt_binding"]))
         if "motion_gate" in meta:
             lines.append(describe_gate(meta["motion_gate"]))
+        if meta.get("motion_smoothing_default_off"):
+            lines.append(describe_smoothing_off(meta["motion_smoothing_default_off"]))
     return lines
 
 

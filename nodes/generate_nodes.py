@@ -11,7 +11,7 @@ from more4d_core.models.config import MAX_GENERATED_FRAMES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.motion_gating import GATE_MODES, describe_gate
-from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
+from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING, describe_smoothing_off
 from more4d_core.sampling.prompt_binding import describe_binding
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
@@ -129,8 +129,9 @@ class GenerateTrajectories:
                                                           "about the same depth) over this radius, a share of the image "
                                                           "width, so an object moves as one instead of wobbling; motion "
                                                           "is not averaged across depth edges. 0 = off, -1 = the model's "
-                                                          "default (0.06 for the bundled model, chosen on validation; off "
-                                                          "for the authors' 14B, which has none)."}),
+                                                          "default (0.06 for the bundled model, chosen on validation, and "
+                                                          "left off on the built-in prior's depth, where it cost moving "
+                                                          "points; off for the authors' 14B, which has none)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -183,6 +184,8 @@ class GenerateTrajectories:
             notes.append(describe_binding(scene.metadata["prompt_binding"]))
         if "motion_gate" in scene.metadata:  # how much of the image the model lets move
             notes.append(describe_gate(scene.metadata["motion_gate"]))
+        if scene.metadata.get("motion_smoothing_default_off"):
+            notes.append(describe_smoothing_off(scene.metadata["motion_smoothing_default_off"]))
         if notes:  # words the model ignored, a prompt it cannot read, what it names: on the node, not only in the log
             show_text(unique_id, "Prompt: " + "; ".join(notes))
         if motion_scale != 1.0:

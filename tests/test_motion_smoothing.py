@@ -196,3 +196,39 @@ def test_the_generate_node_passes_the_smoothing_and_minus_one_means_the_models(m
                                                    0, 2, 0.0, 5.0, 5, 8.0, 1.0, "32", motion_smoothing=value)
         used[value] = scene.metadata["motion_smoothing"]
     assert used == {-1.0: 0.1, 0.0: 0.0, 0.05: 0.05}
+    prior = DepthResult(depth, result.intrinsics, result.valid, "prior")  # the default is left off on the prior's depth
+    (scene,) = GenerateTrajectories().generate(object(), torch.rand(1, 32, 32, 3), prior, "the ball slides right", "",
+                                               0, 2, 0.0, 5.0, 5, 8.0, 1.0, "32", motion_smoothing=-1.0)
+    assert scene.metadata["motion_smoothing"] == 0.0
+
+
+def test_the_models_default_is_left_off_on_the_built_in_priors_depth_but_a_given_value_applies():
+    gen = build_generator(DCT.replace(motion_smoothing=0.1))
+    img, depth = torch.rand(32, 32, 3), torch.full((32, 32), 3.0)
+    depth[8:20, 8:20] = 1.5
+    k = torch.tensor([[32.0, 0, 16], [0, 32.0, 16], [0, 0, 1]])
+    args = dict(seed=3, steps=2, num_frames=5)
+    run = {src: gen.generate(img, depth, k, "the ball slides right", depth_source=src, **args)
+           for src in ("prior", "external", None)}
+    assert run["prior"].metadata["motion_smoothing"] == 0.0
+    assert run["prior"].metadata["motion_smoothing_default_off"] == "the built-in prior's depth"
+    assert torch.equal(run["prior"].points,
+                       gen.generate(img, depth, k, "the ball slides right", motion_smoothing=0.0, **args).points)
+    for src in ("external", None):  # a depth model's or a depth map's depth, or an unknown source: the default
+        assert run[src].metadata["motion_smoothing"] == 0.1 and "motion_smoothing_default_off" not in run[src].metadata
+    given = gen.generate(img, depth, k, "the ball slides right", depth_source="prior", motion_smoothing=0.05, **args)
+    assert given.metadata["motion_smoothing"] == 0.05
+    result = evaluate(gen, samples=2, steps=1, mean_samples=2, with_controls=False, depth="prior", log=lambda *_: None)
+    assert result["motion_smoothing"] == 0.0 and "model + smoothing" not in result["cells"]["output"]
+
+
+def test_the_runner_says_when_the_models_smoothing_was_left_off():
+    from types import SimpleNamespace
+
+    from more4d_core.run import _binding_summary
+
+    doc = {"nodes": [{"id": 3, "type": "More4DGenerate"}]}
+    off = SimpleNamespace(metadata={"motion_smoothing": 0.0, "motion_smoothing_default_off": "the built-in prior's depth"})
+    (line,) = _binding_summary(doc, {3: (off,)})
+    assert "left off for the built-in prior's depth" in line and "set motion_smoothing" in line
+    assert _binding_summary(doc, {3: (SimpleNamespace(metadata={"motion_smoothing": 0.06}),)}) == []

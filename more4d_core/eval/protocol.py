@@ -32,7 +32,7 @@ from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sa
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
 from ..sampling.motion_gating import gate_enabled
-from ..sampling.motion_smoothing import check_motion_smoothing
+from ..sampling.motion_smoothing import check_motion_smoothing, smoothing_for
 from ..sampling.still import hold_still
 from ..train.depth_noise import ESTIMATOR_KINDS, perturb_depth
 from . import controls
@@ -109,7 +109,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                          f"scene's caption), got samples={samples!r}")
     scenes = [generate_sample(seed + i, split, h, w, frames) for i in range(samples)]
     sweep = {f"model + still hold {t:g}": float(t) for t in still_sweep}  # threshold choices (on validation)
-    smooth = check_motion_smoothing(cfg.motion_smoothing if smoothing is None else smoothing)
+    smooth = smoothing_for(smoothing, cfg.motion_smoothing, depth)[0]  # as generate() uses it for this depth
     smooth_rows = {**({"model + smoothing": smooth} if smooth > 0 else {}),
                    **{f"model + smoothing {v:g}": check_motion_smoothing(v) for v in smoothing_sweep}}  # choices (on validation)
     methods = tuple(m for m in METHODS if m != "model + smoothing" or smooth > 0) + tuple(sweep) + tuple(smooth_rows)

@@ -36,6 +36,27 @@ def check_motion_smoothing(strength: float) -> float:
     return strength
 
 
+# depth sources on which a model's default smoothing is left off (an explicit value still applies): on the
+# built-in prior's depth the bundled model's default cost moving points on validation (README, "Motion smoothing")
+UNSMOOTHED_DEPTH_SOURCES = {"prior": "the built-in prior's depth"}
+
+
+def smoothing_for(requested: float | None, model_default: float, depth_source: str | None) -> tuple[float, str | None]:
+    """(the smoothing to use, why the model's default was left off or None): ``requested`` when given (None = the
+    model's default); the model's default, except for a ``depth_source`` (a DepthResult backend) it is left off for."""
+    if requested is not None:
+        return check_motion_smoothing(requested), None
+    if model_default > 0.0 and depth_source in UNSMOOTHED_DEPTH_SOURCES:
+        return 0.0, UNSMOOTHED_DEPTH_SOURCES[depth_source]
+    return check_motion_smoothing(model_default), None
+
+
+def describe_smoothing_off(why: str) -> str:
+    """One line for people when a model's default smoothing was left off (``why``: for which depth)."""
+    return (f"the model's motion smoothing is left off for {why} (there it cost moving points on validation); "
+            "set motion_smoothing to use it anyway")
+
+
 def blocks_sigma(strength: float, grid_width: int) -> float:
     """The Gaussian's sigma in blocks of a coarse grid ``grid_width`` blocks wide, for a ``strength`` given as a
     share of the image width."""
