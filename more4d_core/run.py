@@ -107,24 +107,16 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
 
 
 def _binding_summary(doc: dict, results: dict) -> list[str]:
-    """Per Generate node: where its model reads the prompt's objects (an object binding) and how much of the
-    image its motion gate lets move."""
-    from .sampling.motion_gating import describe_gate
-    from .sampling.motion_smoothing import describe_smoothing_off
-    from .sampling.prompt_binding import describe_binding
+    """Per Generate node: where its model reads the prompt's objects (an object binding), how much of the
+    image its motion gate lets move and whether its default smoothing was left off (:mod:`.sampling.generation_notes`)."""
+    from .sampling.generation_notes import generation_notes
 
     lines = []
     for node in sorted(doc["nodes"], key=lambda n: n["id"]):
         out = results.get(node["id"])
         if node["type"] != "More4DGenerate" or not out:
             continue
-        meta = getattr(out[0], "metadata", {})
-        if "prompt_binding" in meta:
-            lines.append(describe_binding(meta["prompt_binding"]))
-        if "motion_gate" in meta:
-            lines.append(describe_gate(meta["motion_gate"]))
-        if meta.get("motion_smoothing_default_off"):
-            lines.append(describe_smoothing_off(meta["motion_smoothing_default_off"]))
+        lines += generation_notes(getattr(out[0], "metadata", {}))
     return lines
 
 

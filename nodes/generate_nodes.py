@@ -10,9 +10,9 @@ from more4d_core.errors import InputError
 from more4d_core.models.config import MAX_GENERATED_FRAMES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
-from more4d_core.sampling.motion_gating import GATE_MODES, describe_gate
-from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING, describe_smoothing_off
-from more4d_core.sampling.prompt_binding import describe_binding
+from more4d_core.sampling.generation_notes import generation_notes
+from more4d_core.sampling.motion_gating import GATE_MODES
+from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
 from .comfy_bridge import Progress, check_interrupted, show_text
@@ -179,13 +179,7 @@ class GenerateTrajectories:
             except GenerationCancelled:
                 check_interrupted()
                 raise
-        notes = list(scene.metadata.get("prompt_reading", {}).get("warnings", []))
-        if "prompt_binding" in scene.metadata:  # where the model reads the prompt's objects in the image
-            notes.append(describe_binding(scene.metadata["prompt_binding"]))
-        if "motion_gate" in scene.metadata:  # how much of the image the model lets move
-            notes.append(describe_gate(scene.metadata["motion_gate"]))
-        if scene.metadata.get("motion_smoothing_default_off"):
-            notes.append(describe_smoothing_off(scene.metadata["motion_smoothing_default_off"]))
+        notes = list(scene.metadata.get("prompt_reading", {}).get("warnings", [])) + generation_notes(scene.metadata)
         if notes:  # words the model ignored, a prompt it cannot read, what it names: on the node, not only in the log
             show_text(unique_id, "Prompt: " + "; ".join(notes))
         if motion_scale != 1.0:
