@@ -34,10 +34,11 @@ from .models.config import STraGConfig
 from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
-from .sampling.flow_sampler import guided_velocity, sample_flow, seeded_noise
+from .sampling.flow_sampler import guided_velocity, sample_flow
 from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
 from .sampling.motion_smoothing import smoothing_for
 from .sampling.prompt_binding import binding_probability, binding_summary
+from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
 from .sampling.still import check_still_threshold
 from .scene import Scene4D
 
@@ -145,6 +146,7 @@ class TrajectoryGenerator(nn.Module):
         motion_strength: float = 1.0,
         still_threshold: float | None = None,
         motion_smoothing: float | None = None,
+        sample_average: int | None = None,
         motion_gate: str | bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
@@ -163,7 +165,9 @@ class TrajectoryGenerator(nn.Module):
         motion stays below that (normalized units, about a fraction of the image size) exactly still (0 = off; see
         :mod:`.sampling.still`). ``motion_smoothing`` (default: the model's, left off when ``depth_source`` is the
         built-in prior) averages the motion within surfaces
-        over that radius, a share of the image width (0 = off; :mod:`.sampling.motion_smoothing`). ``motion_gate`` ("auto" = None, "on" = True, "off" = False): a model with a
+        over that radius, a share of the image width (0 = off; :mod:`.sampling.motion_smoothing`). ``sample_average``
+        (default: the model's) is how many samples, from successive noises of ``seed``, are generated and averaged
+        (1 = the seed's one sample; :mod:`.sampling.sample_average`). ``motion_gate`` ("auto" = None, "on" = True, "off" = False): a model with a
         motion gate keeps the positions it judges still exactly still (:mod:`.sampling.motion_gating`); "off" gives
         the denoiser's motion alone; "auto" uses the gate unless ``depth_source`` (the DepthResult backend the depth
         came from) is the built-in prior; models without a gate ignore it. ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
@@ -178,6 +182,7 @@ class TrajectoryGenerator(nn.Module):
             raise InputError(f"motion strength must be between 0 and 4, got {motion_strength}")
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
         smoothing, smoothing_off = smoothing_for(motion_smoothing, cfg.motion_smoothing, depth_source)
+        averaged = check_sample_average(cfg.sample_average if sample_average is None else sample_average)
         if smoothing > 0.0 and cfg.codec != "dct":  # refused before minutes of sampling, not after
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
@@ -244,12 +249,15 @@ class TrajectoryGenerator(nn.Module):
                     object_features=conditions.objects_for(n),
                 ).float()
 
-            noise = seeded_noise(tuple(conditions.control.shape), seed, dev)
             as_batch = self.placement is None or self.placement.mode.guidance_batch
-            latents = sample_flow(
-                guided_velocity(batched, guidance, as_batch=as_batch), noise, steps=steps, shift=shift,
-                progress=progress, should_cancel=should_cancel,
-            )
+            velocity = guided_velocity(batched, guidance, as_batch=as_batch)
+
+            def one_sample(noise: torch.Tensor, step_progress) -> torch.Tensor:
+                return sample_flow(velocity, noise, steps=steps, shift=shift, progress=step_progress,
+                                   should_cancel=should_cancel)
+
+            noises = sample_noises(tuple(conditions.control.shape), seed, averaged, dev)
+            latents = mean_of_samples(one_sample, noises, averaged, progress)
             gate = auto_left_off(motion_gate, depth_source) if cfg.motion_gate != "none" else None
             if moves is not None:
                 latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
@@ -278,6 +286,7 @@ class TrajectoryGenerator(nn.Module):
             "motion_strength": float(motion_strength),
             "still_threshold": still,
             "motion_smoothing": smoothing,
+            "sample_average": averaged,
             **({"motion_smoothing_default_off": smoothing_off} if smoothing_off else {}),
             "generation_hw": list(gen_hw),
             "normalization": factors.to_dict(),

@@ -13,6 +13,7 @@ from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.generation_notes import generation_notes
 from more4d_core.sampling.motion_gating import GATE_MODES
 from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
+from more4d_core.sampling.sample_average import MAX_SAMPLE_AVERAGE
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
 
 from .comfy_bridge import Progress, check_interrupted, show_text
@@ -132,6 +133,11 @@ class GenerateTrajectories:
                                                           "default (0.06 for the bundled model, chosen on validation, and "
                                                           "left off on the built-in prior's depth, where it cost moving "
                                                           "points; off for the authors' 14B, which has none)."}),
+                "sample_average": ("INT", {"default": 0, "min": 0, "max": MAX_SAMPLE_AVERAGE,
+                                           "tooltip": "Generates this many samples from the seed and returns their "
+                                                      "mean motion: steadier, closer to what the prompt asks, less "
+                                                      "different from seed to seed, this many times the sampling "
+                                                      "time. 1 = one sample, 0 = the model's default (SAMPLE_DEFAULT_TEXT)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -145,7 +151,7 @@ class GenerateTrajectories:
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
                  motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
-                 clip_vision=None, motion_smoothing=-1.0, unique_id=None):
+                 clip_vision=None, motion_smoothing=-1.0, sample_average=0, unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -174,6 +180,7 @@ class GenerateTrajectories:
                                      motion_strength=strength, num_frames=int(frames),
                                      still_threshold=None if still_threshold < 0 else still_threshold,
                                      motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,
+                                     sample_average=int(sample_average) or None,
                                      motion_gate=motion_gate, depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:

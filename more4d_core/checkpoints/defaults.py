@@ -1,9 +1,10 @@
 """Write a model file's post-processing defaults without touching its weights.
 
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
+                                              [--sample-average N]
 
-The still hold and the motion smoothing are post-processing that a model file carries as defaults
-(chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
+The still hold and the motion smoothing (post-processing) and the number of samples the sampler
+averages are defaults a model file carries (chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
 """
@@ -17,13 +18,15 @@ from pathlib import Path
 from ..errors import InputError
 from ..help_text import summary
 from ..sampling.motion_smoothing import check_motion_smoothing
+from ..sampling.sample_average import check_sample_average
 from ..sampling.still import check_still_threshold
 from .bundle import read_header, write_bundle
 from .io import safe_open
 
 
 def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float | None = None,
-                 motion_smoothing: float | None = None, overwrite: bool = False) -> Path:
+                 motion_smoothing: float | None = None, sample_average: int | None = None,
+                 overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -34,8 +37,10 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["still_threshold"] = check_still_threshold(still_threshold)
     if motion_smoothing is not None:
         changes["motion_smoothing"] = check_motion_smoothing(motion_smoothing)
+    if sample_average is not None:
+        changes["sample_average"] = check_sample_average(sample_average)
     if not changes:
-        raise InputError("nothing to change: give --still-threshold and/or --motion-smoothing")
+        raise InputError("nothing to change: give --still-threshold, --motion-smoothing and/or --sample-average")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -54,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--still-threshold", type=float, default=None, help="default still hold (0 = off)")
     parser.add_argument("--motion-smoothing", type=float, default=None,
                         help="default motion smoothing, a share of the image width (0 = off)")
+    parser.add_argument("--sample-average", type=int, default=None,
+                        help="default number of samples the sampler averages (1 = one sample)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
         set_defaults(args.model, args.out, still_threshold=args.still_threshold,
-                     motion_smoothing=args.motion_smoothing, overwrite=args.overwrite)
+                     motion_smoothing=args.motion_smoothing, sample_average=args.sample_average,
+                     overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

@@ -2,10 +2,12 @@
 
     python -m more4d_core.eval [--model PATH] [--split heldout|validation|train] [--seed 0] [--samples 48]
                                [--guidance G] [--motion-gate auto|on|off] [--motion-gate-threshold P]
-                               [--depth true|perturbed|prior] [--motion-smoothing S] [--json PATH]
+                               [--depth true|perturbed|prior] [--motion-smoothing S] [--sample-average N]
+                               [--json PATH]
 
-Every method (the model with no post-processing, the model with the still hold or with its motion
-smoothed within surfaces, a wrong caption,
+Every method (the model with no post-processing, generating as it ships — the mean of its samples when
+it averages several, whose first sample alone gets its own row —, the model with the still hold or with
+its motion smoothed within surfaces, a wrong caption,
 "nothing moves", the mean training motion, the codec oracle) is scored per cell: scenes where the
 camera moves or stays still, by points that move (more than 2 output pixels at some frame) or stay
 still. Figures: EPE3D on normalized displacements (fractions of the image size) and TAPVid-3D's
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="smoothing of the 'model + smoothing' row (default: the model's; the row is left out when it is 0)")
     parser.add_argument("--smoothing-sweep", default="",
                         help="comma-separated motion smoothings to score as extra rows (choose the smoothing on validation)")
+    parser.add_argument("--sample-average", type=int, default=None,
+                        help="samples averaged per generation (default: the model's; 1 = one sample; choose it on validation)")
     parser.add_argument("--no-controls", action="store_true", help="skip the named-object, direction and still-prompt controls")
     parser.add_argument("--mean-samples", type=int, default=256, help="training samples of the mean-motion baseline")
     parser.add_argument("--output-width", type=int, default=512, help="width of the output image whose pixels count (default 512)")
@@ -81,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {path} ({gen.config.name}); {args.samples} {args.split} scenes, seeds {args.seed}..{args.seed + args.samples - 1}; "
           f"depth: {args.depth}; steps {args.steps or gen.config.steps}; "
           f"guidance {gen.config.guidance_scale if args.guidance is None else args.guidance:g}; "
-          f"motion gate: {gen.config.motion_gate_threshold if gated else 'off'}")
+          f"motion gate: {gen.config.motion_gate_threshold if gated else 'off'}; "
+          f"samples averaged: {gen.config.sample_average if args.sample_average is None else args.sample_average}")
     result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, motion_gate=args.motion_gate,
                       depth=args.depth,
                       still_threshold=args.still_threshold,
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
                       smoothing=args.motion_smoothing,
                       smoothing_sweep=tuple(float(t) for t in args.smoothing_sweep.split(",") if t.strip()),
-                      with_controls=not args.no_controls,
+                      sample_average=args.sample_average, with_controls=not args.no_controls,
                       mean_samples=args.mean_samples, output_width=args.output_width)
     result["model"] = str(path)
     counts = result["scene_counts"]

@@ -4,7 +4,10 @@ Cells: scenes where the camera moves / stays still, crossed with points that mov
 (a point moves when its true track moves more than 2 output pixels at some frame, see
 :func:`.metrics.moving_points`), plus "all". Methods:
 
-* ``model`` — the headline: the model as it generates, with no post-processing (still hold off);
+* ``model`` — the headline: the model as it generates, with no post-processing (still hold off); a model
+  whose sampler averages several samples (``sample_average``, :mod:`..sampling.sample_average`) generates
+  that mean here;
+* ``model, one sample`` — only for such a model: the first of those samples alone (its seed's one sample);
 * ``model + still hold`` — the same generation with the still hold applied (post-processing);
 * ``model + smoothing`` — the same generation with its motion averaged within surfaces (post-processing,
   :mod:`..sampling.motion_smoothing`; only when the model or the caller sets a smoothing);
@@ -33,13 +36,14 @@ from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
 from ..sampling.motion_gating import gate_enabled
 from ..sampling.motion_smoothing import check_motion_smoothing, smoothing_for
+from ..sampling.sample_average import check_sample_average
 from ..sampling.still import hold_still
 from ..train.depth_noise import ESTIMATOR_KINDS, perturb_depth
 from . import controls
 from .baselines import MeanMotion, static_tracks
 from .metrics import TrajectoryScores, mean_scores, moving_points, score
 
-METHODS = ("model", "model + still hold", "model + smoothing", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
+METHODS = ("model", "model, one sample", "model + still hold", "model + smoothing", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
 SCENES = ("camera still", "camera moves", "all scenes")
 POINTS = ("moving", "still", "all")
 DEPTHS = ("true", "perturbed", "prior")
@@ -86,7 +90,7 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, motion_gate: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              smoothing: float | None = None, smoothing_sweep: tuple[float, ...] = (),
-             with_controls: bool = True,
+             sample_average: int | None = None, with_controls: bool = True,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
     """Score the model, the baselines and the controls on ``samples`` scenes of ``split`` (seeds
@@ -112,17 +116,20 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     smooth = smoothing_for(smoothing, cfg.motion_smoothing, depth)[0]  # as generate() uses it for this depth
     smooth_rows = {**({"model + smoothing": smooth} if smooth > 0 else {}),
                    **{f"model + smoothing {v:g}": check_motion_smoothing(v) for v in smoothing_sweep}}  # choices (on validation)
-    methods = tuple(m for m in METHODS if m != "model + smoothing" or smooth > 0) + tuple(sweep) + tuple(smooth_rows)
+    averaged = check_sample_average(cfg.sample_average if sample_average is None else sample_average)
+    left_out = {"model + smoothing"} if smooth <= 0 else set()
+    left_out |= {"model, one sample"} if averaged == 1 else set()
+    methods = tuple(m for m in METHODS if m not in left_out) + tuple(sweep) + tuple(smooth_rows)
     per: dict[str, dict[str, dict[str, list[TrajectoryScores]]]] = {
         u: {m: {f"{sc} / {pt}": [] for sc in SCENES for pt in POINTS} for m in methods} for u in units}
     drift = {p: [] for p in controls.STILL_PROMPTS}
     shares, directions = [], []
     camera_moves, gt_smooth, moving_fraction = [], [], []
 
-    def run(s, caption, d, k, smoothing=0.0):
+    def run(s, caption, d, k, smoothing=0.0, count=averaged):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
                                   guidance_scale=guidance, motion_gate=motion_gate, depth_source=depth,
-                                  still_threshold=0.0, motion_smoothing=smoothing).points
+                                  still_threshold=0.0, motion_smoothing=smoothing, sample_average=count).points
         return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth != "true" else pred
 
     for i, s in enumerate(scenes):
@@ -139,6 +146,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         model = run(s, s.caption, d, i)
         preds = {
             "model": model,
+            **({"model, one sample": run(s, s.caption, d, i, count=1)} if averaged > 1 else {}),
             "model + still hold": with_still_hold(generator, model, s.intrinsics, (h, w), hold),
             "model, wrong caption": run(s, wrong, d, i),
             "nothing moves": static_tracks(s.tracks[0], frames),
@@ -173,7 +181,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
              for u, by_method in per.items()}
     result = {
         "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
-        "depth": depth, "steps": steps or cfg.steps, "still_hold_threshold": hold, "motion_smoothing": smooth,
+        "depth": depth, "steps": steps or cfg.steps, "sample_average": averaged, "still_hold_threshold": hold, "motion_smoothing": smooth,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
         "motion_gate": cfg.motion_gate_threshold if gated else "off",
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},

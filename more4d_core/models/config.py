@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..geometry.normalization import NORMALIZATIONS
+from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 
 # 2: depth_condition added (files of version 1 were all trained with "minmax")
 # 3: text_vocabulary and decode_guide added (files of version < 3 read every word and decode bilinearly)
@@ -30,7 +31,8 @@ from ..geometry.normalization import NORMALIZATIONS
 # 6: object_binding added (files of version < 6 have none)
 # 7: motion_gate and motion_gate_threshold added (files of version < 7 have no gate)
 # 8: motion_smoothing added (files of version < 8 do not smooth)
-CONFIG_VERSION = 8
+# 9: sample_average added (files of version < 9 generate one sample)
+CONFIG_VERSION = 9
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -132,6 +134,8 @@ class STraGConfig:
     guidance_scale: float = 6.0
     still_threshold: float = 0.0  # motion below this (normalized units, ~fraction of the image size) is held still; 0 = off
     motion_smoothing: float = 0.0  # post-processing: motion averaged within surfaces, radius as a share of the image width; 0 = off
+    # sampler: the mean of this many samples from successive noises of the seed (sampling.sample_average); 1 = one sample
+    sample_average: int = 1
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -143,6 +147,10 @@ class STraGConfig:
             raise InputError(f"codec must be 'wan_vae', 'patchify' or 'dct', got {self.codec!r}")
         if self.motion_smoothing and self.codec != "dct":
             raise InputError(f"motion_smoothing needs the 'dct' codec's coarse motion grid, got codec {self.codec!r}")
+        if isinstance(self.sample_average, bool) or not isinstance(self.sample_average, int) or not (
+            1 <= self.sample_average <= MAX_SAMPLE_AVERAGE
+        ):
+            raise InputError(f"sample_average must be a whole number from 1 to {MAX_SAMPLE_AVERAGE}, got {self.sample_average!r}")
         if self.reference_image not in ("image", "zero"):
             raise InputError(f"reference_image must be 'image' or 'zero', got {self.reference_image!r}")
         if self.mpm_alignment not in ("all_frames", "reference"):
@@ -277,6 +285,8 @@ class STraGConfig:
             data.setdefault("motion_gate", "none")
         if version < 8:  # written before the field existed: no smoothing
             data.setdefault("motion_smoothing", 0.0)
+        if version < 9:  # written before the field existed: one sample
+            data.setdefault("sample_average", 1)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):
