@@ -130,14 +130,15 @@ class GenerateTrajectories:
                                                           "about the same depth) over this radius, a share of the image "
                                                           "width, so an object moves as one instead of wobbling; motion "
                                                           "is not averaged across depth edges. 0 = off, -1 = the model's "
-                                                          "default (0.06 for the bundled model, chosen on validation, and "
+                                                          "default (0.03 for the bundled model, chosen on validation, and "
                                                           "left off on the built-in prior's depth, where it cost moving "
                                                           "points; off for the authors' 14B, which has none)."}),
                 "sample_average": ("INT", {"default": 0, "min": 0, "max": MAX_SAMPLE_AVERAGE,
                                            "tooltip": "Generates this many samples from the seed and returns their "
                                                       "mean motion: steadier, closer to what the prompt asks, less "
                                                       "different from seed to seed, this many times the sampling "
-                                                      "time. 1 = one sample, 0 = the model's default (SAMPLE_DEFAULT_TEXT)."}),
+                                                      "time. 1 = one sample, 0 = the model's default (4 for the bundled "
+                                                      "model, chosen on validation; 1 for the authors' 14B)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
