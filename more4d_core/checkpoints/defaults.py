@@ -1,4 +1,4 @@
-"""Write a model file's post-processing defaults without touching its weights.
+"""Write a model file's generation defaults (post-processing, samples averaged) without touching its weights.
 
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
                                               [--sample-average N]
