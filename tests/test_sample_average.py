@@ -92,14 +92,21 @@ def test_one_sample_is_the_seeds_sample_and_the_models_default_applies():
     assert not torch.equal(default.points, single.points)
 
 
-def test_the_config_field_is_checked_and_older_files_generate_one_sample():
+def test_the_config_field_is_checked_and_older_files_generate_one_sample(monkeypatch):
+    from more4d_core.models import config as config_module
+
     with pytest.raises(InputError, match="sample_average"):
         DCT.replace(sample_average=0)
     data = json.loads(DCT.replace(sample_average=4).to_json())
     assert data["config_version"] == 9 and data.pop("sample_average") == 4
     data["config_version"] = 8
-    data["name"] = "more4d-small"  # a named config whose later fields would otherwise fill the gap
+    data["name"] = "more4d-small"
+    # a named config that averages (as a later small config may): a file written before the field still samples once
+    averaging = config_module.NAMED_CONFIGS["more4d-small"].replace(sample_average=4)
+    monkeypatch.setitem(config_module.NAMED_CONFIGS, "more4d-small", averaging)
     assert STraGConfig.from_dict(data).sample_average == 1
+    data["config_version"] = 9  # a current file without the field takes the named config's value
+    assert STraGConfig.from_dict(data).sample_average == 4
 
 
 def test_the_evaluation_scores_the_mean_and_keeps_the_first_sample_as_its_own_row():
