@@ -8,7 +8,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from more4d_core.bench.__main__ import main as bench_main
-from more4d_core.memory.estimate import estimate, trace_strag
+from more4d_core.memory.estimate import estimate, trace_strag, transformer_estimate
 from more4d_core.memory.modes import MODES, MemoryMode
 from more4d_core.memory.streaming import BlockStreamer
 from more4d_core.memory.tracker import DeviceMemoryTracker, FlashAttentionMemory
@@ -123,6 +123,41 @@ def test_the_gpu_check_runs_its_code_path_at_toy_size(tmp_path):
     data = json.loads(out.read_text())
     assert set(data) == {"strag", "vism"} and all(set(v) == set(MODES) for v in data.values())
     assert all(row["seconds_per_step"] > 0 for v in data.values() for row in v.values())
+
+
+def test_one_failing_mode_of_the_gpu_check_does_not_hide_the_others(tmp_path, monkeypatch, capsys):
+    from more4d_core.bench import gpu_bench
+
+    real_build = gpu_bench._build
+
+    def build(model, tiny, device):
+        if model == "vism":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+        return real_build(model, tiny, device)
+
+    monkeypatch.setattr(gpu_bench, "_build", build)
+    out = tmp_path / "gpu.json"
+    assert bench_main(["gpu", "--tiny", "--device", "cpu", "--steps", "1", "--modes", "bf16,16gb", "--json", str(out)]) == 1
+    data = json.loads(out.read_text())
+    assert all(row["seconds_per_step"] > 0 for row in data["strag"].values())
+    assert data["vism"] == {m: {"error": "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"}
+                            for m in ("bf16", "16gb")}
+    assert "vism   16gb  failed: OutOfMemoryError" in capsys.readouterr().out
+
+
+def test_the_gpu_check_names_an_unknown_mode(capsys):
+    assert bench_main(["gpu", "--tiny", "--device", "cpu", "--modes", "bf16,12gb"]) == 2
+    assert "12gb" in capsys.readouterr().out
+
+
+def test_the_transformer_estimate_is_the_pipeline_stage_without_the_other_models():
+    # bf16 keeps umT5, CLIP and the VAE resident beside the transformer; the GPU check builds the transformer alone
+    whole = next(s for s in estimate("strag", "bf16").stages if s.name == "denoise")
+    alone = transformer_estimate("strag", "bf16")
+    others = whole.weights - whole.model_weights
+    assert alone.peak == whole.peak - others and alone.model_weights == whole.model_weights
+    # 4D-STraG 14B: 17.1 B parameters in bf16 (the params benchmark's count), float32 norms aside
+    assert alone.model_weights / 2**30 == pytest.approx(17.1e9 * 2 / 2**30, rel=0.03)
 
 
 def test_auto_takes_the_fastest_mode_that_fits_and_estimates_no_further(monkeypatch):

@@ -69,7 +69,8 @@ def reference_render(
 
     ``pixel_intrinsics`` ``[T, 3, 3]`` are converted to the reference's normalized convention.
     """
-    scale = torch.tensor([[1.0 / width], [1.0 / height], [1.0]], dtype=pixel_intrinsics.dtype)
+    scale = torch.tensor([[1.0 / width], [1.0 / height], [1.0]], dtype=pixel_intrinsics.dtype,
+                         device=pixel_intrinsics.device)
     frames, holes = [], []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="index_reduce")

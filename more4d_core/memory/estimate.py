@@ -248,6 +248,22 @@ PIPELINES: dict[str, list[tuple[str, Callable[[MemoryMode], _Trace]]]] = {
 }
 
 
+DENOISE: dict[str, Callable[[MemoryMode], _Trace]] = {"strag": _strag_denoise, "vism": _visml_denoise}
+
+
+def transformer_estimate(model: str, mode: MemoryMode | str) -> StageMemory:
+    """Peak device memory of one denoising forward of pipeline ``model``'s transformer alone in ``mode``
+    (no encoder or VAE weights counted, whatever the mode keeps resident): what the GPU check measures."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = MODES[mode] if isinstance(mode, str) else mode
+    with FakeTensorMode(allow_non_fake_inputs=True), _quiet():
+        tr = DENOISE[model](mode)
+    at = tr.trace.at_peak
+    return StageMemory("denoise", tr.trace.peak, at.get("weights", 0), at.get("activations", 0),
+                       at.get("streaming", 0), tr.weights)
+
+
 def estimate(model: str, mode: MemoryMode | str) -> PipelineMemory:
     """Peak device memory of pipeline ``model`` ("strag" or "vism") in ``mode``, per stage."""
     from torch._subclasses.fake_tensor import FakeTensorMode

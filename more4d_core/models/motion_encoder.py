@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.normalization import FP32LayerNorm
 from torch import nn
 
 from .config import MotionEncoderConfig
@@ -61,9 +62,11 @@ class _Mlp(nn.Module):
 class _Block(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        # computed in float32 and returned in the input's dtype: a bf16 load keeps modules named norm1 / norm2
+        # in float32 (the transformer's _keep_in_fp32_modules), and CUDA's layer_norm rejects mixed dtypes
+        self.norm1 = FP32LayerNorm(dim, eps=eps)
         self.attn = _Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.norm2 = FP32LayerNorm(dim, eps=eps)
         self.mlp = _Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
