@@ -150,6 +150,11 @@ def test_the_gpu_check_names_an_unknown_mode(capsys):
     assert "12gb" in capsys.readouterr().out
 
 
+def test_the_gpu_checks_memory_cap_needs_a_cuda_device(capsys):
+    assert bench_main(["gpu", "--tiny", "--device", "cpu", "--cap-gib", "14"]) == 2
+    assert "--cap-gib caps a CUDA device's memory" in capsys.readouterr().out
+
+
 def test_the_transformer_estimate_is_the_pipeline_stage_without_the_other_models():
     # bf16 keeps umT5, CLIP and the VAE resident beside the transformer; the GPU check builds the transformer alone
     whole = next(s for s in estimate("strag", "bf16").stages if s.name == "denoise")

@@ -2,8 +2,11 @@
 weights (nothing downloaded), two denoising steps per mode at 49 x 368 x 512, measured peak memory
 (``torch.cuda.max_memory_allocated``) and seconds per step next to the CPU estimate.
 
-``python -m more4d_core.bench gpu`` (one H100 / H200-class GPU, a few minutes); ``--tiny`` runs the
-same code with toy models and sizes (on the CPU too), which is what the test suite does.
+``python -m more4d_core.bench gpu`` (one H100 / H200-class GPU, about a minute on an H200); ``--tiny``
+runs the same code with toy models and sizes (on the CPU too), which is what the test suite does.
+The estimate is of the transformer alone (:func:`..memory.estimate.transformer_estimate`), traced in a
+second process while the GPU measures. ``--cap-gib G`` lets the denoising steps allocate at most G GiB
+(a smaller card's budget); a mode that fails (out of memory, say) is reported and the others still run.
 """
 
 from __future__ import annotations
