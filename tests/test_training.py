@@ -134,3 +134,27 @@ def test_cli_options_without_a_default_get_their_annotated_type(tmp_path):
     header = read_header(tmp_path / "m.safetensors")
     assert header.info["train_args"]["stop_after"] == 1 and header.info["train_args"]["still_threshold"] == 0.004
     assert header.config.still_threshold == 0.004 and header.info["steps"] == 1
+
+
+def test_the_ema_follows_the_model_to_the_device_the_trainer_puts_it_on():
+    # the trainer makes the EMA before accelerate moves the model (to a GPU); the first update on an H200
+    # failed with "Expected all tensors to be on the same device". The meta device stands in for the GPU.
+    from torch import nn
+
+    from more4d_core.train.ema import EMA
+
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 2)
+    ema = EMA(layer, decay=0.5)
+    start = layer.weight.detach().clone()
+    layer.to("meta")
+    ema.update(layer, step=0)
+    assert ema.shadow["weight"].device.type == "meta"
+    layer.to_empty(device="cpu")
+    with torch.no_grad():
+        layer.weight.copy_(start + 1.0)
+        layer.bias.zero_()
+    ema.shadow = {n: torch.zeros_like(t, device="cpu") for n, t in ema.shadow.items()}
+    ema.update(layer, step=100)  # back on the CPU: decay 0.5, so the average is half the weights
+    assert torch.allclose(ema.state_dict()["weight"], 0.5 * (start + 1.0))
+    assert all(t.device.type == "cpu" for t in ema.state_dict().values())

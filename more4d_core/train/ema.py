@@ -20,9 +20,17 @@ class EMA:
         """Blend the current weights in; the effective decay warms up as ``(1 + step) / (10 + step)``."""
         decay = min(self.decay, (1 + step) / (10 + step))
         params = dict(module.named_parameters())
+        self._follow(params)
         shadow = [self.shadow[n] for n in self.names]
         current = [params[n].detach().float() for n in self.names]
         torch._foreach_lerp_(shadow, current, 1.0 - decay)
+
+    def _follow(self, params: dict[str, torch.Tensor]) -> None:
+        """Keep the averages on the parameters' device: the EMA is made before the trainer moves the model
+        (to a GPU, say), and an update must not mix devices."""
+        if self.names and self.shadow[self.names[0]].device != params[self.names[0]].device:
+            device = params[self.names[0]].device
+            self.shadow = {n: t.to(device) for n, t in self.shadow.items()}
 
     @torch.no_grad()
     def copy_to(self, module: nn.Module) -> None:
@@ -31,7 +39,8 @@ class EMA:
             params[n].copy_(self.shadow[n].to(params[n].dtype))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self.shadow)
+        """The averages in CPU memory (a checkpoint is written and resumed from there, whatever the device)."""
+        return {n: t.to("cpu") for n, t in self.shadow.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = set(self.names) - set(state)
