@@ -8,6 +8,7 @@ import torch
 
 from more4d_core.checkpoints.bundle import read_header, save_bundle
 from more4d_core.checkpoints.defaults import set_defaults
+from more4d_core.camera.intrinsics import intrinsics_from_fov
 from more4d_core.errors import InputError
 from more4d_core.eval.protocol import evaluate
 from more4d_core.generator import build_generator, load_generator
@@ -154,4 +155,26 @@ def test_the_defaults_tool_writes_the_count(tmp_path):
     assert read_header(out).config.sample_average == 4 and load_generator(out).config.sample_average == 4
     with pytest.raises(InputError, match="samples to average"):
         set_defaults(src, tmp_path / "bad.safetensors", sample_average=0)
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_the_defaults_tool_writes_the_steps_and_generation_uses_them(tmp_path, monkeypatch):
+    gen = build_generator(DCT, seed=0)
+    src = tmp_path / "m.safetensors"
+    save_bundle(src, DCT, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
+    assert DCT.steps != 3
+    out = set_defaults(src, tmp_path / "out.safetensors", steps=3)
+    assert read_header(out).config.steps == 3
+    assert read_header(out).info["defaults_set"][-1]["before"] == {"steps": DCT.steps}
+    loaded = load_generator(out)
+    calls = []
+    real = loaded.transformer.forward
+    monkeypatch.setattr(loaded.transformer, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    img = torch.rand(32, 32, 3)
+    loaded.generate(img, torch.full((32, 32), 2.0), intrinsics_from_fov(32, 32, 60.0), "the ball slides right",
+                    seed=0, sample_average=1)
+    assert len(calls) == 3  # guidance 1: one transformer pass per step
+    for bad in (0, 2.5, True):
+        with pytest.raises(InputError, match="steps must be a positive integer"):
+            set_defaults(src, tmp_path / "bad.safetensors", steps=bad)
     assert not (tmp_path / "bad.safetensors").exists()

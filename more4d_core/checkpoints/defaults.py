@@ -1,10 +1,10 @@
 """Write a model file's generation defaults (post-processing, samples averaged) without touching its weights.
 
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
-                                              [--sample-average N]
+                                              [--sample-average N] [--steps K]
 
-The still hold and the motion smoothing (post-processing) and the number of samples the sampler
-averages are defaults a model file carries (chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
+The still hold and the motion smoothing (post-processing), the number of samples the sampler
+averages and its denoising steps are defaults a model file carries (chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..help_text import summary
+from ..sampling.flow_sampler import check_steps
 from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.sample_average import check_sample_average
 from ..sampling.still import check_still_threshold
@@ -26,7 +27,7 @@ from .io import safe_open
 
 def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float | None = None,
                  motion_smoothing: float | None = None, sample_average: int | None = None,
-                 overwrite: bool = False) -> Path:
+                 steps: int | None = None, overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -39,8 +40,10 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["motion_smoothing"] = check_motion_smoothing(motion_smoothing)
     if sample_average is not None:
         changes["sample_average"] = check_sample_average(sample_average)
+    if steps is not None:
+        changes["steps"] = check_steps(steps)
     if not changes:
-        raise InputError("nothing to change: give --still-threshold, --motion-smoothing and/or --sample-average")
+        raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average and/or --steps")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -61,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="default motion smoothing, a share of the image width (0 = off)")
     parser.add_argument("--sample-average", type=int, default=None,
                         help="default number of samples the sampler averages (1 = one sample)")
+    parser.add_argument("--steps", type=int, default=None, help="default number of denoising steps")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
         set_defaults(args.model, args.out, still_threshold=args.still_threshold,
                      motion_smoothing=args.motion_smoothing, sample_average=args.sample_average,
-                     overwrite=args.overwrite)
+                     steps=args.steps, overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

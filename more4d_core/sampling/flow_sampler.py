@@ -38,6 +38,13 @@ def make_scheduler(shift: float):
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=float(shift))
 
 
+def check_steps(steps) -> int:
+    """``steps`` as an int if it is a positive whole number, else an :class:`InputError`."""
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise InputError(f"steps must be a positive integer, got {steps}")
+    return int(steps)
+
+
 def sample_flow(
     velocity: VelocityFn,
     noise: torch.Tensor,
@@ -53,8 +60,7 @@ def sample_flow(
     ``progress(i, steps)`` runs after each step and may raise to stop; ``should_cancel()`` is
     polled before each step.
     """
-    if int(steps) != steps or steps < 1:
-        raise InputError(f"steps must be a positive integer, got {steps}")
+    check_steps(steps)
     scheduler = make_scheduler(shift)
     scheduler.set_timesteps(int(steps), device=noise.device)
     latents = noise
