@@ -101,7 +101,7 @@ class GenerateTrajectories:
                                                "tooltip": "Guidance pushes away from this (empty = unconditional)."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1, "control_after_generate": True,
                                  "tooltip": "Noise seed; the same seed gives the same motion."}),
-                "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip": "Denoising steps; 0 = the model's default (50 for 14B, 20 for small)."}),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip": "Denoising steps; 0 = the model's default (50 for 14B, 10 for the bundled small model, which averages 8 samples)."}),
                 "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
                                        "tooltip": "Text guidance; 0 = the model's default (6 for 14B, 1 for small)."}),
                 "shift": ("FLOAT", {"default": 5.0, "min": 0.1, "max": 20.0, "step": 0.1, "tooltip": "Flow-matching timestep shift."}),
@@ -137,7 +137,7 @@ class GenerateTrajectories:
                                            "tooltip": "Generates this many samples from the seed and returns their "
                                                       "mean motion: steadier, closer to what the prompt asks, less "
                                                       "different from seed to seed, this many times the sampling "
-                                                      "time. 1 = one sample, 0 = the model's default (4 for the bundled "
+                                                      "time. 1 = one sample, 0 = the model's default (8 for the bundled "
                                                       "model, chosen on validation; 1 for the authors' 14B)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
