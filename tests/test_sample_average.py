@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
+from more4d_core.camera.intrinsics import intrinsics_from_fov
 from more4d_core.checkpoints.bundle import read_header, save_bundle
 from more4d_core.checkpoints.defaults import set_defaults
-from more4d_core.camera.intrinsics import intrinsics_from_fov
 from more4d_core.errors import InputError
 from more4d_core.eval.protocol import evaluate
 from more4d_core.generator import build_generator, load_generator
