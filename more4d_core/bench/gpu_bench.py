@@ -78,6 +78,14 @@ def _cap(device: torch.device, gib: float | None) -> None:
     torch.cuda.set_per_process_memory_fraction(1.0 if gib is None else min(1.0, gib * GIB / total), device)
 
 
+def _release(device: torch.device) -> None:
+    """Free what a finished (or failed) mode left: its tensors, the allocator's cache and the memory cap."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        _cap(device, None)
+
+
 def run_mode(model: str, mode: MemoryMode, *, device: torch.device, steps: int, tiny: bool,
              cap_gib: float | None = None) -> dict:
     cuda = device.type == "cuda"
@@ -120,10 +128,7 @@ def run_mode(model: str, mode: MemoryMode, *, device: torch.device, steps: int, 
     peak = torch.cuda.max_memory_allocated(device) - base if cuda else 0
     reserved = torch.cuda.max_memory_reserved(device) if cuda else 0
     net = None  # free the weights before the next mode is built
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
-        _cap(device, None)
+    _release(device)
     return {"seconds_per_step": seconds, "measured_peak_gib": peak / GIB, "reserved_peak_gib": reserved / GIB,
             "build_seconds": build, "warmup_seconds": warmup}
 
@@ -171,7 +176,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'model':6s} {'mode':5s} {'s/step':>7s} {'peak GiB':>9s} {'reserved':>9s} {'estimate':>9s} {'ratio':>6s}"
           f" {'build':>6s} {'warmup':>6s}  (GiB allocated by the transformer's step; estimate: the same, traced on the CPU)",
           flush=True)
-    rows = []
     for model in models:
         results[model] = {}
         for name in modes:
@@ -182,22 +186,18 @@ def run(args: argparse.Namespace) -> int:
                 row = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
                 failed += 1
             if "error" in row:  # the failed mode's tensors go once its traceback is gone
-                gc.collect()
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                    _cap(device, None)
+                _release(device)
             results[model][name] = row
-            rows.append((model, name))
             print(_row_text(model, name, row), flush=True)
             _write(args.json, results)
     if pending is not None:
         est = pending.result()
         pool.shutdown()
         print("with the estimates:")
-        for model, name in rows:
-            row = results[model][name]
-            row["estimated_peak_gib"] = est[(model, name)]
-            print(_row_text(model, name, row), flush=True)
+        for model, by_mode in results.items():
+            for name, row in by_mode.items():
+                row["estimated_peak_gib"] = est[(model, name)]
+                print(_row_text(model, name, row), flush=True)
         _write(args.json, results)
     return 1 if failed else 0
 

@@ -248,7 +248,11 @@ PIPELINES: dict[str, list[tuple[str, Callable[[MemoryMode], _Trace]]]] = {
 }
 
 
-DENOISE: dict[str, Callable[[MemoryMode], _Trace]] = {"strag": _strag_denoise, "vism": _visml_denoise}
+def _stage_memory(name: str, tr: _Trace, staying: int = 0) -> StageMemory:
+    """A stage's memory from its trace, with ``staying`` bytes of other models' weights resident beside it."""
+    at = tr.trace.at_peak
+    return StageMemory(name, tr.trace.peak + staying, at.get("weights", 0) + staying, at.get("activations", 0),
+                       at.get("streaming", 0), tr.weights)
 
 
 def transformer_estimate(model: str, mode: MemoryMode | str) -> StageMemory:
@@ -257,11 +261,9 @@ def transformer_estimate(model: str, mode: MemoryMode | str) -> StageMemory:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     mode = MODES[mode] if isinstance(mode, str) else mode
+    denoise = dict(PIPELINES[model])["denoise"]
     with FakeTensorMode(allow_non_fake_inputs=True), _quiet():
-        tr = DENOISE[model](mode)
-    at = tr.trace.at_peak
-    return StageMemory("denoise", tr.trace.peak, at.get("weights", 0), at.get("activations", 0),
-                       at.get("streaming", 0), tr.weights)
+        return _stage_memory("denoise", denoise(mode))
 
 
 def estimate(model: str, mode: MemoryMode | str) -> PipelineMemory:
@@ -276,10 +278,7 @@ def estimate(model: str, mode: MemoryMode | str) -> PipelineMemory:
     result = PipelineMemory(model, mode)
     for name, tr in traces.items():
         staying = 0 if mode.encoders_leave else sum(t.weights for n, t in traces.items() if n != name)
-        at = tr.trace.at_peak
-        result.stages.append(StageMemory(
-            name, tr.trace.peak + staying, at.get("weights", 0) + staying, at.get("activations", 0),
-            at.get("streaming", 0), tr.weights))
+        result.stages.append(_stage_memory(name, tr, staying))
     return result
 
 
