@@ -130,9 +130,10 @@ class GenerateTrajectories:
                                                           "about the same depth) over this radius, a share of the image "
                                                           "width, so an object moves as one instead of wobbling; motion "
                                                           "is not averaged across depth edges. 0 = off, -1 = the model's "
-                                                          "default (0.03 for the bundled model, chosen on validation, and "
-                                                          "left off on the built-in prior's depth, where it cost moving "
-                                                          "points; off for the authors' 14B, which has none)."}),
+                                                          "default (off for the bundled model since it averages 8 samples: "
+                                                          "chosen on validation, where 0.03 cost moving points; a model "
+                                                          "file's default is always left off on the built-in prior's "
+                                                          "depth; off for the authors' 14B, which has none)."}),
                 "sample_average": ("INT", {"default": 0, "min": 0, "max": MAX_SAMPLE_AVERAGE,
                                            "tooltip": "Generates this many samples from the seed and returns their "
                                                       "mean motion: steadier, closer to what the prompt asks, less "
