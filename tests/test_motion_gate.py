@@ -253,3 +253,81 @@ def test_the_generate_node_tells_the_generator_where_its_depth_came_from(monkeyp
         points[backend] = scene.points
     assert torch.equal(points["external"], points["external"][:1].expand_as(points["external"]))  # gated: still
     assert (points["prior"] - points["prior"][:1]).abs().max() > 1e-4  # auto on the prior's depth: not gated
+
+
+def _named_scene_indices(data, count):
+    """Indices of ``data`` whose scene has a still camera, a mover and two or more nameable objects, found from
+    the generator's own parameters (not through ``named_examples``)."""
+    from more4d_core.data.procedural.scene_generator import generate_sample
+
+    found = []
+    for i in range(200):
+        s = generate_sample(data.seed_offset + i, "train", data.height, data.width, 9, with_visibility=False,
+                            recipe=data.recipe)
+        counts = torch.bincount(s.object_id[0].reshape(-1), minlength=len(s.params["objects"]))
+        names = [j for j, o in enumerate(s.params["objects"]) if o["kind"] != "plane" and counts[j] >= 30]
+        if not s.params["camera"]["phrase"] and s.params["movers"] and len(names) >= 2:
+            found.append((i, s, names))
+        if len(found) == count:
+            return found
+    raise AssertionError("no scene with two nameable objects and a still camera in 200 seeds")
+
+
+def test_named_examples_say_another_object_and_mark_its_pixels_mirrored_with_the_image():
+    import numpy as np
+
+    data = ProceduralExamples("train", 48, 64, 9, recipe="v3", mirror_prob=0.5)
+    for index, s, names in _named_scene_indices(data, 4):
+        exs = data.named_examples(index, 5, np.random.default_rng(index))
+        assert len(exs) == len(names)  # at most one per nameable object, each once
+        phrase = s.params["objects"][s.params["movers"][0]]["motion"]["phrase"]
+        plain = data[index]
+        mirrored = not torch.equal(plain["image"], s.image.permute(2, 0, 1))
+        said = set()
+        for ex in exs:
+            j = next(j for j in names if torch.equal(ex["mover_mask"], (s.object_id[0] == j).flip(-1) if mirrored
+                                                     else s.object_id[0] == j))
+            said.add(j)
+            caption = f"the {s.params['objects'][j]['name']} {phrase}"
+            if mirrored:  # a mirror swaps left and right, and the turning sense
+                swap = {"left": "right", "right": "left", "clockwise": "counterclockwise",
+                        "counterclockwise": "clockwise"}
+                caption = " ".join(swap.get(word, word) for word in caption.split())
+            assert ex["caption"] == caption
+            assert torch.equal(ex["image"], plain["image"]) and torch.equal(ex["depth"], plain["depth"])
+        assert said == set(names)
+    moving_camera = next(i for i in range(200) if data._sample(i).params["camera"]["phrase"])
+    assert data.named_examples(moving_camera, 3, np.random.default_rng(0)) == []
+
+
+def test_the_fit_adds_named_caption_examples_and_the_command_records_them(tmp_path):
+    from tiny_models import save_encoder_model
+
+    gen = build_generator(TINY_GATE, seed=0)
+    data = ProceduralExamples("train", 32, 32, 9, recipe="v3")
+    plain = fit_motion_gate(gen.transformer, gen.text_encoder, data, steps=2, scenes=16, batch_size=4)
+    named = fit_motion_gate(gen.transformer, gen.text_encoder, data, steps=2, scenes=16, batch_size=4, named_captions=2)
+    assert plain.named_examples == 0
+    from more4d_core.train.gate_fit import named_pool
+    from more4d_core.train.scene_pool import POOL_OFFSET
+
+    expected = sum(min(2, len(n)) for n in (_named_counts(data, POOL_OFFSET + i) for i in range(16)))
+    assert named.named_examples == expected > 0
+    pool = named_pool(data, 16, 2, seed=0)
+    assert pool["moving"].shape[0] == expected and len(pool["caption"]) == expected
+    with pytest.raises(ValueError, match="named captions"):
+        fit_motion_gate(gen.transformer, gen.text_encoder, data, steps=1, scenes=2, named_captions=-1)
+    src, out = tmp_path / "model.safetensors", tmp_path / "gated.safetensors"
+    save_encoder_model(src, seed=4)
+    assert main([str(src), "--out", str(out), "--steps", "2", "--scenes", "24", "--named-captions", "1"]) == 0
+    from more4d_core.checkpoints import bundle
+
+    fit = bundle.read_header(out).info["motion_gate_fit"]
+    assert fit["named_captions"] == 1 and fit["named_examples"] > 0
+
+
+def _named_counts(data, index):
+    s = data._sample(index)
+    counts = torch.bincount(s.object_id[0].reshape(-1), minlength=len(s.params["objects"]))
+    names = [j for j, o in enumerate(s.params["objects"]) if o["kind"] != "plane" and counts[j] >= 30]
+    return names if not s.params["camera"]["phrase"] and s.params["movers"] and len(names) >= 2 else []

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import torch
 
+from ..data.procedural.naming import MIN_OBJECT_PIXELS, first_mover, nameable_objects, named_caption
 from ..geometry.projection import project_points
 
 STILL_PROMPTS = ("nothing moves", "the scene is still", "")
-MIN_OBJECT_PIXELS = 30  # objects smaller than this on the evaluated grid are not named
+__all__ = ["MIN_OBJECT_PIXELS", "STILL_PROMPTS", "direction_cases", "direction_sign", "first_mover",
+           "nameable_objects", "named_caption", "named_share", "pixel_displacement", "still_drift"]
 SWAPPED = {"left": "right", "right": "left", "up": "down", "down": "up", "toward the camera": "away",
            "away": "toward the camera"}
 
@@ -37,24 +39,6 @@ def pixel_displacement(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_sca
 def still_drift(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_scale: float) -> torch.Tensor:
     """``[N]``: each point's largest displacement over the clip, in output pixels."""
     return pixel_displacement(tracks, intrinsics, pixel_scale).amax(dim=0)
-
-
-def nameable_objects(sample) -> list[int]:
-    """Indices (into ``params["objects"]``) of the objects large enough in frame 0 to be named."""
-    objects = sample.params["objects"]
-    counts = torch.bincount(sample.object_id[0].reshape(-1), minlength=len(objects))
-    return [i for i, o in enumerate(objects) if o["kind"] != "plane" and int(counts[i]) >= MIN_OBJECT_PIXELS]
-
-
-def first_mover(sample) -> int | None:
-    movers = sample.params.get("movers") or []
-    return movers[0] if movers else None
-
-
-def named_caption(sample, index: int) -> str:
-    """The first mover's motion phrase with object ``index`` as its subject."""
-    mover = sample.params["objects"][first_mover(sample)]
-    return f"the {sample.params['objects'][index]['name']} {mover['motion']['phrase']}"
 
 
 def named_share(tracks: torch.Tensor, sample, index: int, pixel_scale: float) -> float:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..data.procedural.naming import first_mover, nameable_objects, named_caption
 from ..data.procedural.scene_generator import generate_sample
 from ..data.trajscene import TrajSceneDataset
 from .depth_noise import perturb_depth
@@ -76,8 +77,29 @@ class ProceduralExamples(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        s = generate_sample(self.seed_offset + int(index), self.split, self.height, self.width, self.num_frames,
-                            with_visibility=False, recipe=self.recipe)
+        return self._example(self._sample(index), index)
+
+    def named_examples(self, index: int, count: int, rng: np.random.Generator) -> list[dict]:
+        """Up to ``count`` copies of example ``index``, each captioned with the first mover's motion phrase said of
+        another nameable object (distinct, drawn by ``rng``; the moving one may be drawn too), with ``mover_mask``
+        that object's pixels: what should move when a user names it. Empty when the camera moves, nothing moves
+        or fewer than two objects can be named (:mod:`..data.procedural.naming`)."""
+        s = self._sample(index)
+        named = nameable_objects(s)
+        if s.params["camera"]["phrase"] or first_mover(s) is None or len(named) < 2:
+            return []
+        base = {**self._example(s, index, mirror=False)}
+        out = []
+        for j in rng.choice(named, size=min(int(count), len(named)), replace=False):
+            ex = {**base, "caption": named_caption(s, int(j)), "mover_mask": s.object_id[0] == int(j)}
+            out.append(mirror_example(ex) if _mirror_for(int(index), self.mirror_prob) else ex)
+        return out
+
+    def _sample(self, index: int):
+        return generate_sample(self.seed_offset + int(index), self.split, self.height, self.width, self.num_frames,
+                               with_visibility=False, recipe=self.recipe)
+
+    def _example(self, s, index: int, mirror: bool = True) -> dict:
         depth = s.depth[0]
         noise = _depth_noise_for(int(index), self.depth_noise)
         if noise is not None:
@@ -93,7 +115,7 @@ class ProceduralExamples(Dataset):
             "mover_mask": torch.isin(s.object_id[0], torch.tensor(s.params["movers"], dtype=torch.int64)),
             "kind_map": kind_map(s.object_id[0], s.params["objects"]),  # the kind head's target
         }
-        return mirror_example(ex) if _mirror_for(int(index), self.mirror_prob) else ex
+        return mirror_example(ex) if mirror and _mirror_for(int(index), self.mirror_prob) else ex
 
 
 class TrajSceneExamples(Dataset):

@@ -2,6 +2,7 @@
 
     python -m more4d_core.train.gate_fit MODEL --out OUT [--steps 1500] [--scenes 2000] [--threshold 0.5]
                                          [--seed 9] [--recipe v3] [--depth-noise 0.5] [--prior-depth 0.5]
+                                         [--named-captions 1]
 
 The gate judges, from the image, the depth and the caption, which positions move at all. It reads the
 model's object encoder and text encoder, which stay frozen, so it is fitted after the diffusion training
@@ -19,6 +20,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..depth.estimate import prior_depth_at
@@ -27,7 +29,7 @@ from ..models.motion_gate import MotionGate
 from .binding_pretrain import fit_position_logits, pool_inputs
 from .examples import ProceduralExamples
 from .objective import moving_mask
-from .scene_pool import frame0_pool, recent_loss
+from .scene_pool import POOL_OFFSET, frame0_pool, recent_loss
 
 
 @dataclass
@@ -38,6 +40,7 @@ class GateFitReport:
     last_loss: float  # mean of the last 50 steps
     moving_recall: float  # on the pool: share of mostly-moving tokens judged moving (logit > 0)
     still_false: float  # on the pool: share of tokens without a moving pixel judged moving
+    named_examples: int = 0  # pool examples captioned to name another object (``named_captions``)
 
 
 def gate_scenes(cfg, *, seed: int = 9, recipe: str = "v3", depth_noise: float = 0.5,
@@ -63,32 +66,65 @@ class PriorDepthExamples:
         return (int(index) * 2654435761 % 2**32) / 2**32 < self.fraction
 
     def __getitem__(self, index: int) -> dict:
-        ex = self.dataset[index]
+        return self._depth_for(self.dataset[index], index)
+
+    def named_examples(self, index: int, count: int, rng) -> list[dict]:
+        return [self._depth_for(ex, index) for ex in self.dataset.named_examples(index, count, rng)]
+
+    def _depth_for(self, ex: dict, index: int) -> dict:
         if self.uses_prior(index):
             ex = {**ex, "depth": prior_depth_at(ex["image"].permute(1, 2, 0), ex["intrinsics"]).float()}
         return ex
 
 
 def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: int = 2000, batch_size: int = 64,
-                    lr: float = 3e-3, seed: int = 0, log=None) -> GateFitReport:
-    """Fit ``transformer.motion_gate`` (query, key, "still" key) on ``scenes`` examples of ``dataset``."""
+                    lr: float = 3e-3, seed: int = 0, named_captions: int = 0, log=None) -> GateFitReport:
+    """Fit ``transformer.motion_gate`` (query, key, "still" key) on ``scenes`` examples of ``dataset``, plus
+    ``named_captions`` examples per still-camera scene that name another of its objects (:func:`named_pool`)."""
     if steps < 1 or scenes < 1:
         raise ValueError(f"fitting a motion gate needs steps and scenes >= 1, got {steps} and {scenes}")
+    if named_captions < 0:
+        raise ValueError(f"named captions per scene must be >= 0, got {named_captions}")
     gate = getattr(transformer, "motion_gate", None)
     if gate is None:
         raise ValueError("the model has no motion gate to fit (config motion_gate='attention')")
     norm = transformer.cfg.normalization
     pool = frame0_pool(dataset, scenes, ("image", "depth", "caption"),
                        derived={"moving": lambda ex: moving_mask(ex["tracks"], ex["intrinsics"], norm)})
+    named = named_pool(dataset, scenes, named_captions, seed) if named_captions else None
+    if named is not None:
+        pool = {"caption": pool["caption"] + named["caption"],
+                **{key: torch.cat([pool[key], named[key]]) for key in ("image", "depth", "moving")}}
     feats, text = pool_inputs(transformer, text_encoder, pool)
-    losses, recall, false = fit_position_logits(gate, gate, feats, text, pool["moving"], steps=steps, scenes=scenes,
+    size = len(pool["caption"])
+    losses, recall, false = fit_position_logits(gate, gate, feats, text, pool["moving"], steps=steps, scenes=size,
                                                 batch_size=batch_size, lr=lr, seed=seed, log=log, label="motion gate")
-    return GateFitReport(steps, scenes, losses[0], recent_loss(losses), recall, false)
+    return GateFitReport(steps, scenes, losses[0], recent_loss(losses), recall, false, size - scenes)
+
+
+def named_pool(dataset, scenes: int, per_scene: int, seed: int) -> dict | None:
+    """Frame-0 inputs of the pool's still-camera scenes captioned to name other objects
+    (``dataset.named_examples``; up to ``per_scene`` each, drawn with a generator seeded by ``seed`` and the
+    index) with ``moving``: the named object's pixels. In the procedural captions only the objects that move are
+    named, so a fit on them alone never learns that naming a still object makes *it* the one that moves; on
+    validation the gate fitted without these let the other objects move along (README, "Motion gate"). None
+    when no scene has one."""
+    parts = {"image": [], "depth": [], "caption": [], "moving": []}
+    for i in range(scenes):
+        index = POOL_OFFSET + i
+        for ex in dataset.named_examples(index, per_scene, np.random.default_rng([int(seed), index])):
+            for key, value in (("image", ex["image"]), ("depth", ex["depth"]), ("caption", ex["caption"]),
+                               ("moving", ex["mover_mask"])):
+                parts[key].append(value)
+    if not parts["caption"]:
+        return None
+    return {key: (values if key == "caption" else torch.stack(values)) for key, values in parts.items()}
 
 
 def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, scenes: int = 2000,
                     threshold: float = 0.5, seed: int = 9, recipe: str = "v3", depth_noise: float = 0.5,
-                    prior_depth: float = 0.0, overwrite: bool = False, log=print) -> GateFitReport:
+                    prior_depth: float = 0.0, named_captions: int = 0, overwrite: bool = False,
+                    log=print) -> GateFitReport:
     """Write ``out``: the model file ``model`` with a motion gate fitted to it (a gate it had is replaced)."""
     from ..checkpoints import bundle
     from ..generator import load_generator
@@ -103,10 +139,12 @@ def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, sc
     gen.transformer.motion_gate = MotionGate(cfg)
     gen.transformer.float()
     scenes_ = gate_scenes(cfg, seed=seed, recipe=recipe, depth_noise=depth_noise, prior_depth=prior_depth)
-    report = fit_motion_gate(gen.transformer, gen.text_encoder, scenes_, steps=steps, scenes=scenes, seed=seed, log=log)
+    report = fit_motion_gate(gen.transformer, gen.text_encoder, scenes_, steps=steps, scenes=scenes, seed=seed,
+                             named_captions=named_captions, log=log)
     info = {**header.info, "motion_gate_fit": {**asdict(report), "threshold": float(threshold), "seed": seed,
                                                 "recipe": recipe, "depth_noise": depth_noise,
-                                                "prior_depth": prior_depth, "from": str(model)}}
+                                                "prior_depth": prior_depth, "named_captions": named_captions,
+                                                "from": str(model)}}
     bundle.save_bundle(Path(out), cfg, {"transformer": gen.transformer, "codec": gen.codec,
                                         "text_encoder": gen.text_encoder},
                        info, dtype=torch.float16, overwrite=overwrite)
@@ -128,11 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prior-depth", type=float, default=0.0,
                         help="share of the pool's scenes whose depth input is the built-in prior's (what users without "
                              "a depth model give the model)")
+    parser.add_argument("--named-captions", type=int, default=0,
+                        help="per still-camera pool scene with two or more objects, this many more examples whose "
+                             "caption names another object (its pixels are what moves); 0 = the captions as generated")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     report = add_motion_gate(args.model, args.out, steps=args.steps, scenes=args.scenes, threshold=args.threshold,
                              seed=args.seed, recipe=args.recipe, depth_noise=args.depth_noise,
-                             prior_depth=args.prior_depth, overwrite=args.overwrite)
+                             prior_depth=args.prior_depth, named_captions=args.named_captions,
+                             overwrite=args.overwrite)
     print(f"motion gate: moving tokens found {report.moving_recall:.3f}, still tokens marked {report.still_false:.3f}; "
           f"wrote {args.out}")
     return 0
