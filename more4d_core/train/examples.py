@@ -81,14 +81,14 @@ class ProceduralExamples(Dataset):
 
     def named_examples(self, index: int, count: int, rng: np.random.Generator) -> list[dict]:
         """Up to ``count`` copies of example ``index``, each captioned with the first mover's motion phrase said of
-        another nameable object (distinct, drawn by ``rng``; the moving one may be drawn too), with ``mover_mask``
-        that object's pixels: what should move when a user names it. Empty when the camera moves, nothing moves
+        one of the scene's nameable objects (distinct objects drawn by ``rng``; the mover itself may be drawn), with
+        ``mover_mask`` that object's pixels: what should move when a user names it. Empty when the camera moves, nothing moves
         or fewer than two objects can be named (:mod:`..data.procedural.naming`)."""
         s = self._sample(index)
         named = nameable_objects(s)
         if s.params["camera"]["phrase"] or first_mover(s) is None or len(named) < 2:
             return []
-        base = {**self._example(s, index, mirror=False)}
+        base = self._example(s, index, mirror=False)
         out = []
         for j in rng.choice(named, size=min(int(count), len(named)), replace=False):
             ex = {**base, "caption": named_caption(s, int(j)), "mover_mask": s.object_id[0] == int(j)}
