@@ -331,3 +331,18 @@ def _named_counts(data, index):
     counts = torch.bincount(s.object_id[0].reshape(-1), minlength=len(s.params["objects"]))
     names = [j for j, o in enumerate(s.params["objects"]) if o["kind"] != "plane" and counts[j] >= 30]
     return names if not s.params["camera"]["phrase"] and s.params["movers"] and len(names) >= 2 else []
+
+
+def test_named_examples_of_the_prior_depth_pool_see_the_prior_depth_too():
+    import numpy as np
+
+    from more4d_core.train.gate_fit import PriorDepthExamples
+
+    data = ProceduralExamples("train", 48, 64, 9, recipe="v3")
+    index = _named_scene_indices(data, 1)[0][0]
+    true = data.named_examples(index, 1, np.random.default_rng(0))[0]
+    prior = PriorDepthExamples(data, 1.0).named_examples(index, 1, np.random.default_rng(0))[0]
+    assert prior["caption"] == true["caption"] and torch.equal(prior["mover_mask"], true["mover_mask"])
+    assert not torch.allclose(prior["depth"], true["depth"])
+    kept = PriorDepthExamples(data, 0.0).named_examples(index, 1, np.random.default_rng(0))[0]
+    assert torch.equal(kept["depth"], true["depth"])
