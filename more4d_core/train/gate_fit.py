@@ -40,7 +40,7 @@ class GateFitReport:
     last_loss: float  # mean of the last 50 steps
     moving_recall: float  # on the pool: share of mostly-moving tokens judged moving (logit > 0)
     still_false: float  # on the pool: share of tokens without a moving pixel judged moving
-    named_examples: int = 0  # pool examples captioned to name another object (``named_captions``)
+    named_examples: int = 0  # pool examples whose caption names one of the scene's objects (``named_captions``)
 
 
 def gate_scenes(cfg, *, seed: int = 9, recipe: str = "v3", depth_noise: float = 0.5,
@@ -80,7 +80,7 @@ class PriorDepthExamples:
 def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: int = 2000, batch_size: int = 64,
                     lr: float = 3e-3, seed: int = 0, named_captions: int = 0, log=None) -> GateFitReport:
     """Fit ``transformer.motion_gate`` (query, key, "still" key) on ``scenes`` examples of ``dataset``, plus
-    ``named_captions`` examples per still-camera scene that name another of its objects (:func:`named_pool`)."""
+    up to ``named_captions`` examples per still-camera scene that name one of its objects (:func:`named_pool`)."""
     if steps < 1 or scenes < 1:
         raise ValueError(f"fitting a motion gate needs steps and scenes >= 1, got {steps} and {scenes}")
     if named_captions < 0:
@@ -106,9 +106,9 @@ def named_pool(dataset, scenes: int, per_scene: int, seed: int) -> dict | None:
     """Frame-0 inputs of the pool's still-camera scenes captioned to name one of their objects
     (``dataset.named_examples``; up to ``per_scene`` each, drawn with a generator seeded by ``seed`` and the
     index) with ``moving``: the named object's pixels. In the procedural captions only the objects that move are
-    named, so a fit on them alone never sees a still object named; on validation the gate fitted without these
-    covered on average only 54% of its own region with the named object (README, "Named captions for the motion
-    gate"). None when no scene has one."""
+    named, so a fit on them alone never sees a still object named; on validation, in the gate fitted without these,
+    the named object made up on average only 54% of the region the gate let move (README, "Named captions for the
+    motion gate"). None when no scene has one."""
     parts = {"image": [], "depth": [], "caption": [], "moving": []}
     for i in range(scenes):
         index = POOL_OFFSET + i
