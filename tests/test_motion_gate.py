@@ -264,9 +264,8 @@ def _named_scene_indices(data, count):
     for i in range(200):
         s = generate_sample(data.seed_offset + i, "train", data.height, data.width, 9, with_visibility=False,
                             recipe=data.recipe)
-        counts = torch.bincount(s.object_id[0].reshape(-1), minlength=len(s.params["objects"]))
-        names = [j for j, o in enumerate(s.params["objects"]) if o["kind"] != "plane" and counts[j] >= 30]
-        if not s.params["camera"]["phrase"] and s.params["movers"] and len(names) >= 2:
+        names = _nameable_if_eligible(s)
+        if names:
             found.append((i, s, names))
         if len(found) == count:
             return found
@@ -311,7 +310,7 @@ def test_the_fit_adds_named_caption_examples_and_the_command_records_them(tmp_pa
     from more4d_core.train.gate_fit import named_pool
     from more4d_core.train.scene_pool import POOL_OFFSET
 
-    expected = sum(min(2, len(n)) for n in (_named_counts(data, POOL_OFFSET + i) for i in range(16)))
+    expected = sum(min(2, len(n)) for n in (_nameable_if_eligible(data._sample(POOL_OFFSET + i)) for i in range(16)))
     assert named.named_examples == expected > 0
     pool = named_pool(data, 16, 2, seed=0)
     assert pool["moving"].shape[0] == expected and len(pool["caption"]) == expected
@@ -326,8 +325,9 @@ def test_the_fit_adds_named_caption_examples_and_the_command_records_them(tmp_pa
     assert fit["named_captions"] == 1 and fit["named_examples"] > 0
 
 
-def _named_counts(data, index):
-    s = data._sample(index)
+def _nameable_if_eligible(s):
+    """The objects of sample ``s`` with 30 or more frame-0 pixels (planes aside) when the camera is still, something
+    moves and there are two or more of them; else []. Written from the generator's parameters, not the code's helpers."""
     counts = torch.bincount(s.object_id[0].reshape(-1), minlength=len(s.params["objects"]))
     names = [j for j, o in enumerate(s.params["objects"]) if o["kind"] != "plane" and counts[j] >= 30]
     return names if not s.params["camera"]["phrase"] and s.params["movers"] and len(names) >= 2 else []

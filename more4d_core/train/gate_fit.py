@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                              "a depth model give the model)")
     parser.add_argument("--named-captions", type=int, default=0,
                         help="per still-camera pool scene with two or more objects, this many more examples whose "
-                             "caption names another object (its pixels are what moves); 0 = the captions as generated")
+                             "caption names one of its objects, drawn per scene (its pixels are what moves); 0 = the captions "
+                             "as generated")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     report = add_motion_gate(args.model, args.out, steps=args.steps, scenes=args.scenes, threshold=args.threshold,
