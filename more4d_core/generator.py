@@ -34,6 +34,7 @@ from .models.config import STraGConfig
 from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
+from .sampling.clause_composition import clause_progress, compose_latents, composition_enabled, split_clauses
 from .sampling.flow_sampler import guided_velocity, sample_flow
 from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
 from .sampling.motion_smoothing import smoothing_for
@@ -148,6 +149,7 @@ class TrajectoryGenerator(nn.Module):
         motion_smoothing: float | None = None,
         sample_average: int | None = None,
         motion_gate: str | bool | None = None,
+        clause_composition: str | bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
@@ -170,7 +172,9 @@ class TrajectoryGenerator(nn.Module):
         (1 = the seed's one sample; :mod:`.sampling.sample_average`). ``motion_gate`` ("auto" = None, "on" = True, "off" = False): a model with a
         motion gate keeps the positions it judges still exactly still (:mod:`.sampling.motion_gating`); "off" gives
         the denoiser's motion alone; "auto" uses the gate unless ``depth_source`` (the DepthResult backend the depth
-        came from) is the built-in prior; models without a gate ignore it. ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
+        came from) is the built-in prior; models without a gate ignore it. ``clause_composition`` ("auto" = None: the
+        model's default, "on", "off"): with the gate on, a prompt of two or more object clauses ("the ball bounces and
+        the card slides left") is sampled clause by clause and composed by the gate (:mod:`.sampling.clause_composition`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
@@ -187,6 +191,7 @@ class TrajectoryGenerator(nn.Module):
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
         gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
+        compose = composition_enabled(clause_composition, cfg.clause_composition)
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()
         if depth.ndim == 3 and depth.shape[0] == 1:
@@ -235,32 +240,49 @@ class TrajectoryGenerator(nn.Module):
             binding = binding_probability(self.transformer, conditions.objects, texts)
             moves = gate_probability(self.transformer, conditions.objects, texts) if gate_on else None
 
-            def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
-                n = x.shape[0]
-                reference, motion = conditions.expanded(n)
-                return self.transformer(
-                    conditions.model_input(x.to(dt)),
-                    t,
-                    texts[rows],
-                    image_tokens=None if image_tokens is None else image_tokens.expand(n, -1, -1),
-                    reference_latent=reference,
-                    motion_features=motion,
-                    motion_strength=motion_strength,
-                    object_features=conditions.objects_for(n),
-                ).float()
+            def velocity_for(states: torch.Tensor):
+                def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
+                    n = x.shape[0]
+                    reference, motion = conditions.expanded(n)
+                    return self.transformer(
+                        conditions.model_input(x.to(dt)),
+                        t,
+                        states[rows],
+                        image_tokens=None if image_tokens is None else image_tokens.expand(n, -1, -1),
+                        reference_latent=reference,
+                        motion_features=motion,
+                        motion_strength=motion_strength,
+                        object_features=conditions.objects_for(n),
+                    ).float()
 
-            as_batch = self.placement is None or self.placement.mode.guidance_batch
-            velocity = guided_velocity(batched, guidance, as_batch=as_batch)
+                as_batch = self.placement is None or self.placement.mode.guidance_batch
+                return guided_velocity(batched, guidance, as_batch=as_batch)
 
-            def one_sample(noise: torch.Tensor, step_progress) -> torch.Tensor:
-                return sample_flow(velocity, noise, steps=steps, shift=shift, progress=step_progress,
-                                   should_cancel=should_cancel)
+            def sampled(states: torch.Tensor, sample_progress) -> torch.Tensor:
+                velocity = velocity_for(states)
 
-            noises = sample_noises(tuple(conditions.control.shape), seed, averaged, dev)
-            latents = mean_of_samples(one_sample, noises, averaged, progress)
+                def one_sample(noise: torch.Tensor, step_progress) -> torch.Tensor:
+                    return sample_flow(velocity, noise, steps=steps, shift=shift, progress=step_progress,
+                                       should_cancel=should_cancel)
+
+                noises = sample_noises(tuple(conditions.control.shape), seed, averaged, dev)
+                return mean_of_samples(one_sample, noises, averaged, sample_progress)
+
+            clauses = split_clauses(reading.kept) if compose and moves is not None and reading is not None else []
             gate = auto_left_off(motion_gate, depth_source) if cfg.motion_gate != "none" else None
-            if moves is not None:
-                latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
+            if len(clauses) > 1:
+                parts, chances = [], []
+                for c, clause in enumerate(clauses):
+                    with stage(self.text_encoder):
+                        states = self.text_encoder([clause, negative_prompt]).to(dev, dt)
+                    chances.append(gate_probability(self.transformer, conditions.objects, states))
+                    parts.append(sampled(states, clause_progress(progress, c, len(clauses))))
+                latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold)
+                gate["clauses"] = clauses
+            else:
+                latents = sampled(texts, progress)
+                if moves is not None:
+                    latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
         factors = self.normalization_factors(k_grid, grid_hw)
         with stage(self.codec):
             tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,

@@ -11,6 +11,7 @@ from more4d_core.models.config import MAX_GENERATED_FRAMES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.generation_notes import generation_notes
+from more4d_core.sampling.clause_composition import COMPOSE_MODES
 from more4d_core.sampling.motion_gating import GATE_MODES
 from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
 from more4d_core.sampling.sample_average import MAX_SAMPLE_AVERAGE
@@ -140,6 +141,13 @@ class GenerateTrajectories:
                                                       "different from seed to seed, this many times the sampling "
                                                       "time. 1 = one sample, 0 = the model's default (8 for the bundled "
                                                       "model, chosen on validation; 1 for the authors' 14B)."}),
+                "clause_composition": (list(COMPOSE_MODES), {
+                    "default": "auto",
+                    "tooltip": "A prompt of two or more object clauses ('the ball bounces and the card slides left') "
+                               "is sampled clause by clause and each clause moves only where the motion gate puts "
+                               "it, instead of mixing the motions; one sampling per clause. auto = the model's "
+                               "default (on for the bundled model); needs the motion gate on. Prompts with a camera "
+                               "clause or one subject are sampled whole."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -153,7 +161,7 @@ class GenerateTrajectories:
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
                  motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
-                 clip_vision=None, motion_smoothing=-1.0, sample_average=0, unique_id=None):
+                 clip_vision=None, motion_smoothing=-1.0, sample_average=0, clause_composition="auto", unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -183,7 +191,8 @@ class GenerateTrajectories:
                                      still_threshold=None if still_threshold < 0 else still_threshold,
                                      motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,
                                      sample_average=int(sample_average) or None,
-                                     motion_gate=motion_gate, depth_source=depth.backend,
+                                     motion_gate=motion_gate, clause_composition=clause_composition,
+                                     depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:
                 check_interrupted()

@@ -1,10 +1,11 @@
 """Write a model file's generation defaults (post-processing, samples averaged) without touching its weights.
 
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
-                                              [--sample-average N] [--steps K]
+                                              [--sample-average N] [--steps K] [--clause-composition gate|none]
+                                              [--motion-gate-threshold P]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
-averages and its denoising steps are defaults a model file carries (chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
+averages, its denoising steps, whether it composes a prompt's clauses and its motion gate's threshold are defaults a model file carries (chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..help_text import summary
+from ..sampling.clause_composition import CLAUSE_COMPOSITIONS, check_clause_composition
 from ..sampling.flow_sampler import check_steps
 from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.sample_average import check_sample_average
@@ -27,7 +29,8 @@ from .io import safe_open
 
 def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float | None = None,
                  motion_smoothing: float | None = None, sample_average: int | None = None,
-                 steps: int | None = None, overwrite: bool = False) -> Path:
+                 steps: int | None = None, clause_composition: str | None = None,
+                 motion_gate_threshold: float | None = None, overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -42,8 +45,15 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["sample_average"] = check_sample_average(sample_average)
     if steps is not None:
         changes["steps"] = check_steps(steps)
+    if clause_composition is not None:
+        changes["clause_composition"] = check_clause_composition(clause_composition)
+    if motion_gate_threshold is not None:
+        if header.config.motion_gate == "none":
+            raise InputError(f"{model} has no motion gate, so it has no gate threshold to set")
+        changes["motion_gate_threshold"] = float(motion_gate_threshold)  # the config checks the range
     if not changes:
-        raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average and/or --steps")
+        raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
+                         "--clause-composition and/or --motion-gate-threshold")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -65,12 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-average", type=int, default=None,
                         help="default number of samples the sampler averages (1 = one sample)")
     parser.add_argument("--steps", type=int, default=None, help="default number of denoising steps")
+    parser.add_argument("--clause-composition", choices=CLAUSE_COMPOSITIONS, default=None,
+                        help="gate: prompts of two or more object clauses are sampled clause by clause and composed by "
+                             "the motion gate; none: the whole prompt at once")
+    parser.add_argument("--motion-gate-threshold", type=float, default=None,
+                        help="probability below which the motion gate holds a position still (models with a gate)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
         set_defaults(args.model, args.out, still_threshold=args.still_threshold,
                      motion_smoothing=args.motion_smoothing, sample_average=args.sample_average,
-                     steps=args.steps, overwrite=args.overwrite)
+                     steps=args.steps, clause_composition=args.clause_composition,
+                     motion_gate_threshold=args.motion_gate_threshold, overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

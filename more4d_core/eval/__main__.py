@@ -2,6 +2,7 @@
 
     python -m more4d_core.eval [--model PATH] [--split heldout|validation|train] [--seed 0] [--samples 48]
                                [--guidance G] [--motion-gate auto|on|off] [--motion-gate-threshold P]
+                               [--clause-composition auto|on|off]
                                [--depth true|perturbed|prior] [--motion-smoothing S] [--sample-average N]
                                [--json PATH]
 
@@ -30,6 +31,7 @@ import torch
 
 from ..data.procedural.scene_generator import SPLIT_STREAMS
 from ..help_text import summary
+from ..sampling.clause_composition import COMPOSE_MODES, composition_enabled
 from ..sampling.motion_gating import GATE_MODES, gate_enabled
 from .protocol import DEPTHS, evaluate
 from .report import check_targets, format_controls, format_table
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--motion-gate-threshold", type=float, default=None,
                         help="probability below which the motion gate holds a position still (default: the model's; "
                              "choose it on validation)")
+    parser.add_argument("--clause-composition", default="auto", choices=COMPOSE_MODES,
+                        help="prompts of two or more object clauses sampled clause by clause and composed by the motion "
+                             "gate: auto (default: the model's default), on, or off (the whole prompt at once)")
     parser.add_argument("--depth", default="true", choices=DEPTHS, help="depth the model sees: true, perturbed (the true depth with a depth model's kinds of "
                              "errors, fixed per scene) or the built-in prior's")
     parser.add_argument("--still-threshold", type=float, default=None,
@@ -82,13 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--motion-gate-threshold: the model {path} has no motion gate")
         gen.config = gen.config.replace(motion_gate_threshold=args.motion_gate_threshold)
     gated = gen.config.motion_gate != "none" and gate_enabled(args.motion_gate, args.depth)
+    composed = gated and composition_enabled(args.clause_composition, gen.config.clause_composition)
     print(f"model {path} ({gen.config.name}); {args.samples} {args.split} scenes, seeds {args.seed}..{args.seed + args.samples - 1}; "
           f"depth: {args.depth}; steps {args.steps or gen.config.steps}; "
           f"guidance {gen.config.guidance_scale if args.guidance is None else args.guidance:g}; "
           f"motion gate: {gen.config.motion_gate_threshold if gated else 'off'}; "
-          f"samples averaged: {gen.config.sample_average if args.sample_average is None else args.sample_average}")
+          f"samples averaged: {gen.config.sample_average if args.sample_average is None else args.sample_average}; "
+          f"clause composition: {'on' if composed else 'off'}")
     result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, motion_gate=args.motion_gate,
-                      depth=args.depth,
+                      clause_composition=args.clause_composition, depth=args.depth,
                       still_threshold=args.still_threshold,
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
                       smoothing=args.motion_smoothing,

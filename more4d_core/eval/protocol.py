@@ -34,6 +34,7 @@ import torch
 from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
+from ..sampling.clause_composition import composition_enabled
 from ..sampling.motion_gating import gate_enabled
 from ..sampling.motion_smoothing import check_motion_smoothing, smoothing_for
 from ..sampling.sample_average import check_sample_average
@@ -88,7 +89,7 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
 
 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
-             guidance: float | None = None, motion_gate: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
+             guidance: float | None = None, motion_gate: str = "auto", clause_composition: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              smoothing: float | None = None, smoothing_sweep: tuple[float, ...] = (),
              sample_average: int | None = None, with_controls: bool = True,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
@@ -128,7 +129,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
 
     def run(s, caption, d, k, smoothing=0.0, count=averaged):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
-                                  guidance_scale=guidance, motion_gate=motion_gate, depth_source=depth,
+                                  guidance_scale=guidance, motion_gate=motion_gate,
+                                  clause_composition=clause_composition, depth_source=depth,
                                   still_threshold=0.0, motion_smoothing=smoothing, sample_average=count).points
         return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth != "true" else pred
 
@@ -184,6 +186,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "depth": depth, "steps": steps or cfg.steps, "sample_average": averaged, "still_hold_threshold": hold, "motion_smoothing": smooth,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
         "motion_gate": cfg.motion_gate_threshold if gated else "off",
+        "clause_composition": "on" if gated and composition_enabled(clause_composition, cfg.clause_composition) else "off",
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
         "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..geometry.normalization import NORMALIZATIONS
+from ..sampling.clause_composition import check_clause_composition
 from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 
 # 2: depth_condition added (files of version 1 were all trained with "minmax")
@@ -32,7 +33,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 7: motion_gate and motion_gate_threshold added (files of version < 7 have no gate)
 # 8: motion_smoothing added (files of version < 8 do not smooth)
 # 9: sample_average added (files of version < 9 generate one sample)
-CONFIG_VERSION = 9
+# 10: clause_composition added (files of version < 10 sample the whole prompt at once)
+CONFIG_VERSION = 10
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -136,6 +138,9 @@ class STraGConfig:
     motion_smoothing: float = 0.0  # post-processing: motion averaged within surfaces, radius as a share of the image width; 0 = off
     # sampler: the mean of this many samples from successive noises of the seed (sampling.sample_average); 1 = one sample
     sample_average: int = 1
+    # sampler: "gate" samples a prompt of two or more object clauses clause by clause and composes them with the
+    # motion gate (sampling.clause_composition); "none" samples the whole prompt at once
+    clause_composition: str = "none"
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -151,6 +156,10 @@ class STraGConfig:
             1 <= self.sample_average <= MAX_SAMPLE_AVERAGE
         ):
             raise InputError(f"sample_average must be a whole number from 1 to {MAX_SAMPLE_AVERAGE}, got {self.sample_average!r}")
+        check_clause_composition(self.clause_composition)
+        if self.clause_composition != "none" and self.motion_gate == "none":
+            raise InputError("clause_composition 'gate' composes clauses with the motion gate: it needs motion_gate "
+                             "'attention'")
         if self.reference_image not in ("image", "zero"):
             raise InputError(f"reference_image must be 'image' or 'zero', got {self.reference_image!r}")
         if self.mpm_alignment not in ("all_frames", "reference"):
@@ -287,6 +296,8 @@ class STraGConfig:
             data.setdefault("motion_smoothing", 0.0)
         if version < 9:  # written before the field existed: one sample
             data.setdefault("sample_average", 1)
+        if version < 10:  # written before the field existed: the whole prompt at once
+            data.setdefault("clause_composition", "none")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):
