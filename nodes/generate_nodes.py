@@ -8,10 +8,10 @@ from more4d_core.cache import MODEL_CACHE
 from more4d_core.depth import DepthResult
 from more4d_core.errors import InputError
 from more4d_core.models.config import MAX_GENERATED_FRAMES
+from more4d_core.sampling.clause_composition import COMPOSE_MODES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.generation_notes import generation_notes
-from more4d_core.sampling.clause_composition import COMPOSE_MODES
 from more4d_core.sampling.motion_gating import GATE_MODES
 from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
 from more4d_core.sampling.sample_average import MAX_SAMPLE_AVERAGE
