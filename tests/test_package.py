@@ -83,3 +83,24 @@ def test_help_descriptions_are_whole_first_paragraphs():
     assert summary(doc) == "Train a model: ``python -m x`` on one device, or on many."
     done = subprocess.run([sys.executable, "-m", "more4d_core.train", "--help"], cwd=REPO, capture_output=True, text=True)
     assert "on one device, or" in " ".join(done.stdout.split()) and "on many." in done.stdout
+
+
+def test_every_core_module_imports_first():
+    """Each module of the core imports in an interpreter where no other core module is loaded yet (a circular
+    import shows only when the cycle's other end is imported first, e.g. by ``python -m more4d_core.eval``)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import more4d_core\n"
+        "names = [m.name for m in pkgutil.walk_packages(more4d_core.__path__, 'more4d_core.')]\n"
+        "assert len(names) > 100, names\n"
+        "failed = []\n"
+        "for name in names:\n"
+        "    for key in [k for k in sys.modules if k == 'more4d_core' or k.startswith('more4d_core.')]:\n"
+        "        del sys.modules[key]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n"
+        "        failed.append(f'{name}: {exc}')\n"
+        "assert not failed, failed\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

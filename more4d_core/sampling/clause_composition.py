@@ -24,7 +24,6 @@ from collections.abc import Callable
 import torch
 
 from ..errors import InputError
-from ..models.vocabulary import read_prompt
 from .motion_gating import gate_mask
 
 CLAUSE_COMPOSITIONS = ("none", "gate")
@@ -64,6 +63,8 @@ def split_clauses(words: list[str]) -> list[str]:
     whole = [" ".join(words)]
     if len(pieces) < 2:
         return whole
+    from ..models.vocabulary import read_prompt  # here: models.config imports this module
+
     for piece in pieces:
         read = read_prompt(" ".join(piece)).words
         subject = next((w for w in read if w in SUBJECTS), None)
