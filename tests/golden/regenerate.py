@@ -2,7 +2,7 @@
 
 The bundled model is loaded the way the runner and the Load Trajectory Model node load it
 (:func:`more4d_core.generator.load_generator` on the default model path, float32 on the CPU,
-memory and attention "auto"), then generates two procedural scenes at the model's own grid
+memory and attention "auto"), then generates three procedural scenes at the model's own grid
 (96x128, 49 frames) with a fixed seed, few sampling steps and one CPU thread. A small summary of the
 generated tracks (per-frame displacement statistics on point subsets, quantiles, a few sampled
 track coordinates, the mean motion vector) and of the scores against the scenes' true motion is
@@ -34,8 +34,9 @@ REGENERATE_COMMAND = "python -m tests.golden.regenerate"
 FORMAT = 1
 
 # the fixed inputs: (split, seed) of procedural scenes; the held-out seed 100 is the bundled example
-# ("the ball slides right quickly", camera still), validation seed 0 has a moving camera
-SCENES = (("heldout", 100), ("validation", 0))
+# ("the ball slides right quickly", camera still), validation seed 0 has a moving camera, validation seed 40 two
+# movers and a still camera ("the card moves away quickly and the box slides right quickly": clause composition)
+SCENES = (("heldout", 100), ("validation", 0), ("validation", 40))
 HEIGHT, WIDTH, FRAMES = 96, 128, 49
 STEPS, SEED, THREADS = 6, 0, 1
 FRAMES_REPORTED = (1, 6, 12, 18, 24, 30, 36, 42, 48)
