@@ -238,7 +238,8 @@ class TrajectoryGenerator(nn.Module):
                 conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0),
                                                     frames, with_motion=motion_strength != 0.0)
             binding = binding_probability(self.transformer, conditions.objects, texts)
-            moves = gate_probability(self.transformer, conditions.objects, texts) if gate_on else None
+            clauses = split_clauses(reading.kept) if compose and gate_on and reading is not None else []
+            moves = gate_probability(self.transformer, conditions.objects, texts) if gate_on and len(clauses) < 2 else None
 
             def velocity_for(states: torch.Tensor):
                 def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
@@ -268,7 +269,6 @@ class TrajectoryGenerator(nn.Module):
                 noises = sample_noises(tuple(conditions.control.shape), seed, averaged, dev)
                 return mean_of_samples(one_sample, noises, averaged, sample_progress)
 
-            clauses = split_clauses(reading.kept) if compose and moves is not None and reading is not None else []
             gate = auto_left_off(motion_gate, depth_source) if cfg.motion_gate != "none" else None
             if len(clauses) > 1:
                 parts, chances = [], []

@@ -1,10 +1,13 @@
 """Clause composition: a prompt of several object clauses sampled clause by clause and composed by the gate."""
 
 import json
-import math
 
 import pytest
 import torch
+from tiny_models import GATE_INTRINSICS as K
+from tiny_models import TINY_GATE
+from tiny_models import force_gate as _force_everywhere
+from tiny_models import gate_inputs as _inputs
 
 from more4d_core.checkpoints.defaults import main as defaults_main
 from more4d_core.errors import InputError
@@ -19,19 +22,11 @@ from more4d_core.sampling.clause_composition import (
 )
 from more4d_core.sampling.generation_notes import generation_notes
 
-TINY_GATE = MORE4D_TINY.replace(object_encoder="conv", object_encoder_width=16, motion_gate="attention",
-                                motion_gate_width=2)
-K = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
 KW = dict(num_frames=9, steps=2, still_threshold=0.0)
 
 
 def _clauses(prompt: str) -> list[str]:
     return split_clauses(read_prompt(prompt).kept)
-
-
-def _inputs(seed=2):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(32, 32, 3, generator=g), torch.rand(32, 32, generator=g) + 1.0
 
 
 def test_only_prompts_of_two_or_more_object_clauses_are_split():
@@ -91,15 +86,6 @@ def test_the_config_checks_the_field_and_older_files_sample_the_whole_prompt():
     data.pop("clause_composition")
     data["config_version"] = 9
     assert STraGConfig.from_dict(data).clause_composition == "none"
-
-
-def _force_everywhere(gate, logit: float) -> None:
-    """Every position's "moves" score ``logit`` above "still" for any real word."""
-    with torch.no_grad():
-        for p in gate.parameters():
-            p.zero_()
-        gate.query.bias[0] = 1.0
-        gate.key.bias[0] = logit * math.sqrt(gate.width)
 
 
 def test_the_generator_samples_each_clause_from_the_same_noise_and_composes_by_the_gate(monkeypatch):

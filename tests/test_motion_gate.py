@@ -8,6 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_models import GATE_INTRINSICS as K
+from tiny_models import TINY_GATE
+from tiny_models import force_gate as _force
+from tiny_models import gate_inputs as _inputs
 
 from more4d_core.errors import InputError
 from more4d_core.generator import build_generator, load_generator
@@ -17,24 +21,6 @@ from more4d_core.sampling.motion_gating import apply_motion_gate, describe_gate,
 from more4d_core.train.examples import ProceduralExamples
 from more4d_core.train.gate_fit import add_motion_gate, fit_motion_gate, main
 from more4d_core.train.objective import moving_mask
-
-TINY_GATE = MORE4D_TINY.replace(object_encoder="conv", object_encoder_width=16, motion_gate="attention",
-                                motion_gate_width=2)
-K = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
-
-
-def _inputs(seed=2):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(32, 32, 3, generator=g), torch.rand(32, 32, generator=g) + 1.0
-
-
-def _force(gate: MotionGate, logit: float) -> None:
-    """Every position's "moves" score: ``logit`` above "still" for any real word (query 0, key bias ``logit``)."""
-    with torch.no_grad():
-        for p in gate.parameters():
-            p.zero_()
-        gate.query.bias[0] = 1.0
-        gate.key.bias[0] = logit * math.sqrt(gate.width)
 
 
 def test_the_config_checks_the_gate_and_old_files_have_none():

@@ -3,6 +3,7 @@ have them on disk), shared by the tests."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -92,3 +93,24 @@ def record_generate_option(monkeypatch, gen, option: str) -> list:
 
     monkeypatch.setattr(gen, "generate", fake_generate)
     return seen
+
+
+# a tiny model with an object encoder and a motion gate, the camera and inputs its tests generate from
+TINY_GATE = MORE4D_TINY.replace(object_encoder="conv", object_encoder_width=16, motion_gate="attention",
+                                motion_gate_width=2)
+GATE_INTRINSICS = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
+
+
+def gate_inputs(seed=2):
+    """A random 32x32 image and a depth between 1 and 2."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(32, 32, 3, generator=g), torch.rand(32, 32, generator=g) + 1.0
+
+
+def force_gate(gate, logit: float) -> None:
+    """Every position's "moves" score: ``logit`` above "still" for any real word (query 0, key bias ``logit``)."""
+    with torch.no_grad():
+        for p in gate.parameters():
+            p.zero_()
+        gate.query.bias[0] = 1.0
+        gate.key.bias[0] = logit * math.sqrt(gate.width)

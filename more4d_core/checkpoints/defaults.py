@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..help_text import summary
-from ..sampling.clause_composition import CLAUSE_COMPOSITIONS, check_clause_composition
+from ..models.config import CLAUSE_COMPOSITIONS
 from ..sampling.flow_sampler import check_steps
 from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.sample_average import check_sample_average
@@ -46,7 +46,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
     if steps is not None:
         changes["steps"] = check_steps(steps)
     if clause_composition is not None:
-        changes["clause_composition"] = check_clause_composition(clause_composition)
+        changes["clause_composition"] = clause_composition  # the config checks the name
     if motion_gate_threshold is not None:
         if header.config.motion_gate == "none":
             raise InputError(f"{model} has no motion gate, so it has no gate threshold to set")

@@ -22,7 +22,6 @@ from typing import Any
 
 from ..errors import InputError
 from ..geometry.normalization import NORMALIZATIONS
-from ..sampling.clause_composition import check_clause_composition
 from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 
 # 2: depth_condition added (files of version 1 were all trained with "minmax")
@@ -42,6 +41,7 @@ CONDITION_DETAILS = ("none", "subcell")
 OBJECT_ENCODERS = ("none", "conv")
 OBJECT_BINDINGS = ("none", "attention")
 MOTION_GATES = ("none", "attention")
+CLAUSE_COMPOSITIONS = ("none", "gate")
 
 
 MAX_GENERATED_FRAMES = 257  # the Generate node's widget maximum; memory grows with frames x points
@@ -156,7 +156,9 @@ class STraGConfig:
             1 <= self.sample_average <= MAX_SAMPLE_AVERAGE
         ):
             raise InputError(f"sample_average must be a whole number from 1 to {MAX_SAMPLE_AVERAGE}, got {self.sample_average!r}")
-        check_clause_composition(self.clause_composition)
+        if self.clause_composition not in CLAUSE_COMPOSITIONS:
+            raise InputError(f"clause_composition must be one of {', '.join(CLAUSE_COMPOSITIONS)}, "
+                             f"got {self.clause_composition!r}")
         if self.clause_composition != "none" and self.motion_gate == "none":
             raise InputError("clause_composition 'gate' composes clauses with the motion gate: it needs motion_gate "
                              "'attention'")

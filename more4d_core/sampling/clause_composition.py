@@ -24,20 +24,13 @@ from collections.abc import Callable
 import torch
 
 from ..errors import InputError
-from .motion_gating import gate_mask
+from ..models.vocabulary import read_prompt
+from .motion_gating import latent_probability
 
-CLAUSE_COMPOSITIONS = ("none", "gate")
 COMPOSE_MODES = ("auto", "on", "off")
 SEPARATORS = frozenset({"and", "while"})
 SUBJECTS = frozenset({"ball", "box", "card", "disc", "object", "camera"})
 VERBS = frozenset({"moves", "bounces", "spins", "grows", "shrinks", "waves", "ripples", "bends", "pans", "rises"})
-
-
-def check_clause_composition(value: str) -> str:
-    """``value`` if it names a composition (a model's default), else an :class:`InputError` listing them."""
-    if value not in CLAUSE_COMPOSITIONS:
-        raise InputError(f"clause_composition must be one of {', '.join(CLAUSE_COMPOSITIONS)}, got {value!r}")
-    return value
 
 
 def composition_enabled(mode: str | bool | None, default: str) -> bool:
@@ -63,8 +56,6 @@ def split_clauses(words: list[str]) -> list[str]:
     whole = [" ".join(words)]
     if len(pieces) < 2:
         return whole
-    from ..models.vocabulary import read_prompt  # here: models.config imports this module
-
     for piece in pieces:
         read = read_prompt(" ".join(piece)).words
         subject = next((w for w in read if w in SUBJECTS), None)
@@ -93,19 +84,12 @@ def compose_latents(latents: list[torch.Tensor], probabilities: list[torch.Tenso
     if not latents or len(latents) != len(probabilities):
         raise InputError(f"composing clauses needs one gate probability per clause latent, got {len(latents)} "
                          f"latents and {len(probabilities)} probabilities")
-    hw = latents[0].shape[-2:]
-    up = torch.stack([torch.nn.functional.interpolate(p.float().unsqueeze(1), size=tuple(hw), mode="bilinear",
-                                                      align_corners=False)[:, 0] for p in probabilities])  # [K, B, h, w]
-    best = up.argmax(0)
-    out = torch.zeros_like(latents[0])
-    kept = torch.zeros_like(best, dtype=torch.float32).unsqueeze(1).unsqueeze(1)
-    shares = []
-    for k, (lat, p) in enumerate(zip(latents, probabilities)):
-        keep = gate_mask(p, hw, threshold) * (best == k).float().unsqueeze(1).unsqueeze(1)
-        out = out + lat * keep.to(lat.dtype)
-        kept = kept + keep
-        shares.append(round(float(keep.mean()), 4))
-    return out, {"moving_share": round(float(kept.mean()), 4), "clause_shares": shares, "threshold": threshold}
+    up = torch.stack([latent_probability(p, latents[0].shape[-2:]) for p in probabilities])  # [K, B, 1, 1, h, w]
+    best, moves = up.argmax(0), up.amax(0) >= threshold
+    keeps = [(moves & (best == k)).float() for k in range(len(latents))]
+    out = sum(lat * keep.to(lat.dtype) for lat, keep in zip(latents, keeps))
+    return out, {"moving_share": round(float(moves.float().mean()), 4),
+                 "clause_shares": [round(float(keep.mean()), 4) for keep in keeps], "threshold": threshold}
 
 
 def describe_clauses(summary: dict) -> str:

@@ -54,11 +54,17 @@ def gate_probability(transformer, objects: torch.Tensor | None, text: torch.Tens
     return torch.sigmoid(gate(objects[:1], text[:1].to(objects.dtype)).float())
 
 
+def latent_probability(probability: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """``probability [B, gh, gw]`` brought to the latent grid (bilinear): ``[B, 1, 1, h, w]``, shaped like the
+    latents ``[B, C, T, h, w]`` it multiplies."""
+    up = F.interpolate(probability.float().unsqueeze(1), size=tuple(latent_hw), mode="bilinear", align_corners=False)
+    return up.unsqueeze(2)
+
+
 def gate_mask(probability: torch.Tensor, latent_hw: tuple[int, int], threshold: float) -> torch.Tensor:
     """``[B, 1, 1, h, w]`` 1/0 multipliers of motion latents ``[B, C, T, h, w]``: ``probability [B, gh, gw]``
-    brought to the latent grid (bilinear), 1 where it is at least ``threshold``."""
-    up = F.interpolate(probability.float().unsqueeze(1), size=tuple(latent_hw), mode="bilinear", align_corners=False)
-    return (up >= threshold).float().unsqueeze(2)
+    brought to the latent grid (:func:`latent_probability`), 1 where it is at least ``threshold``."""
+    return (latent_probability(probability, latent_hw) >= threshold).float()
 
 
 def apply_motion_gate(latents: torch.Tensor, probability: torch.Tensor, threshold: float) -> tuple[torch.Tensor, dict]:
