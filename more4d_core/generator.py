@@ -239,7 +239,7 @@ class TrajectoryGenerator(nn.Module):
                                                     frames, with_motion=motion_strength != 0.0)
             binding = binding_probability(self.transformer, conditions.objects, texts)
             clauses = split_clauses(reading.kept) if compose and gate_on and reading is not None else []
-            moves = gate_probability(self.transformer, conditions.objects, texts) if gate_on and len(clauses) < 2 else None
+            moves = gate_probability(self.transformer, conditions, texts) if gate_on and len(clauses) < 2 else None
 
             def velocity_for(states: torch.Tensor):
                 def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
@@ -275,7 +275,7 @@ class TrajectoryGenerator(nn.Module):
                 for c, clause in enumerate(clauses):
                     with stage(self.text_encoder):
                         states = self.text_encoder([clause, negative_prompt]).to(dev, dt)
-                    chances.append(gate_probability(self.transformer, conditions.objects, states))
+                    chances.append(gate_probability(self.transformer, conditions, states))
                     parts.append(sampled(states, clause_progress(progress, c, len(clauses))))
                 latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold)
                 gate["clauses"] = clauses

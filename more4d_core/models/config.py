@@ -33,14 +33,15 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 8: motion_smoothing added (files of version < 8 do not smooth)
 # 9: sample_average added (files of version < 9 generate one sample)
 # 10: clause_composition added (files of version < 10 sample the whole prompt at once)
-CONFIG_VERSION = 10
+# 11: motion_gate "fine" added (a gate on the latent grid; files of version < 11 have "none" or "attention")
+CONFIG_VERSION = 11
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 CONDITION_DETAILS = ("none", "subcell")
 OBJECT_ENCODERS = ("none", "conv")
 OBJECT_BINDINGS = ("none", "attention")
-MOTION_GATES = ("none", "attention")
+MOTION_GATES = ("none", "attention", "fine")
 CLAUSE_COMPOSITIONS = ("none", "gate")
 
 
@@ -117,7 +118,8 @@ class STraGConfig:
     object_binding_width: int = 64
     # "attention": the object encoder's features attend over the caption's words and a "still" slot to judge which
     # positions move at all (objects the caption moves, everything when the camera moves; models.motion_gate); the
-    # sampled motion of the positions judged still (probability below motion_gate_threshold) is set to zero
+    # sampled motion of the positions judged still (probability below motion_gate_threshold) is set to zero;
+    # "fine": the same judgement on the latent grid, from those features and a small convolution of the image and depth
     motion_gate: str = "none"
     motion_gate_width: int = 64
     motion_gate_threshold: float = 0.5
@@ -204,8 +206,9 @@ class STraGConfig:
         if self.motion_gate not in MOTION_GATES:
             raise InputError(f"motion_gate must be one of {', '.join(MOTION_GATES)}, got {self.motion_gate!r}")
         if self.motion_gate != "none" and (self.object_encoder == "none" or self.motion_gate_width < 1):
-            raise InputError("motion_gate 'attention' reads the object encoder's features: it needs object_encoder "
-                             f"'conv' and a positive width, got {self.object_encoder!r} and {self.motion_gate_width}")
+            raise InputError(f"motion_gate {self.motion_gate!r} reads the object encoder's features: it needs "
+                             f"object_encoder 'conv' and a positive width, got {self.object_encoder!r} and "
+                             f"{self.motion_gate_width}")
         if not (0.0 <= self.motion_gate_threshold < 1.0):
             raise InputError(f"motion_gate_threshold must be in [0, 1), got {self.motion_gate_threshold}")
         if self.image_dim is not None and self.text_len != 512:

@@ -13,7 +13,7 @@ attention, feed-forward); the additions are:
   image and depth, added to every token of their grid position (``models/object_encoder.py``);
 * (small models with ``object_binding="attention"``) what those features find among the caption's
   words, added the same way (``models/object_binding.py``);
-* (small models with ``motion_gate="attention"``) a gate judging which positions move at all, which the
+* (small models with ``motion_gate="attention"`` or ``"fine"``) a gate judging which positions move at all, which the
   generator applies to the sampled motion (``models/motion_gate.py``); the forward pass does not use it.
 
 Sub-module names follow diffusers (``attn1``, ``ffn.net.0.proj``, ``condition_embedder`` ...)
@@ -41,7 +41,7 @@ from ..errors import InputError
 from .config import STraGConfig
 from .madanorm import MAdaNorm
 from .motion_encoder import MotionEncoder, feature_adapter, features_to_grid
-from .motion_gate import MotionGate
+from .motion_gate import build_motion_gate
 from .object_binding import ObjectBinding
 from .object_encoder import ObjectEncoder
 
@@ -154,7 +154,7 @@ class STraGTransformer(ModelMixin, ConfigMixin):
         if cfg.object_binding != "none":
             self.object_binding = ObjectBinding(cfg)
         if cfg.motion_gate != "none":  # read by the generator after sampling, not by the forward pass
-            self.motion_gate = MotionGate(cfg)
+            self.motion_gate = build_motion_gate(cfg)
         self.gradient_checkpointing = False
 
     # -- motion perception ---------------------------------------------------------------------

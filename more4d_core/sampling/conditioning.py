@@ -102,6 +102,7 @@ class Conditions:
     reference: torch.Tensor | None  # [B, C, h, w] reference-image latent (zeros for "zero" configs)
     motion: torch.Tensor | None  # [B, F, g, g] Motion Perception Module features
     objects: torch.Tensor | None = None  # [B, width, h, w] object-encoder features (models with one)
+    planes: torch.Tensor | None = None  # [B, 4, H, W] the object encoder's input planes (read by a fine motion gate)
 
     def model_input(self, noisy: torch.Tensor) -> torch.Tensor:
         """``[noisy | control | start | depth]`` on channels, conditions broadcast to the batch."""
@@ -149,7 +150,8 @@ def encode_conditions(
         if cfg.reference_image == "zero":
             reference = torch.zeros_like(reference)
     motion = transformer.encode_motion(image.to(dtype)) if (cfg.use_mpm and with_motion) else None
-    objects = None
+    objects = planes = None
     if cfg.object_encoder != "none":
-        objects = transformer.encode_objects(encoder_planes(signed, depth_norm[:, :1]))
-    return Conditions(control, torch.zeros_like(control), depth_lat, reference, motion, objects)
+        planes = encoder_planes(signed, depth_norm[:, :1])
+        objects = transformer.encode_objects(planes)
+    return Conditions(control, torch.zeros_like(control), depth_lat, reference, motion, objects, planes)

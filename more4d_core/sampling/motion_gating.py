@@ -1,6 +1,6 @@
 """Applying a model's motion gate (``models/motion_gate.py``) to the sampled motion, and saying what it kept.
 
-The gate's probability that each token-grid position moves is brought to the latent grid (bilinear) and
+The gate's probability that each position of its grid moves is brought to the latent grid (bilinear) and
 the motion latents of the positions below the model's ``motion_gate_threshold`` are set to zero. Motion
 latents are linear in the motion field (zero latents decode to no motion), so those points stay exactly
 still; the others keep the denoiser's motion unchanged.
@@ -45,13 +45,17 @@ def auto_left_off(mode: str | bool | None, depth_source: str | None) -> dict | N
 
 
 @torch.no_grad()
-def gate_probability(transformer, objects: torch.Tensor | None, text: torch.Tensor) -> torch.Tensor | None:
-    """``[1, h, w]`` probabilities that each token-grid position moves for the prompt (``text [1+, L, D]``, its
-    first row); None for a model without a motion gate."""
+def gate_probability(transformer, conditions, text: torch.Tensor) -> torch.Tensor | None:
+    """``[1, h, w]`` probabilities that each position of the gate's grid (the token grid, or the latent grid for a
+    fine gate) moves for the prompt (``text [1+, L, D]``, its first row), from ``conditions``
+    (:class:`~.conditioning.Conditions`: the object encoder's features and input planes); None for a model
+    without a motion gate."""
     gate = getattr(transformer, "motion_gate", None)
+    objects = conditions.objects
     if gate is None or objects is None:
         return None
-    return torch.sigmoid(gate(objects[:1], text[:1].to(objects.dtype)).float())
+    planes = None if conditions.planes is None else conditions.planes[:1]
+    return torch.sigmoid(gate(objects[:1], text[:1].to(objects.dtype), planes).float())
 
 
 def latent_probability(probability: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:

@@ -49,19 +49,21 @@ def binding_rates(logits: torch.Tensor, mover_mask: torch.Tensor) -> tuple[float
 
 
 def fit_position_logits(module, logits_of, feats: torch.Tensor, text: torch.Tensor, masks: torch.Tensor, *, steps: int,
-                        scenes: int, batch_size: int, lr: float, seed: int, log=None,
-                        label: str) -> tuple[list[float], float, float]:
-    """Fit ``module.fitted_parameters()`` so that ``logits_of(feats, text) [B, h, w]`` score each token's share
-    of ``masks [B, H, W]`` (:func:`~.mover_head.mover_cross_entropy`); returns (every step's loss, and on the
-    pool :func:`binding_rates`)."""
+                        scenes: int, batch_size: int, lr: float, seed: int, log=None, label: str,
+                        planes: torch.Tensor | None = None) -> tuple[list[float], float, float]:
+    """Fit ``module.fitted_parameters()`` so that ``logits_of(feats, text) [B, h, w]`` (``logits_of(feats, text,
+    planes)`` when ``planes`` is given, batched alike) score each position's share of ``masks [B, H, W]``
+    (:func:`~.mover_head.mover_cross_entropy`); returns (every step's loss, and on the pool :func:`binding_rates`)."""
+    def logits(idx):
+        return logits_of(feats[idx], text[idx]) if planes is None else logits_of(feats[idx], text[idx], planes[idx])
+
     def loss_of(idx, step):
-        return mover_cross_entropy(logits_of(feats[idx], text[idx]), masks[idx]).mean()
+        return mover_cross_entropy(logits(idx), masks[idx]).mean()
 
     losses = fit_on_pool(module.fitted_parameters(), loss_of, steps=steps, scenes=scenes, batch_size=batch_size,
                          lr=lr, seed=seed, log=log, label=label)
     with torch.no_grad():
-        recall, false = binding_rates(torch.cat([logits_of(feats[i:i + 256], text[i:i + 256])
-                                                 for i in range(0, scenes, 256)]), masks)
+        recall, false = binding_rates(torch.cat([logits(slice(i, i + 256)) for i in range(0, scenes, 256)]), masks)
     return losses, recall, false
 
 

@@ -2,7 +2,7 @@
 
     python -m more4d_core.train.gate_fit MODEL --out OUT [--steps 1500] [--scenes 2000] [--threshold 0.5]
                                          [--seed 9] [--recipe v3] [--depth-noise 0.5] [--prior-depth 0.5]
-                                         [--named-captions 1]
+                                         [--named-captions 1] [--gate attention|fine]
 
 The gate judges, from the image, the depth and the caption, which positions move at all. It reads the
 model's object encoder and text encoder, which stay frozen, so it is fitted after the diffusion training
@@ -25,11 +25,14 @@ import torch
 
 from ..depth.estimate import prior_depth_at
 from ..help_text import summary
-from ..models.motion_gate import MotionGate
+from ..models.config import MOTION_GATES
+from ..models.motion_gate import FineMotionGate, build_motion_gate
 from .binding_pretrain import fit_position_logits, pool_inputs
 from .examples import ProceduralExamples
 from .objective import moving_mask
-from .scene_pool import POOL_OFFSET, frame0_pool, recent_loss
+from .scene_pool import POOL_OFFSET, frame0_pool, planes_of, recent_loss
+
+GATE_KINDS = tuple(kind for kind in MOTION_GATES if kind != "none")  # "attention", "fine"
 
 
 @dataclass
@@ -38,8 +41,8 @@ class GateFitReport:
     scenes: int
     first_loss: float
     last_loss: float  # mean of the last 50 steps
-    moving_recall: float  # on the pool: share of mostly-moving tokens judged moving (logit > 0)
-    still_false: float  # on the pool: share of tokens without a moving pixel judged moving
+    moving_recall: float  # on the pool: share of mostly-moving positions (of the gate's grid) judged moving (logit > 0)
+    still_false: float  # on the pool: share of positions without a moving pixel judged moving
     named_examples: int = 0  # pool examples whose caption names one of the scene's objects (``named_captions``)
 
 
@@ -79,15 +82,16 @@ class PriorDepthExamples:
 
 def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: int = 2000, batch_size: int = 64,
                     lr: float = 3e-3, seed: int = 0, named_captions: int = 0, log=None) -> GateFitReport:
-    """Fit ``transformer.motion_gate`` (query, key, "still" key) on ``scenes`` examples of ``dataset``, plus
-    up to ``named_captions`` examples per still-camera scene that name one of its objects (:func:`named_pool`)."""
+    """Fit ``transformer.motion_gate`` (query, key, "still" key; a fine gate's convolution and mix too) on
+    ``scenes`` examples of ``dataset``, plus up to ``named_captions`` examples per still-camera scene that name
+    one of its objects (:func:`named_pool`)."""
     if steps < 1 or scenes < 1:
         raise ValueError(f"fitting a motion gate needs steps and scenes >= 1, got {steps} and {scenes}")
     if named_captions < 0:
         raise ValueError(f"named captions per scene must be >= 0, got {named_captions}")
     gate = getattr(transformer, "motion_gate", None)
     if gate is None:
-        raise ValueError("the model has no motion gate to fit (config motion_gate='attention')")
+        raise ValueError("the model has no motion gate to fit (config motion_gate 'attention' or 'fine')")
     norm = transformer.cfg.normalization
     pool = frame0_pool(dataset, scenes, ("image", "depth", "caption"),
                        derived={"moving": lambda ex: moving_mask(ex["tracks"], ex["intrinsics"], norm)})
@@ -96,9 +100,11 @@ def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: i
         pool = {"caption": pool["caption"] + named["caption"],
                 **{key: torch.cat([pool[key], named[key]]) for key in ("image", "depth", "moving")}}
     feats, text = pool_inputs(transformer, text_encoder, pool)
+    planes = planes_of(pool, transformer.cfg.depth_condition).float() if isinstance(gate, FineMotionGate) else None
     size = len(pool["caption"])
     losses, recall, false = fit_position_logits(gate, gate, feats, text, pool["moving"], steps=steps, scenes=size,
-                                                batch_size=batch_size, lr=lr, seed=seed, log=log, label="motion gate")
+                                                batch_size=batch_size, lr=lr, seed=seed, log=log, label="motion gate",
+                                                planes=planes)
     return GateFitReport(steps, scenes, losses[0], recent_loss(losses), recall, false, size - scenes)
 
 
@@ -123,20 +129,23 @@ def named_pool(dataset, scenes: int, per_scene: int, seed: int) -> dict | None:
 
 def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, scenes: int = 2000,
                     threshold: float = 0.5, seed: int = 9, recipe: str = "v3", depth_noise: float = 0.5,
-                    prior_depth: float = 0.0, named_captions: int = 0, overwrite: bool = False,
-                    log=print) -> GateFitReport:
-    """Write ``out``: the model file ``model`` with a motion gate fitted to it (a gate it had is replaced)."""
+                    prior_depth: float = 0.0, named_captions: int = 0, gate: str = "attention",
+                    overwrite: bool = False, log=print) -> GateFitReport:
+    """Write ``out``: the model file ``model`` with a motion gate of kind ``gate`` ("attention": on the token
+    grid; "fine": on the latent grid) fitted to it (a gate it had is replaced)."""
     from ..checkpoints import bundle
     from ..generator import load_generator
 
     header = bundle.read_header(model)
     if header.config.object_encoder == "none":
         raise ValueError(f"{model}: a motion gate reads the object encoder's features, and this model has none")
-    cfg = header.config.replace(motion_gate="attention", motion_gate_threshold=float(threshold))
+    if gate not in GATE_KINDS:
+        raise ValueError(f"the gate must be one of {', '.join(GATE_KINDS)}, got {gate!r}")
+    cfg = header.config.replace(motion_gate=gate, motion_gate_threshold=float(threshold))
     gen = load_generator(model)
     torch.manual_seed(seed)
     gen.transformer.cfg = cfg
-    gen.transformer.motion_gate = MotionGate(cfg)
+    gen.transformer.motion_gate = build_motion_gate(cfg)
     gen.transformer.float()
     scenes_ = gate_scenes(cfg, seed=seed, recipe=recipe, depth_noise=depth_noise, prior_depth=prior_depth)
     report = fit_motion_gate(gen.transformer, gen.text_encoder, scenes_, steps=steps, scenes=scenes, seed=seed,
@@ -144,7 +153,7 @@ def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, sc
     info = {**header.info, "motion_gate_fit": {**asdict(report), "threshold": float(threshold), "seed": seed,
                                                 "recipe": recipe, "depth_noise": depth_noise,
                                                 "prior_depth": prior_depth, "named_captions": named_captions,
-                                                "from": str(model)}}
+                                                "gate": gate, "from": str(model)}}
     bundle.save_bundle(Path(out), cfg, {"transformer": gen.transformer, "codec": gen.codec,
                                         "text_encoder": gen.text_encoder},
                        info, dtype=torch.float16, overwrite=overwrite)
@@ -170,13 +179,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="per still-camera pool scene with two or more objects, this many more examples whose "
                              "caption names one of its objects, drawn per scene (its pixels are what moves); 0 = the captions "
                              "as generated")
+    parser.add_argument("--gate", choices=GATE_KINDS, default="attention",
+                        help="attention: on the token grid, from the object encoder's features; fine: on the latent "
+                             "grid, from those features and the gate's own convolution of the image and depth")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     report = add_motion_gate(args.model, args.out, steps=args.steps, scenes=args.scenes, threshold=args.threshold,
                              seed=args.seed, recipe=args.recipe, depth_noise=args.depth_noise,
-                             prior_depth=args.prior_depth, named_captions=args.named_captions,
+                             prior_depth=args.prior_depth, named_captions=args.named_captions, gate=args.gate,
                              overwrite=args.overwrite)
-    print(f"motion gate: moving tokens found {report.moving_recall:.3f}, still tokens marked {report.still_false:.3f}; "
+    print(f"motion gate: moving positions found {report.moving_recall:.3f}, still positions marked "
+          f"{report.still_false:.3f}; "
           f"wrote {args.out}")
     return 0
 
