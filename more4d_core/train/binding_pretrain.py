@@ -31,8 +31,11 @@ class BindingPretrainReport:
 
 
 @torch.no_grad()
-def pool_inputs(transformer, text_encoder, pool: dict, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    planes = planes_of(pool, transformer.cfg.depth_condition)
+def pool_inputs(transformer, text_encoder, pool: dict, chunk: int = 64,
+                planes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(object-encoder features, text states) of a pool; ``planes``: its encoder input planes when the caller
+    already has them (:func:`~.scene_pool.planes_of`)."""
+    planes = planes_of(pool, transformer.cfg.depth_condition) if planes is None else planes
     feats = torch.cat([transformer.object_encoder(planes[i:i + chunk]) for i in range(0, len(planes), chunk)])
     captions = pool["caption"]
     text = torch.cat([text_encoder(captions[i:i + chunk]) for i in range(0, len(captions), chunk)])

@@ -99,12 +99,12 @@ def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: i
     if named is not None:
         pool = {"caption": pool["caption"] + named["caption"],
                 **{key: torch.cat([pool[key], named[key]]) for key in ("image", "depth", "moving")}}
-    feats, text = pool_inputs(transformer, text_encoder, pool)
-    planes = planes_of(pool, transformer.cfg.depth_condition).float() if isinstance(gate, FineMotionGate) else None
+    planes = planes_of(pool, transformer.cfg.depth_condition)
+    feats, text = pool_inputs(transformer, text_encoder, pool, planes=planes)
     size = len(pool["caption"])
     losses, recall, false = fit_position_logits(gate, gate, feats, text, pool["moving"], steps=steps, scenes=size,
                                                 batch_size=batch_size, lr=lr, seed=seed, log=log, label="motion gate",
-                                                planes=planes)
+                                                planes=planes.float() if isinstance(gate, FineMotionGate) else None)
     return GateFitReport(steps, scenes, losses[0], recent_loss(losses), recall, false, size - scenes)
 
 
