@@ -309,6 +309,7 @@ class TrajectoryGenerator(nn.Module):
             "still_threshold": still,
             "motion_smoothing": smoothing,
             "sample_average": averaged,
+            **({"temporal_decoder": cfg.temporal_decoder} if cfg.codec == "dct" else {}),
             **({"motion_smoothing_default_off": smoothing_off} if smoothing_off else {}),
             "generation_hw": list(gen_hw),
             "normalization": factors.to_dict(),

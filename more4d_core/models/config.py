@@ -34,7 +34,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 9: sample_average added (files of version < 9 generate one sample)
 # 10: clause_composition added (files of version < 10 sample the whole prompt at once)
 # 11: motion_gate "fine" added (a gate on the latent grid; files of version < 11 have "none" or "attention")
-CONFIG_VERSION = 11
+# 12: temporal_decoder added (files of version < 12 decode with the cosine basis alone)
+CONFIG_VERSION = 12
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -43,6 +44,7 @@ OBJECT_ENCODERS = ("none", "conv")
 OBJECT_BINDINGS = ("none", "attention")
 MOTION_GATES = ("none", "attention", "fine")
 CLAUSE_COMPOSITIONS = ("none", "gate")
+TEMPORAL_DECODERS = ("basis", "learned")
 
 
 MAX_GENERATED_FRAMES = 257  # the Generate node's widget maximum; memory grows with frames x points
@@ -99,6 +101,10 @@ class STraGConfig:
     temporal_compression: int = 4
     dct_coefficients: int = 8
     decode_guide: str = "none"  # dct codec: upsample the decoded field bilinearly ("none") or guided by the frame-0 depth ("depth")
+    # dct codec: "basis" draws each trajectory from its cosines alone; "learned" adds what a small network fitted on
+    # true tracks reads from them (models.temporal_decoder: kinks such as a bounce's turn at the floor)
+    temporal_decoder: str = "basis"
+    temporal_decoder_width: int = 256
     spatial_compression: int = 8
     vae_base_dim: int = 96
     vae_z_dim: int = 16
@@ -176,6 +182,11 @@ class STraGConfig:
             raise InputError(f"text_vocabulary must be one of {', '.join(TEXT_VOCABULARIES)}, got {self.text_vocabulary!r}")
         if self.decode_guide not in DECODE_GUIDES:
             raise InputError(f"decode_guide must be one of {', '.join(DECODE_GUIDES)}, got {self.decode_guide!r}")
+        if self.temporal_decoder not in TEMPORAL_DECODERS:
+            raise InputError(f"temporal_decoder must be one of {', '.join(TEMPORAL_DECODERS)}, got {self.temporal_decoder!r}")
+        if self.temporal_decoder != "basis" and (self.codec != "dct" or self.temporal_decoder_width < 1):
+            raise InputError("temporal_decoder 'learned' refines the dct codec's cosine basis: it needs codec 'dct' and a "
+                             f"positive width, got codec {self.codec!r}, width {self.temporal_decoder_width}")
         if self.depth_condition not in DEPTH_CONDITIONS:
             raise InputError(f"depth_condition must be one of {', '.join(DEPTH_CONDITIONS)}, got {self.depth_condition!r}")
         if self.condition_detail not in CONDITION_DETAILS:
@@ -303,6 +314,8 @@ class STraGConfig:
             data.setdefault("sample_average", 1)
         if version < 10:  # written before the field existed: the whole prompt at once
             data.setdefault("clause_composition", "none")
+        if version < 12:  # written before the field existed: the cosine basis alone
+            data.setdefault("temporal_decoder", "basis")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

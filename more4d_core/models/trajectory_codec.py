@@ -30,6 +30,7 @@ from ..sampling.motion_smoothing import blocks_sigma, check_motion_smoothing, sm
 from ..sampling.still import hold_still
 from .config import DECODE_GUIDES, STraGConfig
 from .guided_upsampling import block_means, guided_upsample
+from .temporal_decoder import TemporalResidual
 from .vae_adaptors import DecoderAdaptor, EncoderAdaptor
 
 
@@ -169,11 +170,14 @@ class TemporalBasisCodec(TrajectoryCodec):
     re-timed) and upsamples bilinearly. Physical trajectories are smooth in time, which is why a few
     coefficients suffice; a constant video (the control image, the depth map) encodes exactly into
     the first coefficient. ``latent_scale`` (per channel, fit on training data) makes latents unit-scale.
+    ``residual`` (a :class:`.temporal_decoder.TemporalResidual`, or None) adds to each decoded pixel what
+    the cosines cannot draw (a bounce's kinks), read from its coefficients.
     """
 
     temporal = 1
 
-    def __init__(self, coefficients: int = 8, spatial: int = 4, decode_guide: str = "none"):
+    def __init__(self, coefficients: int = 8, spatial: int = 4, decode_guide: str = "none",
+                 residual: TemporalResidual | None = None):
         super().__init__()
         if decode_guide not in DECODE_GUIDES:
             raise InputError(f"decode guide must be one of {', '.join(DECODE_GUIDES)}, got {decode_guide!r}")
@@ -182,6 +186,10 @@ class TemporalBasisCodec(TrajectoryCodec):
         self.decode_guide = decode_guide
         self.latent_channels = 3 * self.coefficients
         self.register_buffer("latent_scale", torch.ones(self.latent_channels), persistent=True)
+        if residual is not None and residual.coefficients != self.coefficients:
+            raise InputError(f"the temporal decoder reads {residual.coefficients} coefficients per axis, the codec "
+                             f"keeps {self.coefficients}")
+        self.residual = residual
 
     def basis(self, frames: int, device=None, dtype=torch.float32) -> torch.Tensor:
         t = torch.arange(frames, dtype=torch.float64)
@@ -217,14 +225,21 @@ class TemporalBasisCodec(TrajectoryCodec):
         ``smoothing`` > 0 first averages the coefficients within surfaces (:mod:`..sampling.motion_smoothing`)."""
         coeffs = self._coefficients(latents.float())
         sigma = blocks_sigma(smoothing, coeffs.shape[-1])
-        if sigma == 0.0 and self.decode_guide == "none":
+        if sigma == 0.0 and self.decode_guide == "none" and self.residual is None:
             return super().decode_field_on(latents, points0, num_frames)
         guide = torch.log(safe_depth(points0[..., 2].float()))
         if sigma > 0.0:
             coeffs = smooth_motion_blocks(coeffs, block_means(guide, coeffs.shape[-2:]), sigma)
-        if self.decode_guide == "none":
+        if self.decode_guide == "none" and self.residual is None:
             return resize_field(self._expand(coeffs, num_frames), tuple(points0.shape[1:3]))
-        return self._expand(guided_upsample(coeffs, guide), num_frames)
+        return self._expand(self.output_coefficients(coeffs, guide), num_frames)
+
+    def output_coefficients(self, coeffs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """Cell coefficients ``[B, 3K, h, w]`` -> each output pixel's ``[B, 3K, H, W]`` on the grid of ``guide``
+        (``[B, H, W]``, the frame-0 log depth): upsampled guided by it (``decode_guide="depth"``) or bilinearly."""
+        if self.decode_guide == "depth":
+            return guided_upsample(coeffs, guide)
+        return F.interpolate(coeffs, size=tuple(guide.shape[-2:]), mode="bilinear", align_corners=False)
 
     def _coefficients(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``[B, 3K, 1, h, w]`` -> basis coefficients ``[B, 3K, h, w]`` (latent scale undone)."""
@@ -235,8 +250,12 @@ class TemporalBasisCodec(TrajectoryCodec):
         if num_frames is None:
             raise InputError("the temporal-basis codec needs the number of frames to decode")
         b, _, h, w = coeffs.shape
-        coeffs = coeffs.reshape(b, 3, self.coefficients, h, w)
-        return torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, coeffs.device, coeffs.dtype), coeffs)
+        field = torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, coeffs.device, coeffs.dtype),
+                             coeffs.reshape(b, 3, self.coefficients, h, w))
+        if self.residual is None:
+            return field
+        units = coeffs / self.latent_scale.to(coeffs).view(1, -1, 1, 1)
+        return field + self.residual(units, num_frames).to(field.dtype)
 
     def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
         return self._project(video)
@@ -311,7 +330,9 @@ def build_codec(cfg: STraGConfig, vae: nn.Module | None = None) -> TrajectoryCod
                 f"the temporal-basis codec makes 3 x {cfg.dct_coefficients} latent channels but the config says "
                 f"{cfg.latent_channels}"
             )
-        return TemporalBasisCodec(cfg.dct_coefficients, cfg.spatial_compression, cfg.decode_guide)
+        residual = (TemporalResidual(cfg.dct_coefficients, cfg.num_frames, cfg.temporal_decoder_width)
+                    if cfg.temporal_decoder == "learned" else None)
+        return TemporalBasisCodec(cfg.dct_coefficients, cfg.spatial_compression, cfg.decode_guide, residual)
     if cfg.codec == "patchify":
         if cfg.latent_channels != 3 * cfg.temporal_compression:
             raise InputError(

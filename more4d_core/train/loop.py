@@ -122,6 +122,9 @@ def train(args: TrainArgs) -> Path:
         cfg = cfg.replace(condition_detail=init_cfg.condition_detail, object_encoder=init_cfg.object_encoder,
                           object_encoder_width=init_cfg.object_encoder_width, object_binding=init_cfg.object_binding,
                           object_binding_width=init_cfg.object_binding_width)
+        if cfg.codec == init_cfg.codec == "dct":  # the temporal decoder reads the codec alone, whose scale is carried
+            cfg = cfg.replace(temporal_decoder=init_cfg.temporal_decoder,
+                              temporal_decoder_width=init_cfg.temporal_decoder_width)
     if args.condition_detail is not None:
         cfg = cfg.replace(condition_detail=args.condition_detail)
     if args.object_encoder is not None:

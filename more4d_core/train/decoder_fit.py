@@ -1,0 +1,179 @@
+"""Fit a learned temporal decoder (``models/temporal_decoder.py``) to a model's temporal-basis codec.
+
+    python -m more4d_core.train.decoder_fit MODEL --out OUT [--scenes 2500] [--pixels 600] [--steps 6000]
+                                            [--width 256] [--loss huber|mse] [--seed 9] [--recipe v3]
+
+The codec keeps a few cosine coefficients of each trajectory; what they cannot draw (the kinks of a bounce)
+is read back from them by a small network, fitted here on the exact tracks of training scenes of the
+procedural generator: each pixel's coefficients, as the codec encodes and upsamples them, against what its
+true trajectory adds to the cosines' curve. Nothing of the denoiser is involved (a few minutes on a CPU);
+OUT is MODEL with the decoder (``temporal_decoder="learned"``; a decoder it had is replaced) and the fit's
+report in its metadata. The pseudo-Huber loss (the default) prices errors below about one output pixel
+quadratically and larger ones linearly, as a within-threshold score does not reward a far miss less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.procedural.scene_generator import RECIPES, generate_sample
+from ..geometry.normalization import factors_for, safe_depth
+from ..help_text import summary
+from ..models.temporal_decoder import TemporalResidual
+from ..models.trajectory_codec import TemporalBasisCodec, tracks_to_field
+from .objective import MOVING_THRESHOLD, peak_motion
+
+LOSSES = ("huber", "mse")
+HUBER_DELTA = 0.002  # normalized units: about one pixel of the 512-pixel-wide output the evaluation counts in
+SEED_STRIDE = 10**7  # the pool's scenes are train-split seeds seed * SEED_STRIDE + i (the gate fit's convention)
+
+
+@dataclass
+class DecoderFitReport:
+    scenes: int
+    pixels: int  # pool size (pixels of all scenes)
+    steps: int
+    loss: str
+    basis_rmse: float  # on the pool: the cosines' error alone (normalized units)
+    fitted_rmse: float  # on the pool, after the fit
+    first_loss: float
+    last_loss: float  # mean of the last 100 steps
+
+
+def pixel_pool(codec: TemporalBasisCodec, tracks: torch.Tensor, factors, pixels: int,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One scene's training pairs: ``tracks [T, H, W, 3]`` -> (coefficients in latent units ``[P, 3K]``, what the
+    true trajectory adds to the cosines' curve ``[P, 3, T]``) for up to ``pixels`` moving pixels (their motion
+    exceeds the motion gate's threshold) and ``pixels // 8`` still ones, drawn with ``generator``. The
+    coefficients are the codec's own: encoded, pooled and upsampled as a generated latent is decoded."""
+    grid = tracks.unsqueeze(0).float()
+    field = tracks_to_field(grid, factors)  # [1, 3, T, H, W]
+    coeffs = codec.output_coefficients(codec._coefficients(codec.encode_field(field)),
+                                       torch.log(safe_depth(grid[:, 0, ..., 2])))
+    frames = grid.shape[1]
+    basis = torch.einsum("tk,bckhw->bcthw", codec.basis(frames, dtype=coeffs.dtype),
+                         coeffs.reshape(1, 3, codec.coefficients, *coeffs.shape[-2:]))
+    units = (coeffs / codec.latent_scale.view(1, -1, 1, 1))[0].flatten(1).T  # [HW, 3K]
+    missing = (field - basis)[0].flatten(2).permute(2, 0, 1)  # [HW, 3, T]
+    peak = peak_motion(field)[0].flatten()
+    moving, still = torch.nonzero(peak > MOVING_THRESHOLD)[:, 0], torch.nonzero(peak <= MOVING_THRESHOLD)[:, 0]
+    pick = torch.cat([moving[torch.randperm(len(moving), generator=generator)[:pixels]],
+                      still[torch.randperm(len(still), generator=generator)[:pixels // 8]]])
+    return units[pick], missing[pick]
+
+
+def fit_temporal_residual(residual: TemporalResidual, units: torch.Tensor, missing: torch.Tensor, *, steps: int,
+                          batch_size: int = 4096, lr: float = 1e-3, loss: str = "huber", seed: int = 0,
+                          log=None) -> list[float]:
+    """Fit ``residual`` to map ``units [P, 3K]`` to ``missing [P, 3, F]`` (F = its frames); the losses per step."""
+    if loss not in LOSSES:
+        raise ValueError(f"the loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if steps < 1 or len(units) == 0:
+        raise ValueError(f"fitting a temporal decoder needs steps >= 1 and a non-empty pool, got {steps} and {len(units)}")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(residual.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    losses = []
+    for step in range(steps):
+        idx = torch.randint(len(units), (min(batch_size, len(units)),), generator=gen)
+        err = residual.per_pixel(units[idx].float()) - missing[idx].float()
+        if loss == "huber":
+            value = (HUBER_DELTA**2 * (torch.sqrt(1 + (err / HUBER_DELTA) ** 2) - 1)).mean()
+        else:
+            value = err.pow(2).mean()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(value.detach()))
+        if log is not None and (step % 500 == 0 or step == steps - 1):
+            log(f"temporal decoder: step {step + 1}/{steps}, loss {losses[-1]:.3e}")
+    return losses
+
+
+def pool_rmse(residual: TemporalResidual | None, units: torch.Tensor, missing: torch.Tensor) -> float:
+    """Root mean square of what is still missing on the pool (None: the cosines alone)."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for u, m in zip(units.split(65536), missing.split(65536)):
+            err = m.float() - (residual.per_pixel(u.float()) if residual is not None else 0.0)
+            total, count = total + float(err.pow(2).sum()), count + err.numel()
+    return (total / max(count, 1)) ** 0.5
+
+
+def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 2500, pixels: int = 600,
+                         steps: int = 6000, width: int = 256, loss: str = "huber", seed: int = 9,
+                         recipe: str = "v3", overwrite: bool = False, log=print) -> DecoderFitReport:
+    """Write ``out``: the model file ``model`` with a temporal decoder fitted to its codec."""
+    from ..checkpoints import bundle
+    from ..generator import load_generator
+
+    header = bundle.read_header(model)
+    if header.config.codec != "dct":
+        raise ValueError(f"{model}: a temporal decoder refines the temporal-basis (dct) codec; this model's codec is "
+                         f"{header.config.codec!r}")
+    if recipe not in RECIPES:
+        raise ValueError(f"the recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    if scenes < 1 or pixels < 1:
+        raise ValueError(f"the pool needs scenes and pixels >= 1, got {scenes} and {pixels}")
+    cfg = header.config.replace(temporal_decoder="learned", temporal_decoder_width=int(width))
+    gen = load_generator(model)
+    codec = gen.codec
+    codec.residual = None  # the pool is what the cosines alone miss
+    h, w, frames = cfg.height, cfg.width, cfg.num_frames
+    draw = torch.Generator().manual_seed(seed)
+    parts = []
+    for i in range(scenes):
+        s = generate_sample(seed * SEED_STRIDE + i, "train", h, w, frames, recipe=recipe, with_visibility=False)
+        factors = factors_for(cfg.normalization, s.intrinsics, h, w)
+        with torch.no_grad():
+            parts.append(pixel_pool(codec, s.tracks.reshape(frames, h, w, 3), factors, pixels, draw))
+        if log is not None and (i + 1) % 500 == 0:
+            log(f"temporal decoder: pool {i + 1}/{scenes} scenes")
+    units = torch.cat([p[0] for p in parts]).half()  # half precision keeps a 2500-scene pool near 0.6 GB
+    missing = torch.cat([p[1] for p in parts]).half()
+    del parts
+    residual = TemporalResidual(codec.coefficients, frames, width)
+    losses = fit_temporal_residual(residual, units, missing, steps=steps, loss=loss, seed=seed, log=log)
+    report = DecoderFitReport(scenes, len(units), steps, loss, pool_rmse(None, units, missing),
+                              pool_rmse(residual, units, missing), losses[0], sum(losses[-100:]) / len(losses[-100:]))
+    codec.residual = residual
+    info = {**header.info, "temporal_decoder_fit": {**asdict(report), "width": int(width), "pixels_per_scene": pixels,
+                                                     "seed": seed, "recipe": recipe, "from": str(model)}}
+    bundle.save_bundle(Path(out), cfg, {"transformer": gen.transformer, "codec": codec,
+                                        "text_encoder": gen.text_encoder},
+                       info, dtype=torch.float16, overwrite=overwrite)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m more4d_core.train.decoder_fit", description=summary(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
+    parser.add_argument("model", help="trained model file (single-file .safetensors with the temporal-basis codec)")
+    parser.add_argument("--out", required=True, help="model file to write (the input with the decoder)")
+    parser.add_argument("--scenes", type=int, default=2500, help="training scenes in the pool")
+    parser.add_argument("--pixels", type=int, default=600, help="moving pixels per scene (and an eighth as many still)")
+    parser.add_argument("--steps", type=int, default=6000, help="fitting steps (batches of 4096 pixels)")
+    parser.add_argument("--width", type=int, default=256, help="hidden width of the decoder's network")
+    parser.add_argument("--loss", choices=LOSSES, default="huber", help="pseudo-Huber (about one output pixel) or MSE")
+    parser.add_argument("--seed", type=int, default=9, help="seed of the pool's scenes and of the fit")
+    parser.add_argument("--recipe", default="v3", help="data recipe of the pool (default v3, as training)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    args = parser.parse_args(argv)
+    report = add_temporal_decoder(args.model, args.out, scenes=args.scenes, pixels=args.pixels, steps=args.steps,
+                                  width=args.width, loss=args.loss, seed=args.seed, recipe=args.recipe,
+                                  overwrite=args.overwrite)
+    print(f"temporal decoder: pool error {report.basis_rmse:.5f} -> {report.fitted_rmse:.5f} (normalized units, "
+          f"{report.pixels} pixels of {report.scenes} scenes); wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
