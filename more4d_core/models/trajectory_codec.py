@@ -247,15 +247,19 @@ class TemporalBasisCodec(TrajectoryCodec):
 
     def _expand(self, coeffs: torch.Tensor, num_frames: int | None) -> torch.Tensor:
         """Coefficients ``[B, 3K, h, w]`` -> field ``[B, 3, T, h, w]``."""
-        if num_frames is None:
-            raise InputError("the temporal-basis codec needs the number of frames to decode")
-        b, _, h, w = coeffs.shape
-        field = torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, coeffs.device, coeffs.dtype),
-                             coeffs.reshape(b, 3, self.coefficients, h, w))
+        field = self.basis_field(coeffs, num_frames)
         if self.residual is None:
             return field
         units = coeffs / self.latent_scale.to(coeffs).view(1, -1, 1, 1)
         return field + self.residual(units, num_frames).to(field.dtype)
+
+    def basis_field(self, coeffs: torch.Tensor, num_frames: int | None) -> torch.Tensor:
+        """Coefficients ``[B, 3K, h, w]`` -> the cosines' curves ``[B, 3, T, h, w]`` (no learned residual)."""
+        if num_frames is None:
+            raise InputError("the temporal-basis codec needs the number of frames to decode")
+        b, _, h, w = coeffs.shape
+        return torch.einsum("tk,bckhw->bcthw", self.basis(num_frames, coeffs.device, coeffs.dtype),
+                            coeffs.reshape(b, 3, self.coefficients, h, w))
 
     def encode_video(self, video: torch.Tensor, sample: bool = False) -> torch.Tensor:
         return self._project(video)

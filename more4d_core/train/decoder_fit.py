@@ -9,7 +9,7 @@ procedural generator: each pixel's coefficients, as the codec encodes and upsamp
 true trajectory adds to the cosines' curve. Nothing of the denoiser is involved (a few minutes on a CPU);
 OUT is MODEL with the decoder (``temporal_decoder="learned"``; a decoder it had is replaced) and the fit's
 report in its metadata. The pseudo-Huber loss (the default) prices errors below about one output pixel
-quadratically and larger ones linearly, as a within-threshold score does not reward a far miss less.
+quadratically and larger ones linearly: a within-threshold score loses no more for a far miss than for a near one.
 """
 
 from __future__ import annotations
@@ -55,9 +55,7 @@ def pixel_pool(codec: TemporalBasisCodec, tracks: torch.Tensor, factors, pixels:
     field = tracks_to_field(grid, factors)  # [1, 3, T, H, W]
     coeffs = codec.output_coefficients(codec._coefficients(codec.encode_field(field)),
                                        torch.log(safe_depth(grid[:, 0, ..., 2])))
-    frames = grid.shape[1]
-    basis = torch.einsum("tk,bckhw->bcthw", codec.basis(frames, dtype=coeffs.dtype),
-                         coeffs.reshape(1, 3, codec.coefficients, *coeffs.shape[-2:]))
+    basis = codec.basis_field(coeffs, grid.shape[1])
     units = (coeffs / codec.latent_scale.view(1, -1, 1, 1))[0].flatten(1).T  # [HW, 3K]
     missing = (field - basis)[0].flatten(2).permute(2, 0, 1)  # [HW, 3, T]
     peak = peak_motion(field)[0].flatten()
@@ -125,7 +123,7 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
     cfg = header.config.replace(temporal_decoder="learned", temporal_decoder_width=int(width))
     gen = load_generator(model)
     codec = gen.codec
-    codec.residual = None  # the pool is what the cosines alone miss
+    codec.residual = None  # a decoder the file had is replaced
     h, w, frames = cfg.height, cfg.width, cfg.num_frames
     draw = torch.Generator().manual_seed(seed)
     parts = []
