@@ -96,6 +96,15 @@ def save_bundle(
     return write_bundle(path, config, tensors, list(components), info, overwrite=overwrite)
 
 
+def save_generator(path: str | os.PathLike, config: STraGConfig, generator, info: dict[str, Any] | None = None, *,
+                   dtype: torch.dtype | None = torch.float16, overwrite: bool = False) -> Path:
+    """A generator's transformer, codec and text encoder under ``config`` (:func:`save_bundle`; float16 by default,
+    as the shipped model)."""
+    return save_bundle(path, config, {"transformer": generator.transformer, "codec": generator.codec,
+                                      "text_encoder": generator.text_encoder},
+                       info, dtype=dtype, overwrite=overwrite)
+
+
 def write_bundle(path: str | os.PathLike, config: STraGConfig, tensors: dict[str, torch.Tensor], components: list[str],
                  info: dict[str, Any] | None = None, *, overwrite: bool = False) -> Path:
     """Write prefixed ``tensors`` (``component.key``) with the bundle metadata into one safetensors file, atomically."""

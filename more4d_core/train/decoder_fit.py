@@ -144,9 +144,7 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
     codec.residual = residual
     info = {**header.info, "temporal_decoder_fit": {**asdict(report), "width": int(width), "pixels_per_scene": pixels,
                                                      "seed": seed, "recipe": recipe, "from": str(model)}}
-    bundle.save_bundle(Path(out), cfg, {"transformer": gen.transformer, "codec": codec,
-                                        "text_encoder": gen.text_encoder},
-                       info, dtype=torch.float16, overwrite=overwrite)
+    bundle.save_generator(Path(out), cfg, gen, info, overwrite=overwrite)
     return report
 
 

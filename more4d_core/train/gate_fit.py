@@ -154,9 +154,7 @@ def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, sc
                                                 "recipe": recipe, "depth_noise": depth_noise,
                                                 "prior_depth": prior_depth, "named_captions": named_captions,
                                                 "gate": gate, "from": str(model)}}
-    bundle.save_bundle(Path(out), cfg, {"transformer": gen.transformer, "codec": gen.codec,
-                                        "text_encoder": gen.text_encoder},
-                       info, dtype=torch.float16, overwrite=overwrite)
+    bundle.save_generator(Path(out), cfg, gen, info, overwrite=overwrite)
     return report
 
 

@@ -21,7 +21,6 @@ import torch
 
 from ..checkpoints import bundle
 from ..checkpoints.apply import load_into
-from ..checkpoints.bundle import save_bundle
 from ..data.procedural.scene_generator import RECIPES
 from ..generator import build_generator, load_generator
 from ..models.config import STraGConfig, get_config
@@ -320,6 +319,5 @@ def _export(out: Path, args: TrainArgs, cfg: STraGConfig, info: dict) -> Path:
         cfg = cfg.replace(still_threshold=check_still_threshold(args.still_threshold))
     gen = load_generator(latest / "ema.safetensors")
     header = bundle.read_header(latest / "ema.safetensors")
-    return save_bundle(Path(args.export), cfg,
-                       {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder},
-                       {**header.info, **info, "weights": "EMA", "dtype": "float16"}, dtype=torch.float16, overwrite=True)
+    return bundle.save_generator(Path(args.export), cfg, gen, {**header.info, **info, "weights": "EMA", "dtype": "float16"},
+                                 overwrite=True)
