@@ -2,14 +2,18 @@
 
     python -m more4d_core.train.decoder_fit MODEL --out OUT [--scenes 2500] [--pixels 600] [--steps 6000]
                                             [--width 256] [--loss huber|mse] [--seed 9] [--recipe v3]
+                                            [--pool codec|generated] [--lr 1e-3] [--pool-cache FILE]
 
 The codec keeps a few cosine coefficients of each trajectory; what they cannot draw (the kinks of a bounce)
 is read back from them by a small network, fitted here on the exact tracks of training scenes of the
 procedural generator: each pixel's coefficients, as the codec encodes and upsamples them, against what its
 true trajectory adds to the cosines' curve. Nothing of the denoiser is involved (a few minutes on a CPU);
 OUT is MODEL with the decoder (``temporal_decoder="learned"``; a decoder it had is replaced) and the fit's
-report in its metadata. The pseudo-Huber loss (the default) prices errors below about one output pixel
-quadratically and larger ones linearly: a within-threshold score loses no more for a far miss than for a near one.
+report in its metadata. ``--pool generated`` reads the pairs from the model's own output instead
+(:mod:`.generated_pool`: the model generates each scene, half of them from a perturbed depth; about 3 s a
+scene on 2 CPU cores) and starts from the decoder MODEL has, if any: a decoder of this denoiser's output.
+``--pool-cache FILE`` keeps the pool (safetensors) and reuses it when it matches the pool's arguments.
+The pseudo-Huber loss (the default) prices errors below about one output pixel quadratically and larger ones linearly: a within-threshold score loses no more for a far miss than for a near one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ..models.trajectory_codec import TemporalBasisCodec, tracks_to_field
 from .objective import MOVING_THRESHOLD, peak_motion
 
 LOSSES = ("huber", "mse")
+POOLS = ("codec", "generated")
 HUBER_DELTA = 0.002  # normalized units: about one pixel of the 512-pixel-wide output the evaluation counts in
 SEED_STRIDE = 10**7  # the pool's scenes are train-split seeds seed * SEED_STRIDE + i (the gate fit's convention)
 
@@ -39,7 +44,8 @@ class DecoderFitReport:
     pixels: int  # pool size (pixels of all scenes)
     steps: int
     loss: str
-    basis_rmse: float  # on the pool: the cosines' error alone (normalized units)
+    pool: str
+    basis_rmse: float  # on the pool before the fit: the cosines' error alone, or with the decoder it starts from
     fitted_rmse: float  # on the pool, after the fit
     first_loss: float
     last_loss: float  # mean of the last 100 steps
@@ -76,7 +82,9 @@ def fit_temporal_residual(residual: TemporalResidual, units: torch.Tensor, missi
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(residual.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    # one cycle with a 5% warm-up (half the steps for short fits, where 5% is not a step; two steps: constant)
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05 if steps >= 40 else 0.5)
+             if steps > 2 else torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0))
     losses = []
     for step in range(steps):
         idx = torch.randint(len(units), (min(batch_size, len(units)),), generator=gen)
@@ -105,25 +113,9 @@ def pool_rmse(residual: TemporalResidual | None, units: torch.Tensor, missing: t
     return (total / max(count, 1)) ** 0.5
 
 
-def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 2500, pixels: int = 600,
-                         steps: int = 6000, width: int = 256, loss: str = "huber", seed: int = 9,
-                         recipe: str = "v3", overwrite: bool = False, log=print) -> DecoderFitReport:
-    """Write ``out``: the model file ``model`` with a temporal decoder fitted to its codec."""
-    from ..checkpoints import bundle
-    from ..generator import load_generator
-
-    header = bundle.read_header(model)
-    if header.config.codec != "dct":
-        raise ValueError(f"{model}: a temporal decoder refines the temporal-basis (dct) codec; this model's codec is "
-                         f"{header.config.codec!r}")
-    if recipe not in RECIPES:
-        raise ValueError(f"the recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    if scenes < 1 or pixels < 1:
-        raise ValueError(f"the pool needs scenes and pixels >= 1, got {scenes} and {pixels}")
-    cfg = header.config.replace(temporal_decoder="learned", temporal_decoder_width=int(width))
-    gen = load_generator(model)
-    codec = gen.codec
-    codec.residual = None  # a decoder the file had is replaced
+def codec_pool(codec: TemporalBasisCodec, cfg, *, scenes: int, pixels: int, seed: int, recipe: str,
+               log=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The codec pool: :func:`pixel_pool` of ``scenes`` train-split scenes (seeds ``seed * SEED_STRIDE + i``)."""
     h, w, frames = cfg.height, cfg.width, cfg.num_frames
     draw = torch.Generator().manual_seed(seed)
     parts = []
@@ -131,19 +123,95 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
         s = generate_sample(seed * SEED_STRIDE + i, "train", h, w, frames, recipe=recipe, with_visibility=False)
         factors = factors_for(cfg.normalization, s.intrinsics, h, w)
         with torch.no_grad():
-            parts.append(pixel_pool(codec, s.tracks.reshape(frames, h, w, 3), factors, pixels, draw))
+            u, m = pixel_pool(codec, s.tracks.reshape(frames, h, w, 3), factors, pixels, draw)
+        parts.append((u.half(), m.half()))  # half precision keeps a 2500-scene pool near 0.6 GB
         if log is not None and (i + 1) % 500 == 0:
             log(f"temporal decoder: pool {i + 1}/{scenes} scenes")
-    units = torch.cat([p[0] for p in parts]).half()  # half precision keeps a 2500-scene pool near 0.6 GB
-    missing = torch.cat([p[1] for p in parts]).half()
-    del parts
-    residual = TemporalResidual(codec.coefficients, frames, width)
-    losses = fit_temporal_residual(residual, units, missing, steps=steps, loss=loss, seed=seed, log=log)
-    report = DecoderFitReport(scenes, len(units), steps, loss, pool_rmse(None, units, missing),
-                              pool_rmse(residual, units, missing), losses[0], sum(losses[-100:]) / len(losses[-100:]))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (a generated pool belongs to the exact model that generated it)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_pool(cache: str | Path | None, key: dict, build) -> tuple[torch.Tensor, torch.Tensor]:
+    """``build()`` once: with ``cache``, a pool written there under the same ``key`` is read back instead, and a
+    new one is written (atomically). A cache of other arguments is rebuilt, never mixed in."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ..export.atomic import atomic_path
+
+    wanted = json.dumps(key, sort_keys=True)
+    if cache is not None and Path(cache).is_file():
+        with safe_open(str(cache), "pt") as f:
+            if (f.metadata() or {}).get("pool") == wanted:
+                return f.get_tensor("units"), f.get_tensor("missing")
+    units, missing = build()
+    if cache is not None:
+        with atomic_path(Path(cache), overwrite=True) as tmp:
+            save_file({"units": units.contiguous(), "missing": missing.contiguous()}, str(tmp), metadata={"pool": wanted})
+    return units, missing
+
+
+def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 2500, pixels: int = 600,
+                         steps: int = 6000, width: int = 256, loss: str = "huber", seed: int = 9,
+                         recipe: str = "v3", pool: str = "codec", lr: float = 1e-3,
+                         pool_cache: str | Path | None = None, overwrite: bool = False,
+                         log=print) -> DecoderFitReport:
+    """Write ``out``: the model file ``model`` with a temporal decoder fitted to its codec (``pool="codec"``, a new
+    decoder) or to its own output (``pool="generated"``, starting from the decoder ``model`` has, if any)."""
+    from ..checkpoints import bundle
+    from ..generator import load_generator
+    from .generated_pool import generated_pool
+
+    header = bundle.read_header(model)
+    if header.config.codec != "dct":
+        raise ValueError(f"{model}: a temporal decoder refines the temporal-basis (dct) codec; this model's codec is "
+                         f"{header.config.codec!r}")
+    if recipe not in RECIPES:
+        raise ValueError(f"the recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    if pool not in POOLS:
+        raise ValueError(f"the pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    if scenes < 1 or pixels < 1:
+        raise ValueError(f"the pool needs scenes and pixels >= 1, got {scenes} and {pixels}")
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    if pool == "generated" and header.config.temporal_decoder == "learned":
+        width = header.config.temporal_decoder_width  # the warm start fixes the width
+    cfg = header.config.replace(temporal_decoder="learned", temporal_decoder_width=int(width))
+    gen = load_generator(model)
+    codec = gen.codec
+    start = codec.residual if pool == "generated" else None
+    if pool == "codec":
+        codec.residual = None  # a decoder the file had is replaced
+    key = {"pool": pool, "scenes": scenes, "pixels": pixels, "seed": seed, "recipe": recipe,
+           **({"model": file_digest(model)} if pool == "generated" else {})}
+    if pool == "generated":
+        units, missing = cached_pool(pool_cache, key, lambda: generated_pool(gen, scenes=scenes, pixels=pixels,
+                                                                          seed=seed, recipe=recipe, log=log))
+    else:
+        units, missing = cached_pool(pool_cache, key, lambda: codec_pool(codec, cfg, scenes=scenes, pixels=pixels,
+                                                                      seed=seed, recipe=recipe, log=log))
+    residual = TemporalResidual(codec.coefficients, cfg.num_frames, width)
+    if start is not None:
+        residual.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+    before = pool_rmse(residual if start is not None else None, units, missing)
+    losses = fit_temporal_residual(residual, units, missing, steps=steps, loss=loss, lr=lr, seed=seed, log=log)
+    report = DecoderFitReport(scenes, len(units), steps, loss, pool, before, pool_rmse(residual, units, missing),
+                              losses[0], sum(losses[-100:]) / len(losses[-100:]))
     codec.residual = residual
     info = {**header.info, "temporal_decoder_fit": {**asdict(report), "width": int(width), "pixels_per_scene": pixels,
-                                                     "seed": seed, "recipe": recipe, "from": str(model)}}
+                                                     "seed": seed, "recipe": recipe, "lr": lr, "from": str(model)}}
     bundle.save_generator(Path(out), cfg, gen, info, overwrite=overwrite)
     return report
 
@@ -155,17 +223,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="trained model file (single-file .safetensors with the temporal-basis codec)")
     parser.add_argument("--out", required=True, help="model file to write (the input with the decoder)")
     parser.add_argument("--scenes", type=int, default=2500, help="training scenes in the pool")
-    parser.add_argument("--pixels", type=int, default=600, help="moving pixels per scene (and an eighth as many still)")
+    parser.add_argument("--pixels", type=int, default=600, help="moving pixels per scene (and an eighth as many still; the generated pool also a quarter as many still "
+                             "ones the model moved)")
     parser.add_argument("--steps", type=int, default=6000, help="fitting steps (batches of 4096 pixels)")
     parser.add_argument("--width", type=int, default=256, help="hidden width of the decoder's network")
     parser.add_argument("--loss", choices=LOSSES, default="huber", help="pseudo-Huber (about one output pixel) or MSE")
     parser.add_argument("--seed", type=int, default=9, help="seed of the pool's scenes and of the fit")
     parser.add_argument("--recipe", default="v3", help="data recipe of the pool (default v3, as training)")
+    parser.add_argument("--pool", choices=POOLS, default="codec",
+                        help="pairs from the codec's encoding of true tracks (a new decoder) or from the model's own "
+                             "output (starting from the decoder MODEL has)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the fit")
+    parser.add_argument("--pool-cache", default=None, help="safetensors file keeping the pool for another fit")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     report = add_temporal_decoder(args.model, args.out, scenes=args.scenes, pixels=args.pixels, steps=args.steps,
                                   width=args.width, loss=args.loss, seed=args.seed, recipe=args.recipe,
-                                  overwrite=args.overwrite)
+                                  pool=args.pool, lr=args.lr, pool_cache=args.pool_cache, overwrite=args.overwrite)
     print(f"temporal decoder: pool error {report.basis_rmse:.5f} -> {report.fitted_rmse:.5f} (normalized units, "
           f"{report.pixels} pixels of {report.scenes} scenes); wrote {args.out}")
     return 0
