@@ -127,3 +127,18 @@ def test_the_command_refuses_before_the_pool(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         main([str(src), "--out", str(tmp_path / "x.safetensors"), "--pool", "denoiser"])
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_pool_cache_path_holding_something_else_is_refused_and_kept(tmp_path):
+    src = tmp_path / "model.safetensors"
+    _save(src, TINY_LEARNED)
+    before = src.read_bytes()
+    for cache in (src, tmp_path / "notes.txt"):
+        if cache.suffix == ".txt":
+            cache.write_text("not a pool")
+        kept = cache.read_bytes()
+        with pytest.raises(ValueError, match="--pool-cache"):
+            main([str(src), "--out", str(tmp_path / "o.safetensors"), "--pool", "generated", "--scenes", "1",
+                  "--pixels", "5", "--steps", "1", "--pool-cache", str(cache)])
+        assert cache.read_bytes() == kept and not (tmp_path / "o.safetensors").exists()
+    assert src.read_bytes() == before

@@ -10,10 +10,12 @@ procedural generator: each pixel's coefficients, as the codec encodes and upsamp
 true trajectory adds to the cosines' curve. Nothing of the denoiser is involved (a few minutes on a CPU);
 OUT is MODEL with the decoder (``temporal_decoder="learned"``; a decoder it had is replaced) and the fit's
 report in its metadata. ``--pool generated`` reads the pairs from the model's own output instead
-(:mod:`.generated_pool`: the model generates each scene, half of them from a perturbed depth; about 3 s a
-scene on 2 CPU cores) and starts from the decoder MODEL has, if any: a decoder of this denoiser's output.
-``--pool-cache FILE`` keeps the pool (safetensors) and reuses it when it matches the pool's arguments.
-The pseudo-Huber loss (the default) prices errors below about one output pixel quadratically and larger ones linearly: a within-threshold score loses no more for a far miss than for a near one.
+(:mod:`.generated_pool`: the model generates each scene, half of them from a perturbed depth; about 4 s a
+scene on 2 CPU cores) and starts from the decoder MODEL has, if any (then its width is kept): a decoder of
+this denoiser's output. ``--pool-cache FILE`` keeps the pool (safetensors) and reuses it when it matches the
+pool's arguments (and, for a generated pool, the model file's bytes). The pseudo-Huber loss (the default)
+prices errors below about one output pixel quadratically and larger ones linearly: a within-threshold score
+loses no more for a far miss than for a near one.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def file_digest(path: str | Path) -> str:
 
 def cached_pool(cache: str | Path | None, key: dict, build) -> tuple[torch.Tensor, torch.Tensor]:
     """``build()`` once: with ``cache``, a pool written there under the same ``key`` is read back instead, and a
-    new one is written (atomically). A cache of other arguments is rebuilt, never mixed in."""
+    new one is written (atomically). A cache of other arguments is rebuilt, never mixed in; a file there that is no
+    pool cache (a model given by mistake) is refused, not overwritten."""
     import json
 
     from safetensors import safe_open
@@ -152,10 +155,17 @@ def cached_pool(cache: str | Path | None, key: dict, build) -> tuple[torch.Tenso
     from ..export.atomic import atomic_path
 
     wanted = json.dumps(key, sort_keys=True)
-    if cache is not None and Path(cache).is_file():
-        with safe_open(str(cache), "pt") as f:
-            if (f.metadata() or {}).get("pool") == wanted:
-                return f.get_tensor("units"), f.get_tensor("missing")
+    if cache is not None and Path(cache).exists():
+        try:
+            with safe_open(str(cache), "pt") as f:
+                found = (f.metadata() or {}).get("pool")
+                if found == wanted:
+                    return f.get_tensor("units"), f.get_tensor("missing")
+        except Exception as exc:  # not a safetensors file: never overwritten
+            raise ValueError(f"{cache} is not a pool cache of this command ({exc}); give a new path to --pool-cache") from None
+        if found is None:
+            raise ValueError(f"{cache} is a safetensors file but not a pool cache of this command; it is left as it is: "
+                             f"give a new path to --pool-cache")
     units, missing = build()
     if cache is not None:
         with atomic_path(Path(cache), overwrite=True) as tmp:
