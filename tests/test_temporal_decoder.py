@@ -180,3 +180,16 @@ def test_a_warm_start_keeps_the_decoder_of_its_init_file(tmp_path):
     before, after = load_file(init), load_file(str(saved))
     keys = [k for k in before if k.startswith("codec.residual.")]
     assert keys and all(torch.equal(before[k].float(), after[k].float()) for k in keys)
+
+
+def test_the_command_gives_the_same_decoder_whatever_random_state_it_starts_in(tmp_path):
+    src = tmp_path / "model.safetensors"
+    _save_dct_model(src)
+    outs = []
+    for state in (0, 12345):
+        torch.manual_seed(state)
+        torch.rand(state % 7 + 1)  # and some draws, as loading another model would leave
+        outs.append(tmp_path / f"out-{state}.safetensors")
+        assert main([str(src), "--out", str(outs[-1]), "--scenes", "2", "--pixels", "10", "--steps", "3", "--width", "8"]) == 0
+    a, b = load_file(str(outs[0])), load_file(str(outs[1]))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)

@@ -212,6 +212,7 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
     else:
         units, missing = cached_pool(pool_cache, key, lambda: codec_pool(codec, cfg, scenes=scenes, pixels=pixels,
                                                                       seed=seed, recipe=recipe, log=log))
+    torch.manual_seed(seed)  # the initial weights come from --seed, not from what loading the model left behind
     residual = TemporalResidual(codec.coefficients, cfg.num_frames, width)
     if start is not None:
         residual.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
