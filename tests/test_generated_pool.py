@@ -142,3 +142,18 @@ def test_a_pool_cache_path_holding_something_else_is_refused_and_kept(tmp_path):
                   "--pixels", "5", "--steps", "1", "--pool-cache", str(cache)])
         assert cache.read_bytes() == kept and not (tmp_path / "o.safetensors").exists()
     assert src.read_bytes() == before
+
+
+def test_a_pool_cache_of_another_model_is_rebuilt(tmp_path, monkeypatch):
+    from more4d_core.train import decoder_fit
+
+    a, b, cache = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "pool.safetensors"
+    _save(a, TINY_DCT, seed=3)
+    _save(b, TINY_DCT, seed=4)
+    calls = []
+    real = decoder_fit.codec_pool
+    monkeypatch.setattr(decoder_fit, "codec_pool", lambda *x, **k: calls.append(1) or real(*x, **k))
+    args = ["--scenes", "1", "--pixels", "5", "--steps", "1", "--width", "8", "--pool-cache", str(cache)]
+    for src, out in ((a, "1"), (a, "2"), (b, "3")):
+        assert main([str(src), "--out", str(tmp_path / f"out{out}.safetensors"), *args]) == 0
+    assert len(calls) == 2  # a's pool read back once; b's codec (another file) gets its own

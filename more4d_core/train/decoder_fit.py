@@ -13,7 +13,7 @@ report in its metadata. ``--pool generated`` reads the pairs from the model's ow
 (:mod:`.generated_pool`: the model generates each scene, half of them from a perturbed depth; about 4 s a
 scene on 2 CPU cores) and starts from the decoder MODEL has, if any (then its width is kept): a decoder of
 this denoiser's output. ``--pool-cache FILE`` keeps the pool (safetensors) and reuses it when it matches the
-pool's arguments (and, for a generated pool, the model file's bytes). The pseudo-Huber loss (the default)
+pool's arguments and the model file's bytes. The pseudo-Huber loss (the default)
 prices errors below about one output pixel quadratically and larger ones linearly: a within-threshold score
 loses no more for a far miss than for a near one.
 """
@@ -133,7 +133,7 @@ def codec_pool(codec: TemporalBasisCodec, cfg, *, scenes: int, pixels: int, seed
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (a generated pool belongs to the exact model that generated it)."""
+    """SHA-256 of a file's bytes (a pool belongs to the exact model file it was made from)."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -204,8 +204,8 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
     start = codec.residual if pool == "generated" else None
     if pool == "codec":
         codec.residual = None  # a decoder the file had is replaced
-    key = {"pool": pool, "scenes": scenes, "pixels": pixels, "seed": seed, "recipe": recipe,
-           **({"model": file_digest(model)} if pool == "generated" else {})}
+    # both pools depend on the model (the codec's scales; the generated one on everything): its bytes are in the key
+    key = {"pool": pool, "scenes": scenes, "pixels": pixels, "seed": seed, "recipe": recipe, "model": file_digest(model)}
     if pool == "generated":
         units, missing = cached_pool(pool_cache, key, lambda: generated_pool(gen, scenes=scenes, pixels=pixels,
                                                                           seed=seed, recipe=recipe, log=log))
