@@ -118,3 +118,14 @@ def write_bundle(path: str | os.PathLike, config: STraGConfig, tensors: dict[str
     with atomic_path(Path(path), overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (which model file a result belongs to)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

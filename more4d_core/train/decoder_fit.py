@@ -66,11 +66,22 @@ def pixel_pool(codec: TemporalBasisCodec, tracks: torch.Tensor, factors, pixels:
     basis = codec.basis_field(coeffs, grid.shape[1])
     units = (coeffs / codec.latent_scale.view(1, -1, 1, 1))[0].flatten(1).T  # [HW, 3K]
     missing = (field - basis)[0].flatten(2).permute(2, 0, 1)  # [HW, 3, T]
-    peak = peak_motion(field)[0].flatten()
-    moving, still = torch.nonzero(peak > MOVING_THRESHOLD)[:, 0], torch.nonzero(peak <= MOVING_THRESHOLD)[:, 0]
-    pick = torch.cat([moving[torch.randperm(len(moving), generator=generator)[:pixels]],
-                      still[torch.randperm(len(still), generator=generator)[:pixels // 8]]])
+    pick = select_pixels(peak_motion(field)[0].flatten(), None, pixels, generator)
     return units[pick], missing[pick]
+
+
+def select_pixels(peak: torch.Tensor, units: torch.Tensor | None, pixels: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Indices into a scene's flattened pixels, drawn with ``generator`` in this order: up to ``pixels`` whose true
+    motion ``peak`` exceeds the moving threshold; with the model's coefficients ``units`` (the generated pool), up
+    to ``pixels // 4`` still ones the model moved (non-zero coefficients: what the decoder may shrink); and
+    ``pixels // 8`` still ones at random."""
+    still = peak <= MOVING_THRESHOLD
+    groups = [(torch.nonzero(~still)[:, 0], pixels)]
+    if units is not None:
+        groups.append((torch.nonzero(still & (units.norm(dim=-1) > 0))[:, 0], pixels // 4))
+    groups.append((torch.nonzero(still)[:, 0], pixels // 8))
+    return torch.cat([idx[torch.randperm(len(idx), generator=generator)[:count]] for idx, count in groups])
 
 
 def fit_temporal_residual(residual: TemporalResidual, units: torch.Tensor, missing: torch.Tensor, *, steps: int,
@@ -132,18 +143,7 @@ def codec_pool(codec: TemporalBasisCodec, cfg, *, scenes: int, pixels: int, seed
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (a pool belongs to the exact model file it was made from)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def cached_pool(cache: str | Path | None, key: dict, build) -> tuple[torch.Tensor, torch.Tensor]:
+def cached_pool(cache: str | Path | None, key: dict | None, build) -> tuple[torch.Tensor, torch.Tensor]:
     """``build()`` once: with ``cache``, a pool written there under the same ``key`` is read back instead, and a
     new one is written (atomically). A cache of other arguments is rebuilt, never mixed in; a file there that is no
     pool cache (a model given by mistake) is refused, not overwritten."""
@@ -205,7 +205,8 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
     if pool == "codec":
         codec.residual = None  # a decoder the file had is replaced
     # both pools depend on the model (the codec's scales; the generated one on everything): its bytes are in the key
-    key = {"pool": pool, "scenes": scenes, "pixels": pixels, "seed": seed, "recipe": recipe, "model": file_digest(model)}
+    key = None if pool_cache is None else {"pool": pool, "scenes": scenes, "pixels": pixels, "seed": seed,
+                                           "recipe": recipe, "model": bundle.file_sha256(model)}
     if pool == "generated":
         units, missing = cached_pool(pool_cache, key, lambda: generated_pool(gen, scenes=scenes, pixels=pixels,
                                                                           seed=seed, recipe=recipe, log=log))

@@ -24,8 +24,9 @@ import torch
 from ..data.procedural.scene_generator import generate_sample
 from ..geometry.normalization import factors_for, safe_depth
 from ..models.trajectory_codec import tracks_to_field
+from .decoder_fit import select_pixels
 from .depth_noise import perturb_depth
-from .objective import MOVING_THRESHOLD, peak_motion
+from .objective import peak_motion
 
 
 @contextmanager
@@ -48,21 +49,6 @@ def recorded_decode(generator):
             codec.decode_tracks = original
         else:
             del codec.decode_tracks  # the class's method is back
-
-
-def select_pixels(peak: torch.Tensor, units: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices into a scene's flattened pixels: up to ``pixels`` whose true motion exceeds the moving threshold,
-    up to ``pixels // 4`` still ones the model moved (non-zero coefficients: what the decoder may shrink) and
-    ``pixels // 8`` still ones at random."""
-    moving = torch.nonzero(peak > MOVING_THRESHOLD)[:, 0]
-    still = peak <= MOVING_THRESHOLD
-    moved = torch.nonzero(still & (units.norm(dim=-1) > 0))[:, 0]
-    still = torch.nonzero(still)[:, 0]
-
-    def draw(idx: torch.Tensor, count: int) -> torch.Tensor:
-        return idx[torch.randperm(len(idx), generator=generator)[:count]]
-
-    return torch.cat([draw(moving, pixels), draw(moved, pixels // 4), draw(still, pixels // 8)])
 
 
 def generated_pairs(model, sample, depth: torch.Tensor, seed: int, pixels: int,

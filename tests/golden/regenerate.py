@@ -20,7 +20,6 @@ fingerprints another model file (e.g. a perturbed copy, to see that the comparis
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import re
@@ -28,6 +27,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from more4d_core.checkpoints.bundle import file_sha256 as sha256  # the golden file's weights hash
 
 GOLDEN = Path(__file__).resolve().parent / "shipped_model.json"
 REGENERATE_COMMAND = "python -m tests.golden.regenerate"
@@ -58,14 +59,6 @@ TOLERANCES = {
     "tracks": (5e-5, 1e-6),  # the generated tracks, metres
     "scores": (1e-5, 1e-5),  # scores against the true motion; one flipped point-frame is ~4e-6 of a fraction
 }
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_shipped(path: str | Path | None = None):
