@@ -30,6 +30,7 @@ from .binding_pretrain import pretrain_object_binding
 from .ema import EMA
 from .encoder_pretrain import pretrain_object_encoder
 from .examples import ProceduralExamples, TrajSceneExamples, collate
+from .grow import grown_weights
 from .objective import FlowMatchingObjective, batch_fields
 from .state import latest_checkpoint, load_optimizer_state, save_training_state
 
@@ -63,6 +64,7 @@ class TrainArgs:
     pretrain_binding: int = 0  # steps teaching a new object binding the named positions before step 0 (binding_pretrain.py)
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
+    grow_layers: int = 0  # a warm start adds this many transformer blocks, each starting as the identity (grow.py)
     still_threshold: float | None = None  # the exported model's default still hold (None: the config's); chosen on validation
     seed: int = 0
     mixed_precision: str = "no"  # "bf16" / "fp16" on GPUs
@@ -116,6 +118,8 @@ def train(args: TrainArgs) -> Path:
 
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     cfg = get_config(args.config)
+    if args.grow_layers < 0:
+        raise ValueError(f"--grow-layers adds blocks: it must be 0 or more, got {args.grow_layers}")
     if args.init:  # a warm start keeps the init model's inputs and encoder unless the options change them
         init_cfg = bundle.read_header(args.init).config
         cfg = cfg.replace(condition_detail=init_cfg.condition_detail, object_encoder=init_cfg.object_encoder,
@@ -124,6 +128,10 @@ def train(args: TrainArgs) -> Path:
         if cfg.codec == init_cfg.codec == "dct":  # the temporal decoder reads the codec alone, whose scale is carried
             cfg = cfg.replace(temporal_decoder=init_cfg.temporal_decoder,
                               temporal_decoder_width=init_cfg.temporal_decoder_width)
+        # its depth too (a model grown before continues as it is), plus any blocks --grow-layers adds
+        cfg = cfg.replace(num_layers=init_cfg.num_layers + args.grow_layers)
+    elif args.grow_layers:
+        raise ValueError("--grow-layers adds blocks to a trained model: it needs --init MODEL")
     if args.condition_detail is not None:
         cfg = cfg.replace(condition_detail=args.condition_detail)
     if args.object_encoder is not None:
@@ -161,8 +169,10 @@ def train(args: TrainArgs) -> Path:
         if init_cfg.motion_gate != "none":
             print(f"{args.init}: its motion gate is not carried over (it was fitted to the init model's encoder); "
                   "fit one to the trained model with python -m more4d_core.train.gate_fit")
+        grow = (init_cfg.num_layers, args.grow_layers) if args.grow_layers else None
         for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
-            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg), drop=("motion_gate.",))
+            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg), drop=("motion_gate.",),
+                       grow=grow if name == "transformer" else None)
         _start_detail_from_zero(gen.transformer, cfg, init_cfg)
     else:
         fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
@@ -269,12 +279,16 @@ def _new_parts(cfg: STraGConfig, init_cfg: STraGConfig) -> tuple[str, ...]:
     return tuple(new)
 
 
-def _load_init(module, name: str, init: str, *, new: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> None:
+def _load_init(module, name: str, init: str, *, new: tuple[str, ...] = (), drop: tuple[str, ...] = (),
+               grow: tuple[int, int] | None = None) -> None:
     """One component of a warm start. A model file without an object encoder (or object binding)
     initializes a model with one: the new part keeps its fresh weights (its map into the tokens is
     zero, so the model computes the init model's function); every other weight must be in the file.
-    Weights under ``drop`` (a motion gate, fitted after training) are not read."""
+    Weights under ``drop`` (a motion gate, fitted after training) are not read. ``grow`` = (the file's
+    blocks, blocks to add) renumbers the blocks and adds identity blocks (grow.py)."""
     weights = ((k, v) for k, v in bundle.iter_component(init, name) if not (drop and k.startswith(drop)))
+    if grow is not None:
+        weights = grown_weights(weights, *grow)
     report = load_into(module, weights, source=str(init), strict=not new)
     if new:
         stray = report.unexpected + [k for k in report.missing if not k.startswith(new)]
