@@ -34,7 +34,7 @@ from .models.config import STraGConfig
 from .models.dit import STraGTransformer
 from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
-from .sampling.clause_composition import clause_progress, compose_latents, composition_enabled, split_clauses
+from .sampling.clause_composition import clause_progress, compose_latents, composition_kind, plan_clauses
 from .sampling.flow_sampler import guided_velocity, sample_flow
 from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
 from .sampling.motion_smoothing import smoothing_for
@@ -174,7 +174,8 @@ class TrajectoryGenerator(nn.Module):
         the denoiser's motion alone; "auto" uses the gate unless ``depth_source`` (the DepthResult backend the depth
         came from) is the built-in prior; models without a gate ignore it. ``clause_composition`` ("auto" = None: the
         model's default, "on", "off"): with the gate on, a prompt of two or more object clauses ("the ball bounces and
-        the card slides left") is sampled clause by clause and composed by the gate (:mod:`.sampling.clause_composition`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
+        the card slides left") is sampled clause by clause and composed by the gate, and with a model default of
+        "gate_camera" also object clauses with a camera clause (:mod:`.sampling.clause_composition`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
@@ -191,7 +192,7 @@ class TrajectoryGenerator(nn.Module):
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
         gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
-        compose = composition_enabled(clause_composition, cfg.clause_composition)
+        compose = composition_kind(clause_composition, cfg.clause_composition)
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()
         if depth.ndim == 3 and depth.shape[0] == 1:
@@ -238,8 +239,8 @@ class TrajectoryGenerator(nn.Module):
                 conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0),
                                                     frames, with_motion=motion_strength != 0.0)
             binding = binding_probability(self.transformer, conditions.objects, texts)
-            clauses = split_clauses(reading.kept) if compose and gate_on and reading is not None else []
-            moves = gate_probability(self.transformer, conditions, texts) if gate_on and len(clauses) < 2 else None
+            plan = plan_clauses(reading.kept, compose) if gate_on and reading is not None else None
+            moves = gate_probability(self.transformer, conditions, texts) if gate_on and plan is None else None
 
             def velocity_for(states: torch.Tensor):
                 def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
@@ -270,15 +271,25 @@ class TrajectoryGenerator(nn.Module):
                 return mean_of_samples(one_sample, noises, averaged, sample_progress)
 
             gate = auto_left_off(motion_gate, depth_source) if cfg.motion_gate != "none" else None
-            if len(clauses) > 1:
-                parts, chances = [], []
-                for c, clause in enumerate(clauses):
+            if plan is not None:
+                def encoded(text: str) -> torch.Tensor:
                     with stage(self.text_encoder):
-                        states = self.text_encoder([clause, negative_prompt]).to(dev, dt)
-                    chances.append(gate_probability(self.transformer, conditions, states))
-                    parts.append(sampled(states, clause_progress(progress, c, len(clauses))))
-                latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold)
-                gate["clauses"] = clauses
+                        return self.text_encoder([text, negative_prompt]).to(dev, dt)
+
+                parts, chances, rest = [], [], None
+                for c, clause in enumerate(plan.objects):
+                    states = encoded(plan.sampled(clause))
+                    where = states if plan.camera is None else encoded(clause)  # the gate finds the object alone
+                    chances.append(gate_probability(self.transformer, conditions, where))
+                    parts.append(sampled(states, clause_progress(progress, c, plan.samplings)))
+                if plan.camera is not None:
+                    states = encoded(plan.camera)
+                    rest = (sampled(states, clause_progress(progress, len(plan.objects), plan.samplings)),
+                            gate_probability(self.transformer, conditions, states))
+                latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold, rest=rest)
+                gate["clauses"] = list(plan.objects)
+                if plan.camera is not None:
+                    gate["camera_clause"] = plan.camera
             else:
                 latents = sampled(texts, progress)
                 if moves is not None:

@@ -146,8 +146,9 @@ class GenerateTrajectories:
                     "tooltip": "A prompt of two or more object clauses ('the ball bounces and the card slides left') "
                                "is sampled clause by clause and each clause moves only where the motion gate puts "
                                "it, instead of mixing the motions; one sampling per clause. auto = the model's "
-                               "default (on for the bundled model); needs the motion gate on. Prompts with a camera "
-                               "clause or one subject are sampled whole."}),
+                               "default (on for the bundled model); needs the motion gate on. Prompts with one "
+                               "subject are sampled whole; prompts with a camera clause are composed only by models "
+                               "whose default composes them (each object clause sampled with the camera clause)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),

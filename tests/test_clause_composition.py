@@ -15,10 +15,12 @@ from more4d_core.generator import build_generator, load_generator
 from more4d_core.models.config import MORE4D_TINY, STraGConfig
 from more4d_core.models.vocabulary import read_prompt
 from more4d_core.sampling.clause_composition import (
+    ClausePlan,
     clause_progress,
     compose_latents,
     composition_enabled,
-    split_clauses,
+    composition_kind,
+    plan_clauses,
 )
 from more4d_core.sampling.generation_notes import generation_notes
 
@@ -26,7 +28,10 @@ KW = dict(num_frames=9, steps=2, still_threshold=0.0)
 
 
 def _clauses(prompt: str) -> list[str]:
-    return split_clauses(read_prompt(prompt).kept)
+    """The object clauses composition "gate" samples, or the whole prompt's words as one item."""
+    words = read_prompt(prompt).kept
+    plan = plan_clauses(words)
+    return [" ".join(words)] if plan is None else list(plan.objects)
 
 
 def test_only_prompts_of_two_or_more_object_clauses_are_split():
@@ -46,6 +51,31 @@ def test_only_prompts_of_two_or_more_object_clauses_are_split():
         assert _clauses(whole) == [" ".join(read_prompt(whole).kept)], whole
 
 
+def test_gate_camera_also_splits_object_clauses_that_come_with_one_camera_clause():
+    def plan(prompt):
+        return plan_clauses(read_prompt(prompt).kept, "gate_camera")
+
+    two = plan("the card bends toward the camera and the ball slides right slowly, while the camera pans left")
+    assert two == ClausePlan(("the card bends toward the camera", "the ball moves right slowly"), "the camera pans left")
+    assert two.sampled("the ball moves right slowly") == "the ball moves right slowly, while the camera pans left"
+    assert two.samplings == 3
+    # one object clause, and the camera clause first
+    assert plan("the camera rises and the ball bounces") == ClausePlan(("the ball bounces",), "the camera rises")
+    # without a camera clause "gate_camera" splits as "gate" does; the plan then samples each clause alone
+    objects = plan("the ball bounces and the card waves")
+    assert objects == ClausePlan(("the ball bounces", "the card waves")) and objects.sampled("the card waves") == (
+        "the card waves") and objects.samplings == 2
+    for whole in ("the camera pans left",  # the camera alone
+                  "the ball bounces",
+                  "the ball bounces, while the camera pans left and the camera rises",  # two camera clauses
+                  "the ball and the box slide right, while the camera pans left",  # a piece without a verb
+                  "nothing moves, while the camera pans left"):
+        assert plan(whole) is None, whole
+    # "gate" leaves prompts with a camera clause whole, "none" every prompt
+    assert plan_clauses(read_prompt("the ball bounces, while the camera pans left").kept, "gate") is None
+    assert plan_clauses(read_prompt("the ball bounces and the card waves").kept, "none") is None
+
+
 def test_each_position_takes_the_most_likely_clause_if_it_reaches_the_threshold():
     first, second = torch.full((1, 2, 1, 1, 3), 1.0), torch.full((1, 2, 1, 1, 3), 2.0)
     p_first = torch.tensor([[[0.9, 0.1, 0.15]]])
@@ -63,10 +93,21 @@ def test_each_position_takes_the_most_likely_clause_if_it_reaches_the_threshold(
         compose_latents([first], [p_first, p_second], 0.2)
 
 
+def test_positions_no_object_clause_claims_take_the_camera_clause_where_its_gate_lets_them_move():
+    first, camera = torch.full((1, 2, 1, 1, 4), 1.0), torch.full((1, 2, 1, 1, 4), 5.0)
+    p_first = torch.tensor([[[0.9, 0.1, 0.1, 0.1]]])
+    p_camera = torch.tensor([[[0.2, 0.9, 0.9, 0.1]]])  # the last position: still for the camera too
+    out, summary = compose_latents([first], [p_first], 0.3, rest=(camera, p_camera))
+    assert out[0, :, 0, 0].tolist() == [[1.0, 5.0, 5.0, 0.0]] * 2
+    assert summary == {"moving_share": 0.75, "clause_shares": [0.25], "camera_share": 0.5, "threshold": 0.3}
+
+
 def test_modes_follow_the_model_default_and_progress_spans_the_clauses():
     assert [composition_enabled(m, "gate") for m in ("auto", None, "on", "off", True, False)] == [
         True, True, True, False, True, False]
     assert [composition_enabled(m, "none") for m in ("auto", "on", "off")] == [False, True, False]
+    assert [composition_kind(m, "gate_camera") for m in ("auto", "on", "off")] == ["gate_camera", "gate_camera", "none"]
+    assert [composition_kind(m, "none") for m in ("auto", "on", "off")] == ["none", "gate", "none"]
     with pytest.raises(InputError, match="clause_composition must be one of auto, on, off"):
         composition_enabled("yes", "gate")
     seen = []
@@ -152,12 +193,12 @@ def test_the_defaults_tool_writes_the_composition_and_the_evaluation_passes_it_a
     seen = record_generate_option(monkeypatch, loaded, "clause_composition")
     result = protocol.evaluate(loaded, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
                                clause_composition="off", log=lambda *_: None)
-    assert set(seen) == {"off"} and result["clause_composition"] == "off"
+    assert set(seen) == {"off"} and result["clause_composition"] == "none"
     result = protocol.evaluate(loaded, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
                                log=lambda *_: None)
-    assert result["clause_composition"] == "on"
+    assert result["clause_composition"] == "gate"
     assert protocol.evaluate(loaded, split="validation", samples=2, seed=0, mean_samples=1, with_controls=False,
-                             depth="prior", log=lambda *_: None)["clause_composition"] == "off"  # the gate is off there
+                             depth="prior", log=lambda *_: None)["clause_composition"] == "none"  # the gate is off there
 
 
 def test_the_defaults_tool_sets_the_gate_threshold_and_refuses_a_model_without_a_gate(tmp_path):
@@ -180,3 +221,46 @@ def test_the_defaults_tool_sets_the_gate_threshold_and_refuses_a_model_without_a
     assert not (tmp_path / "bad.safetensors").exists()
     with pytest.raises(InputError, match="has no motion gate"):
         set_defaults(save(MORE4D_TINY, "plain.safetensors"), tmp_path / "p.safetensors", motion_gate_threshold=0.3)
+
+
+def test_with_gate_camera_each_object_clause_is_sampled_with_the_camera_clause_and_the_rest_takes_the_camera(
+        monkeypatch):
+    from more4d_core import generator as generator_module
+
+    gen = build_generator(TINY_GATE.replace(clause_composition="gate_camera"), seed=0)
+    image, depth = _inputs()
+    prompt = "the ball bounces, while the camera rises"  # the tiny model reads 8 words
+    joint, ball, camera = prompt, "the ball bounces", "the camera rises"
+    real = generator_module.gate_probability
+    halves = {}
+
+    def gate_by_text(transformer, objects, text):
+        p = real(transformer, objects, text)
+        for clause, (left, right) in halves.items():
+            if torch.equal(text, gen.text_encoder([clause, ""]).to(text)):
+                p = p.clone()
+                w = p.shape[-1] // 2
+                p[..., :w], p[..., w:] = left, right
+        return p
+
+    monkeypatch.setattr(generator_module, "gate_probability", gate_by_text)
+    # the object clause alone finds the ball in the left half; with the camera clause everything moves (as a real
+    # gate says of a moving camera), so a composition that read the joint text's gate would give it everything
+    halves.update({ball: (1.0, 0.0), joint: (1.0, 1.0), camera: (1.0, 1.0)})
+    composed = gen.generate(image, depth, K, prompt, **KW)
+    gate = composed.metadata["motion_gate"]
+    assert gate["clauses"] == [ball] and gate["camera_clause"] == camera
+    assert gate["clause_shares"] == [0.5] and gate["camera_share"] == 0.5 and gate["moving_share"] == 1.0
+    assert any('each with "the camera rises"' in line for line in generation_notes(composed.metadata))
+    # the left half moves as the joint text, the right half as the camera clause alone; the decoded motion is
+    # linear in the latents, so the composition is the sum of the two gated generations
+    halves.update({joint: (1.0, 0.0), camera: (0.0, 1.0)})
+    left = gen.generate(image, depth, K, joint, clause_composition="off", **KW)
+    right = gen.generate(image, depth, K, camera, **KW)
+    p0 = composed.points[:1]
+    for moved in (left, right):
+        assert (moved.points - p0).abs().max() > 1e-4
+    assert torch.allclose(composed.points - p0, (left.points - p0) + (right.points - p0), atol=1e-5)
+    # a model whose default is "gate" samples the same prompt whole
+    gen.config = gen.config.replace(clause_composition="gate")
+    assert "clauses" not in gen.generate(image, depth, K, prompt, **KW).metadata["motion_gate"]

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="default number of denoising steps")
     parser.add_argument("--clause-composition", choices=CLAUSE_COMPOSITIONS, default=None,
                         help="gate: prompts of two or more object clauses are sampled clause by clause and composed by "
-                             "the motion gate; none: the whole prompt at once")
+                             "the motion gate; gate_camera: also object clauses with a camera clause, each sampled with "
+                             "the camera clause; none: the whole prompt at once")
     parser.add_argument("--motion-gate-threshold", type=float, default=None,
                         help="probability below which the motion gate holds a position still (models with a gate)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")

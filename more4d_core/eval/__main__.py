@@ -31,7 +31,7 @@ import torch
 
 from ..data.procedural.scene_generator import SPLIT_STREAMS
 from ..help_text import summary
-from ..sampling.clause_composition import COMPOSE_MODES, composition_enabled
+from ..sampling.clause_composition import COMPOSE_MODES, composition_kind
 from ..sampling.motion_gating import GATE_MODES, gate_enabled
 from .protocol import DEPTHS, evaluate
 from .report import check_targets, format_controls, format_table
@@ -87,13 +87,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--motion-gate-threshold: the model {path} has no motion gate")
         gen.config = gen.config.replace(motion_gate_threshold=args.motion_gate_threshold)
     gated = gen.config.motion_gate != "none" and gate_enabled(args.motion_gate, args.depth)
-    composed = gated and composition_enabled(args.clause_composition, gen.config.clause_composition)
+    composed = composition_kind(args.clause_composition, gen.config.clause_composition) if gated else "none"
     print(f"model {path} ({gen.config.name}); {args.samples} {args.split} scenes, seeds {args.seed}..{args.seed + args.samples - 1}; "
           f"depth: {args.depth}; steps {args.steps or gen.config.steps}; "
           f"guidance {gen.config.guidance_scale if args.guidance is None else args.guidance:g}; "
           f"motion gate: {gen.config.motion_gate_threshold if gated else 'off'}; "
           f"samples averaged: {gen.config.sample_average if args.sample_average is None else args.sample_average}; "
-          f"clause composition: {'on' if composed else 'off'}")
+          f"clause composition: {composed}")
     result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, motion_gate=args.motion_gate,
                       clause_composition=args.clause_composition, depth=args.depth,
                       still_threshold=args.still_threshold,

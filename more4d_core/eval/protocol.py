@@ -34,7 +34,7 @@ import torch
 from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
-from ..sampling.clause_composition import composition_enabled
+from ..sampling.clause_composition import composition_kind
 from ..sampling.motion_gating import gate_enabled
 from ..sampling.motion_smoothing import check_motion_smoothing, smoothing_for
 from ..sampling.sample_average import check_sample_average
@@ -186,7 +186,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "depth": depth, "steps": steps or cfg.steps, "sample_average": averaged, "still_hold_threshold": hold, "motion_smoothing": smooth,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
         "motion_gate": cfg.motion_gate_threshold if gated else "off",
-        "clause_composition": "on" if gated and composition_enabled(clause_composition, cfg.clause_composition) else "off",
+        "clause_composition": composition_kind(clause_composition, cfg.clause_composition) if gated else "none",
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
         "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},

@@ -35,7 +35,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 10: clause_composition added (files of version < 10 sample the whole prompt at once)
 # 11: motion_gate "fine" added (a gate on the latent grid; files of version < 11 have "none" or "attention")
 # 12: temporal_decoder added (files of version < 12 decode with the cosine basis alone)
-CONFIG_VERSION = 12
+# 13: clause_composition "gate_camera" added (object clauses with a camera clause composed too)
+CONFIG_VERSION = 13
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -43,7 +44,7 @@ CONDITION_DETAILS = ("none", "subcell")
 OBJECT_ENCODERS = ("none", "conv")
 OBJECT_BINDINGS = ("none", "attention")
 MOTION_GATES = ("none", "attention", "fine")
-CLAUSE_COMPOSITIONS = ("none", "gate")
+CLAUSE_COMPOSITIONS = ("none", "gate", "gate_camera")
 TEMPORAL_DECODERS = ("basis", "learned")
 
 
@@ -147,7 +148,8 @@ class STraGConfig:
     # sampler: the mean of this many samples from successive noises of the seed (sampling.sample_average); 1 = one sample
     sample_average: int = 1
     # sampler: "gate" samples a prompt of two or more object clauses clause by clause and composes them with the
-    # motion gate (sampling.clause_composition); "none" samples the whole prompt at once
+    # motion gate (sampling.clause_composition); "gate_camera" also one or more object clauses with a camera clause;
+    # "none" samples the whole prompt at once
     clause_composition: str = "none"
 
     def __post_init__(self):
@@ -168,8 +170,8 @@ class STraGConfig:
             raise InputError(f"clause_composition must be one of {', '.join(CLAUSE_COMPOSITIONS)}, "
                              f"got {self.clause_composition!r}")
         if self.clause_composition != "none" and self.motion_gate == "none":
-            raise InputError("clause_composition 'gate' composes clauses with the motion gate: it needs motion_gate "
-                             "'attention'")
+            raise InputError(f"clause_composition {self.clause_composition!r} composes clauses with the motion gate: "
+                             "it needs motion_gate 'attention' or 'fine'")
         if self.reference_image not in ("image", "zero"):
             raise InputError(f"reference_image must be 'image' or 'zero', got {self.reference_image!r}")
         if self.mpm_alignment not in ("all_frames", "reference"):
