@@ -18,7 +18,6 @@ from more4d_core.sampling.clause_composition import (
     ClausePlan,
     clause_progress,
     compose_latents,
-    composition_enabled,
     composition_kind,
     plan_clauses,
 )
@@ -103,13 +102,12 @@ def test_positions_no_object_clause_claims_take_the_camera_clause_where_its_gate
 
 
 def test_modes_follow_the_model_default_and_progress_spans_the_clauses():
-    assert [composition_enabled(m, "gate") for m in ("auto", None, "on", "off", True, False)] == [
-        True, True, True, False, True, False]
-    assert [composition_enabled(m, "none") for m in ("auto", "on", "off")] == [False, True, False]
+    assert [composition_kind(m, "gate") for m in ("auto", None, "on", "off", True, False)] == [
+        "gate", "gate", "gate", "none", "gate", "none"]
     assert [composition_kind(m, "gate_camera") for m in ("auto", "on", "off")] == ["gate_camera", "gate_camera", "none"]
     assert [composition_kind(m, "none") for m in ("auto", "on", "off")] == ["none", "gate", "none"]
     with pytest.raises(InputError, match="clause_composition must be one of auto, on, off"):
-        composition_enabled("yes", "gate")
+        composition_kind("yes", "gate")
     seen = []
     report = clause_progress(lambda done, total: seen.append((done, total)), 1, 2)
     report(3, 10)

@@ -59,11 +59,6 @@ def composition_kind(mode: str | bool | None, default: str) -> str:
     return "gate" if mode == "on" and default == "none" else default
 
 
-def composition_enabled(mode: str | bool | None, default: str) -> bool:
-    """Whether any prompt is composed (:func:`composition_kind` is not "none")."""
-    return composition_kind(mode, default) != "none"
-
-
 @dataclass(frozen=True)
 class ClausePlan:
     """How a prompt is sampled clause by clause: its object clauses and, with "gate_camera", its camera clause."""

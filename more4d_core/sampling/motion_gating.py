@@ -87,4 +87,6 @@ def describe_gate(summary: dict) -> str:
     if share == 0:
         return ("the motion gate judges that nothing in the image moves for this prompt, so the scene stays still "
                 "(turn motion_gate off to see the denoiser's motion alone)")
+    if share >= 1.0:
+        return "the motion gate lets the whole image move"
     return f"the motion gate lets {100 * share:.0f}% of the image move; the rest stays exactly still"
