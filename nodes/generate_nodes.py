@@ -146,9 +146,10 @@ class GenerateTrajectories:
                     "tooltip": "A prompt of two or more object clauses ('the ball bounces and the card slides left') "
                                "is sampled clause by clause and each clause moves only where the motion gate puts "
                                "it, instead of mixing the motions; one sampling per clause. auto = the model's "
-                               "default (on for the bundled model); needs the motion gate on. Prompts with one "
-                               "subject are sampled whole; prompts with a camera clause are composed only by models "
-                               "whose default composes them (each object clause sampled with the camera clause)."}),
+                               "default (the bundled model: on, prompts with a camera clause too); needs the motion "
+                               "gate on. A prompt of one subject is sampled whole. With a camera clause ('..., while "
+                               "the camera pans left') each object clause is sampled with it and the rest of the image "
+                               "moves as the camera clause alone, for models whose default is gate_camera."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
