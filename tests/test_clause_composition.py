@@ -33,6 +33,26 @@ def _clauses(prompt: str) -> list[str]:
     return [" ".join(words)] if plan is None else list(plan.objects)
 
 
+def _gate_halves_by_text(monkeypatch, gen, halves: dict) -> None:
+    """Make the generator's gate give, for a text in ``halves`` (read when the gate is called, so the test may change
+    it), probability ``left`` on the left half of its grid and ``right`` on the right half; other texts keep the
+    model's gate."""
+    from more4d_core import generator as generator_module
+
+    real = generator_module.gate_probability
+
+    def by_text(transformer, objects, text):
+        p = real(transformer, objects, text)
+        for clause, (left, right) in halves.items():
+            if torch.equal(text, gen.text_encoder([clause, ""]).to(text)):
+                p = p.clone()
+                w = p.shape[-1] // 2
+                p[..., :w], p[..., w:] = left, right
+        return p
+
+    monkeypatch.setattr(generator_module, "gate_probability", by_text)
+
+
 def test_only_prompts_of_two_or_more_object_clauses_are_split():
     assert _clauses("the card moves away quickly and the box slides right quickly") == [
         "the card moves away quickly", "the box moves right quickly"]
@@ -128,8 +148,6 @@ def test_the_config_checks_the_field_and_older_files_sample_the_whole_prompt():
 
 
 def test_the_generator_samples_each_clause_from_the_same_noise_and_composes_by_the_gate(monkeypatch):
-    from more4d_core import generator as generator_module
-
     gen = build_generator(TINY_GATE.replace(clause_composition="gate"), seed=0)
     _force_everywhere(gen.transformer.motion_gate, 20.0)
     image, depth = _inputs()
@@ -146,19 +164,7 @@ def test_the_generator_samples_each_clause_from_the_same_noise_and_composes_by_t
     assert any("2 clauses were sampled one by one" in line for line in generation_notes(tied.metadata))
     # the gate gives the left half to the first clause and the right half to the second: the decoded motion is
     # linear in the latents, so the composed motion is the sum of the two clauses' gated motions
-    halves = {"the ball slides left": (1.0, 0.0), "the card bounces": (0.0, 1.0)}
-    real = generator_module.gate_probability
-
-    def half_gate(transformer, objects, text):
-        p = real(transformer, objects, text)
-        for clause, (left, right) in halves.items():
-            if torch.equal(text, gen.text_encoder([clause, ""]).to(text)):
-                p = p.clone()
-                w = p.shape[-1] // 2
-                p[..., :w], p[..., w:] = left, right
-        return p
-
-    monkeypatch.setattr(generator_module, "gate_probability", half_gate)
+    _gate_halves_by_text(monkeypatch, gen, {"the ball slides left": (1.0, 0.0), "the card bounces": (0.0, 1.0)})
     composed = gen.generate(image, depth, K, prompt, **KW)
     left = gen.generate(image, depth, K, "the ball slides left", **KW)
     right = gen.generate(image, depth, K, "the card bounces", **KW)
@@ -223,25 +229,12 @@ def test_the_defaults_tool_sets_the_gate_threshold_and_refuses_a_model_without_a
 
 def test_with_gate_camera_each_object_clause_is_sampled_with_the_camera_clause_and_the_rest_takes_the_camera(
         monkeypatch):
-    from more4d_core import generator as generator_module
-
     gen = build_generator(TINY_GATE.replace(clause_composition="gate_camera"), seed=0)
     image, depth = _inputs()
     prompt = "the ball bounces, while the camera rises"  # the tiny model reads 8 words
     joint, ball, camera = prompt, "the ball bounces", "the camera rises"
-    real = generator_module.gate_probability
     halves = {}
-
-    def gate_by_text(transformer, objects, text):
-        p = real(transformer, objects, text)
-        for clause, (left, right) in halves.items():
-            if torch.equal(text, gen.text_encoder([clause, ""]).to(text)):
-                p = p.clone()
-                w = p.shape[-1] // 2
-                p[..., :w], p[..., w:] = left, right
-        return p
-
-    monkeypatch.setattr(generator_module, "gate_probability", gate_by_text)
+    _gate_halves_by_text(monkeypatch, gen, halves)
     # the object clause alone finds the ball in the left half; with the camera clause everything moves (as a real
     # gate says of a moving camera), so a composition that read the joint text's gate would give it everything
     halves.update({ball: (1.0, 0.0), joint: (1.0, 1.0), camera: (1.0, 1.0)})
