@@ -131,3 +131,58 @@ def test_evaluation_of_one_scene_is_refused_with_the_reason():
 
     with pytest.raises(ValueError, match="at least 2 scenes.*wrong-caption"):
         evaluate(build_generator(MORE4D_TINY), split="validation", samples=1, mean_samples=1, log=lambda *_: None)
+
+
+def _above_median_offset(gt: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """``gt`` with ``offset`` added to every point-frame after frame 0 (given, not predicted) whose distance from the
+    camera is above the median and grows with it: the median distance, and so TAPVid-3D's global scale, stays exactly
+    the truth's."""
+    norms = gt.norm(dim=-1)
+    above = norms > norms.median()
+    above[0] = False
+    moved = gt + above.unsqueeze(-1) * offset
+    assert moved.norm(dim=-1).median() == norms.median()
+    return moved
+
+
+def test_the_error_axes_count_only_their_part_of_the_error():
+    gt = _tracks()
+    vis = torch.ones(gt.shape[:2], dtype=torch.bool)
+    deeper = _above_median_offset(gt, torch.tensor([0.0, 0.0, 0.4], dtype=torch.float64))  # a pure depth error
+    full, lateral, depth = (score(deeper, gt, vis, K, FACTORS, axes=a) for a in ("xyz", "xy", "z"))
+    assert full.within[1] < 1.0 and full.epe3d > 0
+    assert lateral.epe3d == 0 and all(v == 1.0 for v in lateral.within.values())  # no lateral error at all
+    assert depth.within == full.within and depth.epe3d == pytest.approx(full.epe3d)  # all of it is depth error
+    aside = _above_median_offset(gt, torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64))  # a pure lateral error
+    full, lateral, depth = (score(aside, gt, vis, K, FACTORS, axes=a) for a in ("xyz", "xy", "z"))
+    # 1 m off at 2-5 m with f = 100 px: 20-50 px, outside every threshold; the depth part is exact
+    assert full.within[16] < 0.9 and lateral.within == full.within
+    assert depth.epe3d == 0 and all(v == 1.0 for v in depth.within.values())
+    with pytest.raises(ValueError, match="axes must be one of"):
+        score(gt, gt, vis, K, FACTORS, axes="x")
+
+
+def test_the_evaluation_splits_the_models_error_by_axis_on_request():
+    import json
+
+    from more4d_core.eval.protocol import evaluate
+    from more4d_core.generator import build_generator
+    from more4d_core.models.config import MORE4D_TINY
+
+    gen = build_generator(MORE4D_TINY, seed=0)
+    common = dict(split="validation", samples=2, steps=1, mean_samples=2, with_controls=False, log=lambda *_: None)
+    plain = evaluate(gen, **common)["cells"]["output"]
+    assert "model, lateral error only" not in plain and "model, depth error only" not in plain
+    rows = evaluate(gen, axis_split=True, **common)["cells"]["output"]
+    same = json.dumps(rows["model"], sort_keys=True) == json.dumps(plain["model"], sort_keys=True)  # NaN-safe
+    assert same  # the same generation, scored on the full error
+    lateral, depth = rows["model, lateral error only"], rows["model, depth error only"]
+    cells = [c for c, v in rows["model"].items() if v is not None and v["points"] > 0]
+    assert len(cells) >= 3
+    for cell in cells:  # a part of an error vector is never longer than the whole
+        for part in (lateral, depth):
+            assert part[cell]["within_avg"] >= rows["model"][cell]["within_avg"] - 1e-12
+            assert part[cell]["epe3d"] <= rows["model"][cell]["epe3d"] + 1e-12
+    # an untrained model is wrong on both axes: each part alone leaves points inside thresholds the whole does not
+    assert any(lateral[c]["within_avg"] > rows["model"][c]["within_avg"] for c in cells)
+    assert any(depth[c]["within_avg"] > rows["model"][c]["within_avg"] for c in cells)

@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated motion smoothings to score as extra rows (choose the smoothing on validation)")
     parser.add_argument("--sample-average", type=int, default=None,
                         help="samples averaged per generation (default: the model's; 1 = one sample; choose it on validation)")
+    parser.add_argument("--axis-split", action="store_true",
+                        help="add the rows 'model, lateral error only' and 'model, depth error only': the headline "
+                             "scored on one part of its error (which part keeps points outside the thresholds)")
     parser.add_argument("--no-controls", action="store_true", help="skip the named-object, direction and still-prompt controls")
     parser.add_argument("--mean-samples", type=int, default=256, help="training samples of the mean-motion baseline")
     parser.add_argument("--output-width", type=int, default=512, help="width of the output image whose pixels count (default 512)")
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
                       smoothing=args.motion_smoothing,
                       smoothing_sweep=tuple(float(t) for t in args.smoothing_sweep.split(",") if t.strip()),
-                      sample_average=args.sample_average, with_controls=not args.no_controls,
+                      sample_average=args.sample_average, with_controls=not args.no_controls, axis_split=args.axis_split,
                       mean_samples=args.mean_samples, output_width=args.output_width)
     result["model"] = str(path)
     counts = result["scene_counts"]

@@ -15,6 +15,9 @@
   (lower is smoother; compare with the ground truth's value).
 * Moving and still points: a point moves when its true track moves more than 2 pixels (at its
   depth) at some frame; every score can be restricted to either set.
+* Error axes: every score can count only the lateral part of the error (camera x and y: what moves
+  a point across the image) or only its depth part (camera z); the full error is both. Which part
+  keeps a point outside the thresholds says which part of the motion a model gets wrong.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ THRESHOLDS_PX = (1, 2, 4, 8, 16)
 
 
 MOVING_PX = 2.0  # a point "moves" when its true track leaves a circle of this many pixels at some frame
+ERROR_AXES = {"xyz": (0, 1, 2), "xy": (0, 1), "z": (2,)}  # the full error, its lateral part, its depth part
 
 
 @dataclass
@@ -71,23 +75,28 @@ def score(
     *,
     pixel_scale: float = 1.0,
     points: torch.Tensor | None = None,
+    axes: str = "xyz",
 ) -> TrajectoryScores:
     """Scores of predicted tracks ``[T, N, 3]`` against ground truth (same points, same frames).
 
     ``points`` (``[N]`` bool) restricts every figure to those points; the median scaling still
-    uses all visible points (one global scale per scene, as TAPVid-3D)."""
+    uses all visible points (one global scale per scene, as TAPVid-3D). ``axes`` (a key of
+    :data:`ERROR_AXES`) counts only that part of the error in EPE3D and the within fractions."""
+    if axes not in ERROR_AXES:
+        raise ValueError(f"axes must be one of {tuple(ERROR_AXES)}, got {axes!r}")
+    keep = list(ERROR_AXES[axes])
     pred = pred.double()
     gt = gt.double()
     n_pred = normalize_motion(pred, factors)
     n_gt = normalize_motion(gt, factors)
     sel = torch.ones(gt.shape[1], dtype=torch.bool) if points is None else points.bool()
-    epe = (n_pred[1:, sel] - n_gt[1:, sel]).norm(dim=-1).mean().item() if sel.any() else float("nan")
+    epe = (n_pred[1:, sel] - n_gt[1:, sel])[..., keep].norm(dim=-1).mean().item() if sel.any() else float("nan")
     seen = visibility.bool()
     if seen.any():
         scale = gt.norm(dim=-1)[seen].median() / pred.norm(dim=-1)[seen].median().clamp(min=1e-12)
     else:
         scale = torch.ones((), dtype=torch.float64)
-    err = (pred * scale - gt).norm(dim=-1)
+    err = (pred * scale - gt)[..., keep].norm(dim=-1)
     focal = pixel_focal(intrinsics, pixel_scale)
     vis = seen.clone()
     vis[0] = False  # frame 0 is given, not predicted

@@ -14,7 +14,10 @@ Cells: scenes where the camera moves / stays still, crossed with points that mov
 * ``model, wrong caption`` — another scene's caption;
 * ``nothing moves`` — every point stays at its frame-0 position;
 * ``mean motion`` — the average training motion field;
-* ``codec oracle`` — the ground truth through the model's trajectory codec (the representation's ceiling).
+* ``codec oracle`` — the ground truth through the model's trajectory codec (the representation's ceiling);
+* ``model, lateral error only`` / ``model, depth error only`` — only with ``axis_split``: the headline generation
+  scored on the lateral (camera x, y) or the depth (camera z) part of its error alone (:data:`.metrics.ERROR_AXES`):
+  where a row stays low, that part of the motion is what keeps the points outside the thresholds.
 
 The depth the model sees is the true depth, the true depth with a depth model's kinds of errors
 (``depth="perturbed"``: one to three of scale and shift, range, smoothed or misplaced edges and a
@@ -45,6 +48,7 @@ from .baselines import MeanMotion, static_tracks
 from .metrics import TrajectoryScores, mean_scores, moving_points, score
 
 METHODS = ("model", "model, one sample", "model + still hold", "model + smoothing", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
+AXIS_ROWS = {"model, lateral error only": "xy", "model, depth error only": "z"}  # with axis_split: the model's error by axis
 SCENES = ("camera still", "camera moves", "all scenes")
 POINTS = ("moving", "still", "all")
 DEPTHS = ("true", "perturbed", "prior")
@@ -91,7 +95,7 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, motion_gate: str = "auto", clause_composition: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              smoothing: float | None = None, smoothing_sweep: tuple[float, ...] = (),
-             sample_average: int | None = None, with_controls: bool = True,
+             sample_average: int | None = None, with_controls: bool = True, axis_split: bool = False,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
     """Score the model, the baselines and the controls on ``samples`` scenes of ``split`` (seeds
@@ -120,7 +124,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     averaged = check_sample_average(cfg.sample_average if sample_average is None else sample_average)
     left_out = {"model + smoothing"} if smooth <= 0 else set()
     left_out |= {"model, one sample"} if averaged == 1 else set()
-    methods = tuple(m for m in METHODS if m not in left_out) + tuple(sweep) + tuple(smooth_rows)
+    axis_rows = AXIS_ROWS if axis_split else {}
+    methods = tuple(m for m in METHODS if m not in left_out) + tuple(sweep) + tuple(smooth_rows) + tuple(axis_rows)
     per: dict[str, dict[str, dict[str, list[TrajectoryScores]]]] = {
         u: {m: {f"{sc} / {pt}": [] for sc in SCENES for pt in POINTS} for m in methods} for u in units}
     drift = {p: [] for p in controls.STILL_PROMPTS}
@@ -159,9 +164,12 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         }
         scene_cells = ("camera moves" if moves else "camera still", "all scenes")
         for unit, scale in units.items():
-            for method, pred in preds.items():
+            scored = [(method, pred, "xyz") for method, pred in preds.items()]
+            scored += [(row, model, axes) for row, axes in axis_rows.items()]
+            for method, pred, axes in scored:
                 for pt, mask in (("moving", moving), ("still", ~moving), ("all", None)):
-                    result = score(pred, s.tracks, s.visibility, s.intrinsics, f, pixel_scale=scale, points=mask)
+                    result = score(pred, s.tracks, s.visibility, s.intrinsics, f, pixel_scale=scale, points=mask,
+                                   axes=axes)
                     for sc in scene_cells:
                         per[unit][method][f"{sc} / {pt}"].append(result)
         gt_smooth.append(score(s.tracks, s.tracks, s.visibility, s.intrinsics, f).smoothness)
