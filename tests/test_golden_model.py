@@ -44,7 +44,7 @@ def test_the_comparison_notices_one_slightly_perturbed_weight_tensor(shipped, ex
     original = weight.detach().clone()
     generator = torch.Generator().manual_seed(1)
     try:
-        with torch.no_grad():  # 1e-3 of the tensor's spread, on one of the 6 blocks' output layer
+        with torch.no_grad():  # 1e-3 of the tensor's spread, on one block's output layer
             weight.add_(torch.randn(weight.shape, generator=generator) * weight.std() * 1e-3)
         problems = compare(expected, fingerprint(generator=shipped))
     finally:
