@@ -32,7 +32,7 @@ THRESHOLDS_PX = (1, 2, 4, 8, 16)
 
 
 MOVING_PX = 2.0  # a point "moves" when its true track leaves a circle of this many pixels at some frame
-ERROR_AXES = {"xyz": (0, 1, 2), "xy": (0, 1), "z": (2,)}  # the full error, its lateral part, its depth part
+ERROR_AXES = {"xyz": slice(0, 3), "xy": slice(0, 2), "z": slice(2, 3)}  # the full error, its lateral part, its depth part
 
 
 @dataclass
@@ -84,7 +84,7 @@ def score(
     :data:`ERROR_AXES`) counts only that part of the error in EPE3D and the within fractions."""
     if axes not in ERROR_AXES:
         raise ValueError(f"axes must be one of {tuple(ERROR_AXES)}, got {axes!r}")
-    keep = list(ERROR_AXES[axes])
+    keep = ERROR_AXES[axes]  # a slice: a view of the error, no copy on the scoring path
     pred = pred.double()
     gt = gt.double()
     n_pred = normalize_motion(pred, factors)
