@@ -6,9 +6,13 @@ import torch
 
 from more4d_core.data.procedural.scene_generator import GENERIC_SUBJECTS, STILL_CAPTIONS, generate_sample
 from more4d_core.data.procedural.textures import HELDOUT_PHOTOS, TRAIN_PHOTOS, VALIDATION_PHOTOS
+from more4d_core.errors import InputError
+from more4d_core.generator import build_generator
+from more4d_core.models.config import MORE4D_TINY
 from more4d_core.train.depth_noise import KINDS, perturb_depth
-from more4d_core.train.examples import ProceduralExamples
-from more4d_core.train.objective import motion_weights
+from more4d_core.train.examples import ProceduralExamples, collate
+from more4d_core.train.loop import TrainArgs, train
+from more4d_core.train.objective import MOTION_SIZE_REFERENCE, FlowMatchingObjective, motion_weights
 
 ROOM = 4
 
@@ -94,3 +98,60 @@ def test_motion_weights_mark_the_cells_whose_points_move():
     expected = torch.ones(2, 4, 4)
     expected[0, 0, 2] = 4.0
     assert torch.equal(w[:, 0, 0], expected)
+
+
+def test_motion_weights_price_small_motions_by_their_size():
+    ref = MOTION_SIZE_REFERENCE
+    field = torch.zeros(3, 3, 5, 8, 8)
+    field[0, 0, 2:, 0:4, 0:4] = ref  # a motion of the reference size: priced as before
+    field[1, 2, 2:, 0:4, 0:4] = ref / 4  # a quarter of it (a bend's size): (4 ** power), up to the cap
+    field[2, 1, 1, 7, 7] = 0.001  # nothing above the threshold: no moving cell
+    moving = torch.zeros(4, 4)
+    moving[0:2, 0:2] = 1.0
+    for power, cap, small in ((0.0, 8.0, 1.0), (1.0, 8.0, 4.0), (2.0, 8.0, 8.0), (2.0, 32.0, 16.0)):
+        w = motion_weights(field, (4, 4), 3.0, size_power=power, size_cap=cap)[:, 0, 0]
+        assert torch.allclose(w[0], 1 + 3.0 * moving)
+        assert torch.allclose(w[1], 1 + 3.0 * small * moving), (power, cap)
+        assert torch.equal(w[2], torch.ones(4, 4))
+    big = torch.zeros(1, 3, 5, 8, 8)
+    big[0, 0, 2:, 0:4, 0:4] = 4 * ref  # larger than the reference: never priced down
+    assert torch.allclose(motion_weights(big, (4, 4), 3.0, size_power=2.0)[0, 0, 0], 1 + 3.0 * moving)
+
+
+def test_the_size_price_reaches_the_loss_and_bad_prices_are_refused(monkeypatch):
+    import more4d_core.train.objective as objective_module
+
+    gen = build_generator(MORE4D_TINY, seed=0)
+    data = ProceduralExamples("train", MORE4D_TINY.height, MORE4D_TINY.width, MORE4D_TINY.num_frames, recipe="v3")
+    batch = collate([data[i] for i in range(2)])
+    seen = []
+    real = objective_module.motion_weights
+    monkeypatch.setattr(objective_module, "motion_weights", lambda *a: seen.append(a) or real(*a))
+    for power in (0.0, 2.0):
+        objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec, text_dropout=0.0,
+                                          motion_weight=3.0, motion_size_power=power, motion_size_cap=5.0)
+        with torch.no_grad():
+            objective(batch, torch.Generator().manual_seed(0))
+    assert [a[-2:] for a in seen] == [(0.0, 5.0), (2.0, 5.0)]
+    for kwargs, match in ((dict(motion_weight=3.0, motion_size_power=-1.0), "power >= 0"),
+                          (dict(motion_weight=3.0, motion_size_power=2.0, motion_size_cap=0.5), "cap >= 1"),
+                          (dict(motion_size_power=2.0), "needs a motion weight")):
+        with pytest.raises(InputError, match=match):
+            FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec, **kwargs)
+
+
+def test_a_training_run_hands_its_size_price_to_the_objective(tmp_path, monkeypatch):
+    import more4d_core.train.loop as loop_module
+
+    class Stop(Exception):
+        pass
+
+    def objective(*args, **kwargs):
+        raise Stop(kwargs)
+
+    monkeypatch.setattr(loop_module, "FlowMatchingObjective", objective)
+    with pytest.raises(Stop) as stop:
+        train(TrainArgs(config="more4d-tiny", out=str(tmp_path / "run"), steps=1, batch_size=1, motion_weight=3.0,
+                        motion_size_power=2.0, motion_size_cap=6.0))
+    kwargs = stop.value.args[0]
+    assert (kwargs["motion_size_power"], kwargs["motion_size_cap"]) == (2.0, 6.0)

@@ -52,6 +52,8 @@ class TrainArgs:
     recipe: str = "v2"  # procedural data recipe (scene_generator.RECIPES)
     channel_weights: str = "uniform"  # "displacement": latent channels weighted by what their error moves (channel_weights.py)
     motion_weight: float = 0.0  # extra loss weight of latent cells whose points move (objective.motion_weights)
+    motion_size_power: float = 0.0  # > 0: that extra weight priced up for small motions (objective.motion_size_factors)
+    motion_size_cap: float = 8.0  # the most a small motion's extra weight is multiplied by
     mover_weight: float = 0.0  # weight of the mover head's loss (mover_head.py: which tokens the caption makes move)
     mover_min_sigma: float = 0.0  # the mover loss counts only samples noised at least this much (0..1)
     kind_weight: float = 0.0  # weight of the kind head's loss (kind_head.py: what kind of object each token shows)
@@ -151,7 +153,8 @@ def train(args: TrainArgs) -> Path:
                                       text_dropout=args.text_dropout, train_shift=args.train_shift,
                                       motion_weight=args.motion_weight, mover_weight=args.mover_weight,
                                       mover_min_sigma=args.mover_min_sigma, kind_weight=args.kind_weight,
-                                      binding_weight=args.binding_weight, channel_weighting=args.channel_weights)
+                                      binding_weight=args.binding_weight, channel_weighting=args.channel_weights,
+                                      motion_size_power=args.motion_size_power, motion_size_cap=args.motion_size_cap)
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
     params = [p for p in objective.parameters() if p.requires_grad]

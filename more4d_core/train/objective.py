@@ -50,14 +50,40 @@ def moving_mask(tracks: torch.Tensor, intrinsics: torch.Tensor, normalization: s
     return peak_motion(field)[0] > threshold
 
 
-def motion_weights(field: torch.Tensor, latent_hw, weight: float, threshold: float = MOVING_THRESHOLD) -> torch.Tensor:
+# the size of a typical procedural slide's motion (the median peak of a "slides ... slowly/quickly" object's
+# pixels, normalized units, training split): a scene moving this much or more is priced as before
+MOTION_SIZE_REFERENCE = 0.14
+
+
+def motion_size_factors(cell_peak: torch.Tensor, power: float, cap: float, threshold: float = MOVING_THRESHOLD,
+                        reference: float = MOTION_SIZE_REFERENCE) -> torch.Tensor:
+    """``[B]``: how much more each scene's moving cells are priced for the small size of their motion,
+    ``clamp((reference / size) ** power, 1, cap)`` with ``size`` the median peak motion of the scene's
+    moving cells (``cell_peak [B, h, w]``). The squared error of a motion grows with its size squared,
+    so a bend (about a fifteenth of a slide's size) weighs about two hundred times less than a slide
+    in the plain loss; ``power`` 2 prices every scene's motion relative to its own size (up to
+    ``cap``), ``power`` 0 leaves the price alone. A scene without moving cells gets 1."""
+    factors = torch.ones(cell_peak.shape[0], device=cell_peak.device)
+    if power == 0:
+        return factors
+    for b, peaks in enumerate(cell_peak.flatten(1)):
+        moving = peaks[peaks > threshold]
+        if moving.numel():
+            factors[b] = (reference / moving.median()).pow(power).clamp(1.0, cap)
+    return factors
+
+
+def motion_weights(field: torch.Tensor, latent_hw, weight: float, threshold: float = MOVING_THRESHOLD,
+                   size_power: float = 0.0, size_cap: float = 8.0) -> torch.Tensor:
     """Loss weights ``[B, 1, 1, h, w]`` on the latent grid: ``1 + weight`` where the true motion of a
     cell's pixels exceeds ``threshold`` at some frame, 1 elsewhere. Still points dominate the
     plain loss (in a still-camera scene about nine points in ten do not move); this gives the
-    moving ones their say."""
+    moving ones their say. With ``size_power`` > 0 the extra weight of a scene's moving cells is
+    multiplied by :func:`motion_size_factors` (small motions priced up)."""
     peak = peak_motion(field)
     cell = torch.nn.functional.adaptive_max_pool2d(peak.unsqueeze(1), tuple(latent_hw))  # [B, 1, h, w]
-    return (1.0 + weight * (cell > threshold).float()).unsqueeze(2)
+    extra = weight * motion_size_factors(cell[:, 0], size_power, size_cap, threshold).view(-1, 1, 1, 1)
+    return (1.0 + extra * (cell > threshold).float()).unsqueeze(2)
 
 
 def batch_fields(batch: dict, normalization: str) -> torch.Tensor:
@@ -85,7 +111,7 @@ class FlowMatchingObjective(nn.Module):
                  text_dropout: float = 0.1, train_shift: float = 3.0, motion_weight: float = 0.0,
                  moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0,
                  mover_min_sigma: float = 0.0, kind_weight: float = 0.0, binding_weight: float = 0.0,
-                 channel_weighting: str = "uniform"):
+                 channel_weighting: str = "uniform", motion_size_power: float = 0.0, motion_size_cap: float = 8.0):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -94,6 +120,13 @@ class FlowMatchingObjective(nn.Module):
         self.text_dropout = float(text_dropout)
         self.train_shift = float(train_shift)
         self.motion_weight = float(motion_weight)
+        if motion_size_power < 0 or motion_size_cap < 1:
+            raise InputError(f"the motion size price needs a power >= 0 and a cap >= 1, got {motion_size_power} and "
+                             f"{motion_size_cap}")
+        if motion_size_power and not motion_weight:
+            raise InputError("the motion size price scales the moving cells' extra weight: it needs a motion weight > 0")
+        self.motion_size_power = float(motion_size_power)
+        self.motion_size_cap = float(motion_size_cap)
         check_channel_weighting(channel_weighting)  # fails here, not at the first step
         if channel_weighting != "uniform" and getattr(codec, "latent_scale", None) is None:
             raise InputError(f"channel weighting {channel_weighting!r} needs a codec with a per-channel latent scale "
@@ -119,7 +152,8 @@ class FlowMatchingObjective(nn.Module):
             x0 = self.codec.encode_field(field).float()
             weights = None
             if self.motion_weight:
-                weights = motion_weights(field, x0.shape[-2:], self.motion_weight, self.moving_threshold)
+                weights = motion_weights(field, x0.shape[-2:], self.motion_weight, self.moving_threshold,
+                                         self.motion_size_power, self.motion_size_cap)
             if self.channel_weighting != "uniform":  # read at each step: the scale is fitted or loaded after construction
                 per_channel = channel_weights(self.codec.latent_scale, self.channel_weighting).to(device).view(1, -1, 1, 1, 1)
                 weights = per_channel if weights is None else weights * per_channel
