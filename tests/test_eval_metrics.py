@@ -186,3 +186,63 @@ def test_the_evaluation_splits_the_models_error_by_axis_on_request():
     # an untrained model is wrong on both axes: each part alone leaves points inside thresholds the whole does not
     assert any(lateral[c]["within_avg"] > rows["model"][c]["within_avg"] for c in cells)
     assert any(depth[c]["within_avg"] > rows["model"][c]["within_avg"] for c in cells)
+
+
+def test_motion_groups_follow_the_procedural_motions():
+    from more4d_core.eval.by_motion import motion_group
+
+    assert motion_group({"kind": "translate", "vector": [0.3, 0.0, 0.0]}) == "slides"
+    assert motion_group({"kind": "translate", "vector": [0.0, -0.2, 0.0]}) == "slides"
+    assert motion_group({"kind": "translate", "vector": [0.0, 0.0, -0.5]}) == "moves toward / away"
+    expected = {"bounce": "bounces", "spin": "spins", "grow": "grows / shrinks", "wave": "waves", "bend": "bends"}
+    for kind, group in expected.items():
+        assert motion_group({"kind": kind, "vector": [0.0, 0.0, 0.0]}) == group
+    with pytest.raises(ValueError, match="no motion group"):
+        motion_group({"kind": "still", "vector": [0.0, 0.0, 0.0]})
+
+
+def test_gain_and_length_ratio_of_scaled_reversed_and_crossing_motions():
+    from more4d_core.eval.by_motion import displacement_agreement
+
+    gt = _tracks()
+    movers = torch.zeros(gt.shape[1], dtype=torch.bool)
+    movers[:10] = True  # the quarter of the points that slide sideways
+    p0 = gt[:1]
+    half = p0 + 0.5 * (gt - p0)
+    reversed_ = p0 - (gt - p0)
+    crossing = gt[:, :, [1, 0, 2]].clone()  # the sideways motion turned into a vertical one of the same length
+    crossing[..., :2] = p0[..., :2] + (gt - p0)[..., [1, 0]]
+    assert displacement_agreement(gt, gt, FACTORS, movers) == pytest.approx((1.0, 1.0))
+    assert displacement_agreement(half, gt, FACTORS, movers) == pytest.approx((0.5, 0.5))
+    assert displacement_agreement(reversed_, gt, FACTORS, movers) == pytest.approx((-1.0, 1.0))
+    assert displacement_agreement(crossing, gt, FACTORS, movers) == pytest.approx((0.0, 1.0))
+    with pytest.raises(ValueError, match="do not move"):
+        displacement_agreement(gt, gt, FACTORS, ~movers)
+
+
+def test_the_evaluation_reports_each_movers_motion_group():
+    from more4d_core.data.procedural.scene_generator import generate_sample
+    from more4d_core.eval.by_motion import GROUPS, motion_group
+    from more4d_core.eval.protocol import evaluate
+    from more4d_core.eval.report import format_by_motion
+    from more4d_core.generator import build_generator
+    from more4d_core.models.config import MORE4D_TINY
+
+    cfg = MORE4D_TINY
+    gen = build_generator(cfg, seed=0)
+    result = evaluate(gen, split="validation", samples=6, steps=1, mean_samples=2, with_controls=False,
+                      log=lambda *_: None)
+    expected = {}  # the movers of the still-camera scenes, read from the scenes themselves
+    for seed in range(6):
+        s = generate_sample(seed, "validation", cfg.height, cfg.width, cfg.num_frames)
+        if not s.params["camera"]["phrase"]:
+            for index in s.params["movers"]:
+                group = motion_group(s.params["objects"][index]["motion"])
+                expected[group] = expected.get(group, 0) + 1
+    groups = result["by_motion"]
+    assert expected and list(groups) == [g for g in GROUPS if g in groups]
+    assert {g: v["movers"] for g, v in groups.items()} == expected
+    for v in groups.values():  # "nothing moves" moves no point: no moving point of a mover stays within 1 px of it
+        assert 0.0 <= v["nothing moves"] < 1.0 and 0.0 <= v["model"] <= 1.0 and v["length_ratio"] >= 0.0
+    text = format_by_motion(result)
+    assert all(g in text for g in groups)

@@ -14,7 +14,9 @@ camera moves or stays still, by points that move (more than 2 output pixels at s
 still. Figures: EPE3D on normalized displacements (fractions of the image size) and TAPVid-3D's
 average fraction of points within {1, 2, 4, 8, 16} pixels, counted in pixels of the model's grid and
 of the 512-wide output. Controls: named object, direction swap, still prompts (see
-``more4d_core.eval.controls``). ``--json`` writes every cell and control.
+``more4d_core.eval.controls``). The moving points of still-camera scenes are also split by what the
+mover does (slides, bounces, growth, bends, ...; ``more4d_core.eval.by_motion``), with how far and
+which way the model moves them. ``--json`` writes every cell, control and motion group.
 
 Splits: choices are made on ``validation``; ``heldout`` is only reported. Seeds never used by the
 project (e.g. ``--seed 7000000``) give fresh scenes of a split's photographs.
@@ -34,7 +36,7 @@ from ..help_text import summary
 from ..sampling.clause_composition import COMPOSE_MODES, composition_kind
 from ..sampling.motion_gating import GATE_MODES, gate_enabled
 from .protocol import DEPTHS, evaluate
-from .report import check_targets, format_controls, format_table
+from .report import check_targets, format_by_motion, format_controls, format_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for unit in ("grid", "output"):
         print()
         print(format_table(result, unit))
+    print()
+    print(format_by_motion(result))
     print()
     print(format_controls(result))
     print()

@@ -19,6 +19,10 @@ Cells: scenes where the camera moves / stays still, crossed with points that mov
   scored on the lateral (camera x, y) or the depth (camera z) part of its error alone (:data:`.metrics.ERROR_AXES`):
   where a row stays low, that part of the motion is what keeps the points outside the thresholds.
 
+``by_motion`` splits the headline's moving points of still-camera scenes by what each mover does
+(:mod:`.by_motion`): the model's and "nothing moves"'s scores and how far and which way the model
+moves them.
+
 The depth the model sees is the true depth, the true depth with a depth model's kinds of errors
 (``depth="perturbed"``: one to three of scale and shift, range, smoothed or misplaced edges and a
 low-frequency error, drawn per scene from a fixed seed, :mod:`..train.depth_noise`) or the built-in
@@ -45,6 +49,7 @@ from ..sampling.still import hold_still
 from ..train.depth_noise import ESTIMATOR_KINDS, perturb_depth
 from . import controls
 from .baselines import MeanMotion, static_tracks
+from .by_motion import MotionBreakdown, displacement_agreement, motion_group
 from .metrics import TrajectoryScores, mean_scores, moving_points, score
 
 METHODS = ("model", "model, one sample", "model + still hold", "model + smoothing", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
@@ -131,6 +136,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     drift = {p: [] for p in controls.STILL_PROMPTS}
     shares, directions = [], []
     camera_moves, gt_smooth, moving_fraction = [], [], []
+    by_motion = MotionBreakdown()
 
     def run(s, caption, d, k, smoothing=0.0, count=averaged):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
@@ -173,6 +179,15 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                     for sc in scene_cells:
                         per[unit][method][f"{sc} / {pt}"].append(result)
         gt_smooth.append(score(s.tracks, s.tracks, s.visibility, s.intrinsics, f).smoothness)
+        if not moves:
+            for index in s.params["movers"]:
+                mask = moving & (s.object_id[0].reshape(-1) == index)
+                scored = [score(p, s.tracks, s.visibility, s.intrinsics, f, pixel_scale=out_scale, points=mask)
+                          for p in (model, preds["nothing moves"])]
+                if scored[0].points:
+                    gain, ratio = displacement_agreement(model, s.tracks, f, mask)
+                    by_motion.add(motion_group(s.params["objects"][index]["motion"]), model=scored[0].within_avg,
+                                  nothing=scored[1].within_avg, gain=gain, length_ratio=ratio)
         if with_controls:
             for prompt in controls.STILL_PROMPTS:
                 drift[prompt].append(controls.still_drift(run(s, prompt, d, i), s.intrinsics, out_scale))
@@ -201,6 +216,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "cells": {u: {m: {c: (v.to_dict() if v is not None else None) for c, v in by_cell.items()}
                       for m, by_cell in by_method.items()} for u, by_method in cells.items()},
         "gt_smoothness": sum(gt_smooth) / len(gt_smooth),
+        "by_motion": by_motion.summary(),
     }
     if with_controls:
         result["controls"] = {

@@ -45,6 +45,20 @@ def format_controls(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_by_motion(result: dict) -> str:
+    """The headline's moving points of still-camera scenes by the movers' motion (:mod:`.by_motion`)."""
+    groups = result.get("by_motion")
+    if not groups:
+        return "by motion: no mover in a still-camera scene"
+    lines = ["moving points of still-camera scenes by what the mover does (headline model, output pixels; "
+             "gain 1 = the right length the right way):",
+             f"  {'motion':22s} {'movers':>6s} {'model':>7s} {'nothing':>8s} {'gain':>7s} {'length':>7s}"]
+    for group, v in groups.items():
+        lines.append(f"  {group:22s} {v['movers']:6d} {v['model']:7.3f} {v['nothing moves']:8.3f} "
+                     f"{v['gain']:7.3f} {v['length_ratio']:7.3f}")
+    return "\n".join(lines)
+
+
 def _fmt(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
