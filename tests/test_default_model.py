@@ -58,6 +58,10 @@ def test_evaluation_harness_scores_every_cell_and_control(tmp_path):
     controls = result["controls"]
     assert set(controls["still_prompt_drift_p99_px"]) == {"nothing moves", "the scene is still", "(empty prompt)"}
     assert controls["named_object_share"]["cases"] >= 0 and controls["direction_correct"]["cases"] >= 0
+    named = controls["named_object_share"]  # each case is kept, and the mean is theirs
+    assert len(named["per_case"]) == named["cases"] >= 1
+    assert named["mean"] == pytest.approx(sum(c["share"] for c in named["per_case"]) / named["cases"])
+    assert all(c["caption"].startswith("the ") and 0 <= c["seed"] <= 3 for c in named["per_case"])
     text = format_table(result) + format_controls(result)
     assert "camera still / moving" in text and "nothing moves" in text and "named object" in text
     assert len(check_targets(result)) == 6

@@ -135,6 +135,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         u: {m: {f"{sc} / {pt}": [] for sc in SCENES for pt in POINTS} for m in methods} for u in units}
     drift = {p: [] for p in controls.STILL_PROMPTS}
     shares, directions = [], []
+    share_cases = []  # each named-object case, for reading which ones fail
     camera_moves, gt_smooth, moving_fraction = [], [], []
     by_motion = MotionBreakdown()
 
@@ -195,8 +196,10 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                 named = controls.nameable_objects(s)
                 if len(named) >= 2:
                     for index in named:
-                        pred = run(s, controls.named_caption(s, index), d, i)
-                        shares.append(controls.named_share(pred, s, index, out_scale))
+                        caption = controls.named_caption(s, index)
+                        share = controls.named_share(run(s, caption, d, i), s, index, out_scale)
+                        shares.append(share)
+                        share_cases.append({"seed": seed + i, "object": index, "caption": caption, "share": share})
                 for caption, axis, sign in controls.direction_cases(s):
                     directions.append(controls.direction_sign(run(s, caption, d, i), s, axis) == sign)
         if (i + 1) % 8 == 0:
@@ -220,7 +223,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     }
     if with_controls:
         result["controls"] = {
-            "named_object_share": {"mean": sum(shares) / len(shares) if shares else None, "cases": len(shares)},
+            "named_object_share": {"mean": sum(shares) / len(shares) if shares else None, "cases": len(shares),
+                                   "per_case": share_cases},
             "direction_correct": {"fraction": sum(directions) / len(directions) if directions else None,
                                   "cases": len(directions)},
             "still_prompt_drift_p99_px": {
