@@ -50,8 +50,9 @@ def moving_mask(tracks: torch.Tensor, intrinsics: torch.Tensor, normalization: s
     return peak_motion(field)[0] > threshold
 
 
-# the size of a typical procedural slide's motion (the median peak of a "slides ... slowly/quickly" object's
-# pixels, normalized units, training split): a scene moving this much or more is priced as before
+# the size of a typical procedural translation (the median peak motion of a sliding, approaching or receding
+# object's pixels, normalized units, 200 still-camera training scenes): a scene moving this much or more is priced
+# as before
 MOTION_SIZE_REFERENCE = 0.14
 
 
