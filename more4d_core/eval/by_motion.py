@@ -41,8 +41,9 @@ def displacement_agreement(pred: torch.Tensor, gt: torch.Tensor, factors: Normal
                            points: torch.Tensor) -> tuple[float, float]:
     """(gain, length ratio) of predicted tracks ``[T, N, 3]`` against the truth on ``points`` (``[N]``
     bool), both as normalized displacements from frame 0 (see the module doc)."""
-    n_pred = normalize_motion(pred.double(), factors)[1:, points.bool()]
-    n_gt = normalize_motion(gt.double(), factors)[1:, points.bool()]
+    keep = points.bool()
+    n_pred = normalize_motion(pred[:, keep].double(), factors)[1:]  # each point's motion is its own: select first
+    n_gt = normalize_motion(gt[:, keep].double(), factors)[1:]
     energy = float((n_gt * n_gt).sum())
     length = float(n_gt.norm(dim=-1).sum())
     if energy <= 0 or length <= 0:

@@ -31,7 +31,7 @@ from .ema import EMA
 from .encoder_pretrain import pretrain_object_encoder
 from .examples import ProceduralExamples, TrajSceneExamples, collate
 from .grow import grown_weights
-from .objective import FlowMatchingObjective, batch_fields
+from .objective import MOTION_SIZE_CAP, FlowMatchingObjective, batch_fields
 from .state import latest_checkpoint, load_optimizer_state, save_training_state
 
 
@@ -53,7 +53,7 @@ class TrainArgs:
     channel_weights: str = "uniform"  # "displacement": latent channels weighted by what their error moves (channel_weights.py)
     motion_weight: float = 0.0  # extra loss weight of latent cells whose points move (objective.motion_weights)
     motion_size_power: float = 0.0  # > 0: that extra weight priced up for small motions (objective.motion_size_factors)
-    motion_size_cap: float = 8.0  # the most a small motion's extra weight is multiplied by
+    motion_size_cap: float = MOTION_SIZE_CAP  # the most a small motion's extra weight is multiplied by
     mover_weight: float = 0.0  # weight of the mover head's loss (mover_head.py: which tokens the caption makes move)
     mover_min_sigma: float = 0.0  # the mover loss counts only samples noised at least this much (0..1)
     kind_weight: float = 0.0  # weight of the kind head's loss (kind_head.py: what kind of object each token shows)

@@ -54,6 +54,7 @@ def moving_mask(tracks: torch.Tensor, intrinsics: torch.Tensor, normalization: s
 # object's pixels, normalized units, 200 still-camera training scenes): a scene moving this much or more is priced
 # as before
 MOTION_SIZE_REFERENCE = 0.14
+MOTION_SIZE_CAP = 8.0  # the default most a small motion's extra weight is multiplied by
 
 
 def motion_size_factors(cell_peak: torch.Tensor, power: float, cap: float, threshold: float = MOVING_THRESHOLD,
@@ -75,7 +76,7 @@ def motion_size_factors(cell_peak: torch.Tensor, power: float, cap: float, thres
 
 
 def motion_weights(field: torch.Tensor, latent_hw, weight: float, threshold: float = MOVING_THRESHOLD,
-                   size_power: float = 0.0, size_cap: float = 8.0) -> torch.Tensor:
+                   size_power: float = 0.0, size_cap: float = MOTION_SIZE_CAP) -> torch.Tensor:
     """Loss weights ``[B, 1, 1, h, w]`` on the latent grid: ``1 + weight`` where the true motion of a
     cell's pixels exceeds ``threshold`` at some frame, 1 elsewhere. Still points dominate the
     plain loss (in a still-camera scene about nine points in ten do not move); this gives the
@@ -112,7 +113,8 @@ class FlowMatchingObjective(nn.Module):
                  text_dropout: float = 0.1, train_shift: float = 3.0, motion_weight: float = 0.0,
                  moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0,
                  mover_min_sigma: float = 0.0, kind_weight: float = 0.0, binding_weight: float = 0.0,
-                 channel_weighting: str = "uniform", motion_size_power: float = 0.0, motion_size_cap: float = 8.0):
+                 channel_weighting: str = "uniform", motion_size_power: float = 0.0,
+                 motion_size_cap: float = MOTION_SIZE_CAP):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
