@@ -65,16 +65,38 @@ def test_evaluation_harness_scores_every_cell_and_control(tmp_path):
     text = format_table(result) + format_controls(result)
     assert "camera still / moving" in text and "nothing moves" in text and "named object" in text
     assert len(check_targets(result)) == 6
+    # a chosen control alone: the same cases with the same shares (each generation has its own seed), the rest not run
+    named_only = evaluate(gen, samples=4, steps=1, mean_samples=4, output_width=4 * MORE4D_TINY.width,
+                          with_controls=("named",), log=lambda *_: None)
+    assert set(named_only["controls"]) == {"named_object_share"}
+    assert named_only["controls"]["named_object_share"]["per_case"] == named["per_case"]
+    assert named_only["cells"] == result["cells"]
+    assert "direction: not run" in format_controls(named_only) and "still prompts: not run" in format_controls(named_only)
+    assert [label for label, _, _ in check_targets(named_only)] == [label for label, _, _ in check_targets(result)][:4]
     path = tmp_path / "r.json"
     from more4d_core.eval.__main__ import main
 
-    assert main(["--model", str(_tiny_model(tmp_path)), "--samples", "2", "--steps", "1", "--mean-samples", "2",
+    tiny = str(_tiny_model(tmp_path))
+    assert main(["--model", tiny, "--samples", "2", "--steps", "1", "--mean-samples", "2",
                  "--split", "validation", "--json", str(path), "--no-controls", "--still-sweep", "0,0.004"]) in (0, 1)
     saved = json.loads(path.read_text())
     assert saved["split"] == "validation" and "targets" in saved and "model" in saved["cells"]["output"]
     rows = saved["cells"]["output"]
     assert rows["model + still hold 0"] == rows["model"]  # a zero threshold holds nothing
     assert "model + still hold 0.004" in rows
+    assert "controls" not in saved
+    with pytest.raises(SystemExit):  # an unknown control is refused before any scene is generated
+        main(["--model", tiny, "--controls", "named,drift"])
+
+
+def test_controls_to_run_are_named_or_all_or_none():
+    from more4d_core.eval.controls import CONTROLS, to_run
+
+    assert to_run(True) == set(CONTROLS) == {"named", "direction", "still"}
+    assert to_run(False) == to_run(None) == to_run([]) == frozenset()
+    assert to_run("still") == {"still"} and to_run(["named", "direction"]) == {"named", "direction"}
+    with pytest.raises(ValueError, match="'drift'"):
+        to_run(["named", "drift"])
 
 
 def _tiny_model(tmp_path):

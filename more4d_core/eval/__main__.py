@@ -4,7 +4,7 @@
                                [--guidance G] [--motion-gate auto|on|off] [--motion-gate-threshold P]
                                [--clause-composition auto|on|off]
                                [--depth true|perturbed|prior] [--motion-smoothing S] [--sample-average N]
-                               [--json PATH]
+                               [--controls named,direction,still | --no-controls] [--json PATH]
 
 Every method (the model with no post-processing, generating as it ships — the mean of its samples when
 it averages several, whose first sample alone gets its own row —, the model with the still hold or with
@@ -14,7 +14,7 @@ camera moves or stays still, by points that move (more than 2 output pixels at s
 still. Figures: EPE3D on normalized displacements (fractions of the image size) and TAPVid-3D's
 average fraction of points within {1, 2, 4, 8, 16} pixels, counted in pixels of the model's grid and
 of the 512-wide output. Controls: named object, direction swap, still prompts (see
-``more4d_core.eval.controls``). The moving points of still-camera scenes are also split by what the
+``more4d_core.eval.controls``; ``--controls`` runs some of them). The moving points of still-camera scenes are also split by what the
 mover does (slides, bounces, growth, bends, ...; ``more4d_core.eval.by_motion``), with how far and
 which way the model moves them. ``--json`` writes every cell, control and motion group.
 
@@ -35,6 +35,8 @@ from ..data.procedural.scene_generator import SPLIT_STREAMS
 from ..help_text import summary
 from ..sampling.clause_composition import COMPOSE_MODES, composition_kind
 from ..sampling.motion_gating import GATE_MODES, gate_enabled
+from .controls import CONTROLS
+from .controls import to_run as controls_to_run
 from .protocol import DEPTHS, evaluate
 from .report import check_targets, format_by_motion, format_controls, format_table
 
@@ -78,10 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the rows 'model, lateral error only' and 'model, depth error only': the headline "
                              "scored on one part of its error (which part keeps points outside the thresholds)")
     parser.add_argument("--no-controls", action="store_true", help="skip the named-object, direction and still-prompt controls")
+    parser.add_argument("--controls", default=",".join(CONTROLS),
+                        help=f"comma-separated controls to run, of {', '.join(CONTROLS)} (default: all); the still "
+                             "prompts take about as long as the other two together")
     parser.add_argument("--mean-samples", type=int, default=256, help="training samples of the mean-motion baseline")
     parser.add_argument("--output-width", type=int, default=512, help="width of the output image whose pixels count (default 512)")
     parser.add_argument("--json", type=Path, default=None, help="write every cell and control to this JSON file")
     args = parser.parse_args(argv)
+    try:
+        chosen = controls_to_run([] if args.no_controls else [c.strip() for c in args.controls.split(",") if c.strip()])
+    except ValueError as exc:
+        parser.error(f"--controls: {exc}")
     if args.samples < 2:
         parser.error("--samples must be at least 2 (the wrong-caption control borrows another scene's caption)")
     torch.manual_seed(args.seed)
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
                       smoothing=args.motion_smoothing,
                       smoothing_sweep=tuple(float(t) for t in args.smoothing_sweep.split(",") if t.strip()),
-                      sample_average=args.sample_average, with_controls=not args.no_controls, axis_split=args.axis_split,
+                      sample_average=args.sample_average, with_controls=chosen, axis_split=args.axis_split,
                       mean_samples=args.mean_samples, output_width=args.output_width)
     result["model"] = str(path)
     counts = result["scene_counts"]

@@ -21,10 +21,26 @@ from ..data.procedural.naming import MIN_OBJECT_PIXELS, first_mover, nameable_ob
 from ..geometry.projection import project_points
 
 STILL_PROMPTS = ("nothing moves", "the scene is still", "")
-__all__ = ["MIN_OBJECT_PIXELS", "STILL_PROMPTS", "direction_cases", "direction_sign", "first_mover",
-           "nameable_objects", "named_caption", "named_share", "pixel_displacement", "still_drift"]
+CONTROLS = ("named", "direction", "still")  # the named object, the direction, the still prompts
+__all__ = ["CONTROLS", "MIN_OBJECT_PIXELS", "STILL_PROMPTS", "direction_cases", "direction_sign", "first_mover",
+           "nameable_objects", "named_caption", "named_share", "pixel_displacement", "still_drift", "to_run"]
 SWAPPED = {"left": "right", "right": "left", "up": "down", "down": "up", "toward the camera": "away",
            "away": "toward the camera"}
+
+
+def to_run(which) -> frozenset[str]:
+    """The controls to run: ``which`` True (all of :data:`CONTROLS`), False / None (none) or their names."""
+    if which is True:
+        return frozenset(CONTROLS)
+    if not which:
+        return frozenset()
+    if isinstance(which, str):
+        which = [which]
+    chosen = frozenset(which)
+    unknown = sorted(chosen - set(CONTROLS))
+    if unknown:
+        raise ValueError(f"unknown control(s) {', '.join(map(repr, unknown))}: choose from {', '.join(CONTROLS)}")
+    return chosen
 
 
 def pixel_displacement(tracks: torch.Tensor, intrinsics: torch.Tensor, pixel_scale: float) -> torch.Tensor:

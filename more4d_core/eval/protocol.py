@@ -34,6 +34,7 @@ the depth's own error.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -100,11 +101,13 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, motion_gate: str = "auto", clause_composition: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              smoothing: float | None = None, smoothing_sweep: tuple[float, ...] = (),
-             sample_average: int | None = None, with_controls: bool = True, axis_split: bool = False,
+             sample_average: int | None = None, with_controls: bool | Iterable[str] = True, axis_split: bool = False,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
              num_frames: int | None = None, output_width: int = 512, log=print) -> dict:
     """Score the model, the baselines and the controls on ``samples`` scenes of ``split`` (seeds
-    ``seed .. seed + samples - 1``); see the module doc. Returns a JSON-ready dict."""
+    ``seed .. seed + samples - 1``); see the module doc. ``with_controls``: True (every control), False (none)
+    or the names of those to run (:data:`.controls.CONTROLS`). Returns a JSON-ready dict."""
+    run_controls = controls.to_run(with_controls)
     if split not in SPLIT_STREAMS:
         raise ValueError(f"split must be one of {tuple(SPLIT_STREAMS)}, got {split!r}")
     if depth not in DEPTHS:
@@ -189,10 +192,11 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                     gain, ratio = displacement_agreement(model, s.tracks, f, mask)
                     by_motion.add(motion_group(s.params["objects"][index]["motion"]), model=scored[0].within_avg,
                                   nothing=scored[1].within_avg, gain=gain, length_ratio=ratio)
-        if with_controls:
+        if "still" in run_controls:
             for prompt in controls.STILL_PROMPTS:
                 drift[prompt].append(controls.still_drift(run(s, prompt, d, i), s.intrinsics, out_scale))
-            if not moves and controls.first_mover(s) is not None:
+        if not moves and controls.first_mover(s) is not None:
+            if "named" in run_controls:
                 named = controls.nameable_objects(s)
                 if len(named) >= 2:
                     for index in named:
@@ -200,8 +204,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                         share = controls.named_share(run(s, caption, d, i), s, index, out_scale)
                         shares.append(share)
                         share_cases.append({"seed": seed + i, "object": index, "caption": caption, "share": share})
-                for caption, axis, sign in controls.direction_cases(s):
-                    directions.append(controls.direction_sign(run(s, caption, d, i), s, axis) == sign)
+            for caption, axis, sign in (controls.direction_cases(s) if "direction" in run_controls else ()):
+                directions.append(controls.direction_sign(run(s, caption, d, i), s, axis) == sign)
         if (i + 1) % 8 == 0:
             log(f"  evaluated {i + 1}/{len(scenes)} scenes ({time.perf_counter() - start:.0f} s)")
 
@@ -221,15 +225,15 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "gt_smoothness": sum(gt_smooth) / len(gt_smooth),
         "by_motion": by_motion.summary(),
     }
-    if with_controls:
+    if run_controls:
         result["controls"] = {
-            "named_object_share": {"mean": sum(shares) / len(shares) if shares else None, "cases": len(shares),
-                                   "per_case": share_cases},
-            "direction_correct": {"fraction": sum(directions) / len(directions) if directions else None,
-                                  "cases": len(directions)},
-            "still_prompt_drift_p99_px": {
+            **({"named_object_share": {"mean": sum(shares) / len(shares) if shares else None, "cases": len(shares),
+                                       "per_case": share_cases}} if "named" in run_controls else {}),
+            **({"direction_correct": {"fraction": sum(directions) / len(directions) if directions else None,
+                                      "cases": len(directions)}} if "direction" in run_controls else {}),
+            **({"still_prompt_drift_p99_px": {
                 (p or "(empty prompt)"): (float(torch.quantile(torch.cat(v).float(), 0.99)) if v else None)
-                for p, v in drift.items()},
+                for p, v in drift.items()}} if "still" in run_controls else {}),
         }
     result["seconds"] = time.perf_counter() - start
     return result

@@ -34,13 +34,17 @@ def format_controls(result: dict) -> str:
     c = result.get("controls")
     if not c:
         return "controls: not run"
-    share, direction = c["named_object_share"], c["direction_correct"]
     lines = ["controls (headline model, output pixels):"]
-    lines.append(f"  named object: share of predicted motion on the named object's pixels "
-                 f"{_fmt(share['mean'])} ({share['cases']} cases: each object of each still-camera scene with 2+ objects)")
-    lines.append(f"  direction: sign of the named object's mean displacement right in {_fmt(direction['fraction'])} "
+    share, direction = c.get("named_object_share"), c.get("direction_correct")
+    lines.append("  named object: not run" if share is None else
+                 f"  named object: share of predicted motion on the named object's pixels {_fmt(share['mean'])} "
+                 f"({share['cases']} cases: each object of each still-camera scene with 2+ objects)")
+    lines.append("  direction: not run" if direction is None else
+                 f"  direction: sign of the named object's mean displacement right in {_fmt(direction['fraction'])} "
                  f"of {direction['cases']} cases (true and swapped left/right, up/down, toward/away)")
-    for prompt, value in c["still_prompt_drift_p99_px"].items():
+    if "still_prompt_drift_p99_px" not in c:
+        lines.append("  still prompts: not run")
+    for prompt, value in c.get("still_prompt_drift_p99_px", {}).items():
         lines.append(f"  still prompt {prompt!r}: 99th percentile of each point's largest displacement {_fmt(value, 2)} px")
     return "\n".join(lines)
 
@@ -72,14 +76,16 @@ def check_targets(result: dict) -> list[tuple[str, bool, str]]:
         value = v["within_avg"] if v else float("nan")
         out.append((f"{cell}: within-threshold average >= {TARGETS[cell]}", value >= TARGETS[cell],
                     f"{value:.3f} (nothing moves: {_cell(result, 'nothing moves', cell)})"))
-    c = result.get("controls")
-    if c:
+    c = result.get("controls") or {}  # the controls run (all, some or none)
+    if "named_object_share" in c:
         share = c["named_object_share"]["mean"]
         out.append((f"named-object share >= {TARGETS['named_object_share']}",
                     share is not None and share >= TARGETS["named_object_share"], _fmt(share)))
+    if "direction_correct" in c:
         frac = c["direction_correct"]["fraction"]
         out.append((f"direction sign correct in >= {TARGETS['direction_correct']:.0%} of cases",
                     frac is not None and frac >= TARGETS["direction_correct"], _fmt(frac)))
+    if "still_prompt_drift_p99_px" in c:
         worst = max((v for v in c["still_prompt_drift_p99_px"].values() if v is not None), default=None)
         out.append((f"still prompts: 99th-percentile drift < {TARGETS['still_prompt_drift_p99_px']} px",
                     worst is not None and worst < TARGETS["still_prompt_drift_p99_px"], f"worst {_fmt(worst, 2)} px"))
