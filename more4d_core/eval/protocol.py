@@ -196,16 +196,16 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
             for prompt in controls.STILL_PROMPTS:
                 drift[prompt].append(controls.still_drift(run(s, prompt, d, i), s.intrinsics, out_scale))
         if not moves and controls.first_mover(s) is not None:
-            if "named" in run_controls:
-                named = controls.nameable_objects(s)
-                if len(named) >= 2:
-                    for index in named:
-                        caption = controls.named_caption(s, index)
-                        share = controls.named_share(run(s, caption, d, i), s, index, out_scale)
-                        shares.append(share)
-                        share_cases.append({"seed": seed + i, "object": index, "caption": caption, "share": share})
-            for caption, axis, sign in (controls.direction_cases(s) if "direction" in run_controls else ()):
-                directions.append(controls.direction_sign(run(s, caption, d, i), s, axis) == sign)
+            named = controls.nameable_objects(s) if "named" in run_controls else []
+            if len(named) >= 2:
+                for index in named:
+                    caption = controls.named_caption(s, index)
+                    share = controls.named_share(run(s, caption, d, i), s, index, out_scale)
+                    shares.append(share)
+                    share_cases.append({"seed": seed + i, "object": index, "caption": caption, "share": share})
+            if "direction" in run_controls:
+                for caption, axis, sign in controls.direction_cases(s):
+                    directions.append(controls.direction_sign(run(s, caption, d, i), s, axis) == sign)
         if (i + 1) % 8 == 0:
             log(f"  evaluated {i + 1}/{len(scenes)} scenes ({time.perf_counter() - start:.0f} s)")
 

@@ -42,9 +42,10 @@ def format_controls(result: dict) -> str:
     lines.append("  direction: not run" if direction is None else
                  f"  direction: sign of the named object's mean displacement right in {_fmt(direction['fraction'])} "
                  f"of {direction['cases']} cases (true and swapped left/right, up/down, toward/away)")
-    if "still_prompt_drift_p99_px" not in c:
+    drift = c.get("still_prompt_drift_p99_px")
+    if drift is None:
         lines.append("  still prompts: not run")
-    for prompt, value in c.get("still_prompt_drift_p99_px", {}).items():
+    for prompt, value in (drift or {}).items():
         lines.append(f"  still prompt {prompt!r}: 99th percentile of each point's largest displacement {_fmt(value, 2)} px")
     return "\n".join(lines)
 
