@@ -14,8 +14,10 @@ Recipes: ``"v2"`` is the evaluation distribution (and what the bundled model was
 recipe v3); ``"v3"`` is a training distribution over the same world: more scenes with two or three
 objects, fewer with two movers, scenes where nothing moves or only the camera moves (captions such as
 "nothing moves", "the scene is still" and the empty prompt), and generic subjects ("the object",
-"it", "the subject", ...) naming the most prominent object when it is the one that moves. A v2 sample
-is bit-identical to what the generator produced before v3 existed.
+"it", "the subject", ...) naming the most prominent object when it is the one that moves. ``"v4"`` is v3 with
+the surfaces' textures varied in colour and pattern (``appearance.py``): the same shapes, motion, depth and
+caption as v3 for the same seed, only the colours differ. A v2 sample is bit-identical to what the generator
+produced before v3 existed, and a v3 sample to what it produced before v4 existed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 from ...camera.intrinsics import intrinsics_from_fov
 from ...geometry.projection import pixel_centers
 from ...scene import Scene4D
+from .appearance import VARY_PROB, vary_texture
 from .motions import AMOUNT_JITTER, CameraMotion, Motion, rot_y, sample_camera_motion, sample_motion
 from .shapes import Pose, Shape, intersect, surface_points
 from .textures import sample_texture, sample_texture_uv
@@ -42,7 +45,10 @@ RECIPES = {
     "v3": (f"procedural generator v3 (v2 world; objects 1/2/3 with p 0.2/0.4/0.4, two movers 20%, 8% still scenes, "
            f"7% camera-only scenes, generic subject for the most prominent lone mover 30%, camera motion "
            f"{CAMERA_MOTION_PROB:.0%} otherwise, amounts +-{AMOUNT_JITTER:.0%}, scikit-image photographs)"),
+    "v4": (f"procedural generator v4 (v3 scenes; each texture varied with p {VARY_PROB:.0%}: channel order, inversion, "
+           f"gamma, contrast, tinted grey, colour mixing, blur, or a procedural pattern; scikit-image photographs)"),
 }
+V3_FAMILY = ("v3", "v4")  # recipes whose scenes (shapes, motion, captions) are v3's
 RECIPE = RECIPES["v2"]
 NAMES = {"sphere": "ball", "box": "box", "card": "card", "disc": "disc"}
 # captions of scenes where nothing moves (recipe v3); the empty prompt means "nothing moves" too
@@ -238,7 +244,7 @@ def build_world(seed: int, split: str, height: int, width: int, *, camera_motion
     room, wall_depth = _room(rng, split, texture_size)
     objects = _objects(rng, split, texture_size, k_inv, width, height, wall_depth, recipe)
     scene_kind = "objects"
-    if recipe == "v3":
+    if recipe in V3_FAMILY:
         u = float(rng.random())
         scene_kind = "still" if u < 0.08 else "camera only" if u < 0.15 else "objects"
     movers = []
@@ -249,6 +255,10 @@ def build_world(seed: int, split: str, height: int, width: int, *, camera_motion
     cam = CameraMotion()
     if scene_kind == "camera only" or (scene_kind == "objects" and rng.random() < camera_motion_prob):
         cam = sample_camera_motion(rng, wall_depth, min(float(o.base.position[2]) for o in objects))
+    if recipe == "v4":  # its own stream: the scene's draws above (and the caption's after) stay v3's
+        looks = np.random.default_rng([SPLIT_STREAMS[split], int(seed), 4])
+        for obj in room + objects:
+            obj.texture = vary_texture(obj.texture, looks)
 
     return World(rng, fov, k, k_inv, room, objects, movers, cam)
 
@@ -333,7 +343,7 @@ def generate_sample(
 
     subjects = [f"the {o.name}" for o in movers]
     mover_ids = [len(room) + objects.index(o) for o in movers]
-    if recipe == "v3" and len(movers) == 1 and rng.random() < 0.3:
+    if recipe in V3_FAMILY and len(movers) == 1 and rng.random() < 0.3:
         areas = torch.bincount(ids0, minlength=len(everything))[len(room):]
         if int(areas.argmax()) == objects.index(movers[0]):  # the most prominent object is the one that moves
             subjects[0] = GENERIC_SUBJECTS[int(rng.integers(len(GENERIC_SUBJECTS)))]
