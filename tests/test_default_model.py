@@ -87,6 +87,8 @@ def test_evaluation_harness_scores_every_cell_and_control(tmp_path):
     assert "controls" not in saved
     with pytest.raises(SystemExit):  # an unknown control is refused before any scene is generated
         main(["--model", tiny, "--controls", "named,drift"])
+    with pytest.raises(SystemExit):  # both flags: which one wins would be a guess, so neither does
+        main(["--model", tiny, "--samples", "2", "--no-controls", "--controls", "named"])
 
 
 def test_controls_to_run_are_named_or_all_or_none():

@@ -80,15 +80,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the rows 'model, lateral error only' and 'model, depth error only': the headline "
                              "scored on one part of its error (which part keeps points outside the thresholds)")
     parser.add_argument("--no-controls", action="store_true", help="skip the named-object, direction and still-prompt controls")
-    parser.add_argument("--controls", default=",".join(CONTROLS),
+    parser.add_argument("--controls", default=None,
                         help=f"comma-separated controls to run, of {', '.join(CONTROLS)} (default: all); the still "
                              "prompts take about as long as the other two together")
     parser.add_argument("--mean-samples", type=int, default=256, help="training samples of the mean-motion baseline")
     parser.add_argument("--output-width", type=int, default=512, help="width of the output image whose pixels count (default 512)")
     parser.add_argument("--json", type=Path, default=None, help="write every cell and control to this JSON file")
     args = parser.parse_args(argv)
+    if args.no_controls and args.controls is not None:
+        parser.error("--no-controls runs none and --controls chooses some: give one of them")
+    names = ",".join(CONTROLS) if args.controls is None else args.controls
     try:
-        chosen = controls_to_run([] if args.no_controls else [c.strip() for c in args.controls.split(",") if c.strip()])
+        chosen = controls_to_run([] if args.no_controls else [c.strip() for c in names.split(",") if c.strip()])
     except ValueError as exc:
         parser.error(f"--controls: {exc}")
     if args.samples < 2:
