@@ -37,12 +37,12 @@ def test_about_half_of_the_textures_are_varied_and_all_stay_in_range():
     assert 0.38 < varied / total < 0.62  # VARY_PROB = 0.5 of about 230 textures
 
 
-def test_the_evaluation_splits_never_vary():
+def test_the_evaluation_default_stays_v2_unvaried_and_unknown_recipes_are_refused():
     with pytest.raises(ValueError, match="recipe"):
         generate_sample(0, "validation", 24, 32, 3, recipe="v5")
-    for split in ("validation", "heldout"):  # the evaluation distribution is v2, whose photographs stay as they are
-        a = generate_sample(3, split, 24, 32, 3)
-        assert a.params["recipe"] == "v2"
+    for split in ("validation", "heldout"):  # the evaluation generates with the default recipe: v2, never varied
+        default, v2 = generate_sample(3, split, 24, 32, 3), generate_sample(3, split, 24, 32, 3, recipe="v2")
+        assert default.params["recipe"] == "v2" and torch.equal(default.image, v2.image)
 
 
 def _texture(seed=0):

@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_controls and args.controls is not None:
         parser.error("--no-controls runs none and --controls chooses some: give one of them")
     names = ",".join(CONTROLS) if args.controls is None else args.controls
+    if args.no_controls:
+        names = ""
     try:
-        chosen = controls_to_run([] if args.no_controls else [c.strip() for c in names.split(",") if c.strip()])
+        chosen = controls_to_run([c.strip() for c in names.split(",") if c.strip()])
     except ValueError as exc:
         parser.error(f"--controls: {exc}")
     if args.samples < 2:
