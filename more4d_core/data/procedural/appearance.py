@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ...sampling.condition_detail import luminance
 
 VARY_PROB = 0.5  # share of the textures of a v4 scene that are varied
 PATTERN_PROB = 0.2  # share of the varied textures that are replaced by a procedural pattern
 PHOTO_CHANGES = ("channels", "invert", "gamma", "contrast", "grey_tint", "colour_mix", "blur")
 PATTERNS = ("stripes", "checker", "noise", "dots")
-LUMA = (0.299, 0.587, 0.114)
 
 
 def vary_texture(texture: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -53,7 +55,7 @@ def change_photo(tex: torch.Tensor, name: str, rng: np.random.Generator) -> torc
         mean = tex.mean(dim=(1, 2), keepdim=True)
         return (tex - mean) * float(rng.uniform(0.3, 1.8)) + mean
     if name == "grey_tint":
-        grey = (tex * torch.tensor(LUMA).view(3, 1, 1)).sum(0, keepdim=True)
+        grey = luminance(tex[None])[0]
         return grey * torch.from_numpy(rng.uniform(0.3, 1.0, size=3)).float().view(3, 1, 1)
     if name == "colour_mix":
         mix = torch.from_numpy(rng.dirichlet(np.full(3, 0.7), size=3)).float()  # rows sum to 1: stays in 0..1
@@ -87,10 +89,5 @@ def pattern(name: str, size: int, rng: np.random.Generator) -> torch.Tensor:
 
 
 def _blur(tex: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = int(math.ceil(2.5 * sigma))
-    x = torch.arange(-radius, radius + 1).float()
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    out = F.conv2d(F.pad(tex[:, None], (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))
-    return out[:, 0]
+    hwc = np.ascontiguousarray(tex.permute(1, 2, 0).numpy(), dtype=np.float32)
+    return torch.from_numpy(cv2.GaussianBlur(hwc, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)).permute(2, 0, 1)
