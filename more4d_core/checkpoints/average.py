@@ -51,6 +51,9 @@ def average_models(models: list[str | Path], out: str | Path, *, weights: list[f
     out = Path(out)
     if len(models) < 2:
         raise InputError(f"give at least two model files to average (got {len(models)})")
+    missing = [str(m) for m in models if not m.is_file()]
+    if missing:
+        raise InputError(f"no such model file: {', '.join(missing)}")
     if any(out.resolve() == m.resolve() for m in models):
         raise InputError(f"write the averaged model next to its members, not over one of them (--out {out})")
     if weights is None:
