@@ -4,6 +4,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -83,6 +85,20 @@ def test_help_descriptions_are_whole_first_paragraphs():
     assert summary(doc) == "Train a model: ``python -m x`` on one device, or on many."
     done = subprocess.run([sys.executable, "-m", "more4d_core.train", "--help"], cwd=REPO, capture_output=True, text=True)
     assert "on one device, or" in " ".join(done.stdout.split()) and "on many." in done.stdout
+
+
+def test_commands_show_their_docstring_summary_and_usage_lines(capsys):
+    from more4d_core.checkpoints import average, defaults
+    from more4d_core.train import gate_fit
+
+    for module in (average, defaults, gate_fit):
+        with pytest.raises(SystemExit):
+            module.main(["--help"])
+        shown = " ".join(capsys.readouterr().out.split())
+        first, rest = module.__doc__.split("\n", 2)[0], module.__doc__.split("\n", 2)[2]
+        assert first.split()[0] in shown.split("usage:")[1].split("options:")[0]  # the description, after the usage
+        usage_line = next(line for line in rest.splitlines() if "python -m" in line)
+        assert " ".join(usage_line.split()) in shown  # the docstring's own usage lines, as written
 
 
 def test_every_core_module_imports_first():

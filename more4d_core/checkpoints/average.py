@@ -15,7 +15,6 @@ the members.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, More4DError
-from ..help_text import summary
+from ..help_text import command_parser
 from .bundle import file_sha256, read_header, write_bundle
 from .io import safe_open
 
@@ -101,9 +100,7 @@ def average_models(models: list[str | Path], out: str | Path, *, weights: list[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.checkpoints.average", description=summary(__doc__),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
+    parser = command_parser("python -m more4d_core.checkpoints.average", __doc__)
     parser.add_argument("models", nargs="+", help="model files (single-file .safetensors) of one architecture")
     parser.add_argument("--out", required=True, help="model file to write")
     parser.add_argument("--weights", type=float, nargs="+", default=None,

@@ -12,12 +12,11 @@ bit for bit and the chosen defaults in its config; the change is recorded in the
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..help_text import summary
+from ..help_text import command_parser
 from ..models.config import CLAUSE_COMPOSITIONS
 from ..sampling.flow_sampler import check_steps
 from ..sampling.motion_smoothing import check_motion_smoothing
@@ -64,9 +63,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.checkpoints.defaults", description=summary(__doc__),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
+    parser = command_parser("python -m more4d_core.checkpoints.defaults", __doc__)
     parser.add_argument("model", help="model file (single-file .safetensors)")
     parser.add_argument("--out", required=True, help="model file to write")
     parser.add_argument("--still-threshold", type=float, default=None, help="default still hold (0 = off)")

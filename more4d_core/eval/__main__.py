@@ -24,7 +24,6 @@ project (e.g. ``--seed 7000000``) give fresh scenes of a split's photographs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ..data.procedural.scene_generator import SPLIT_STREAMS
-from ..help_text import summary
+from ..help_text import command_parser
 from ..sampling.clause_composition import COMPOSE_MODES, composition_kind
 from ..sampling.motion_gating import GATE_MODES, gate_enabled
 from .controls import CONTROLS
@@ -46,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..generator import load_generator
     from ..weights import default_model_path
 
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.eval", description=summary(__doc__),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser = command_parser("python -m more4d_core.eval", __doc__)
     parser.add_argument("--model", default=None, help="model file (default: the bundled default model)")
     parser.add_argument("--split", default="heldout", choices=tuple(SPLIT_STREAMS), help="procedural split (default heldout)")
     parser.add_argument("--samples", type=int, default=48, help="scenes (default 48)")

@@ -20,7 +20,6 @@ loses no more for a far miss than for a near one.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from ..data.procedural.scene_generator import RECIPES, generate_sample
 from ..geometry.normalization import factors_for, safe_depth
-from ..help_text import summary
+from ..help_text import command_parser
 from ..models.temporal_decoder import TemporalResidual
 from ..models.trajectory_codec import TemporalBasisCodec, tracks_to_field
 from .objective import MOVING_THRESHOLD, peak_motion
@@ -229,9 +228,7 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.train.decoder_fit", description=summary(__doc__),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
+    parser = command_parser("python -m more4d_core.train.decoder_fit", __doc__)
     parser.add_argument("model", help="trained model file (single-file .safetensors with the temporal-basis codec)")
     parser.add_argument("--out", required=True, help="model file to write (the input with the decoder)")
     parser.add_argument("--scenes", type=int, default=2500, help="training scenes in the pool")

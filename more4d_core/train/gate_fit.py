@@ -15,7 +15,6 @@ is held still) on the validation split (``python -m more4d_core.eval --split val
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from ..depth.estimate import prior_depth_at
-from ..help_text import summary
+from ..help_text import command_parser
 from ..models.config import MOTION_GATES
 from ..models.motion_gate import FineMotionGate, build_motion_gate
 from .binding_pretrain import fit_position_logits, pool_inputs
@@ -159,9 +158,7 @@ def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, sc
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m more4d_core.train.gate_fit", description=summary(__doc__),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
+    parser = command_parser("python -m more4d_core.train.gate_fit", __doc__)
     parser.add_argument("model", help="trained model file (single-file .safetensors with an object encoder)")
     parser.add_argument("--out", required=True, help="model file to write (the input with the gate)")
     parser.add_argument("--steps", type=int, default=1500, help="fitting steps (batches of 64)")
