@@ -77,9 +77,11 @@ TRANSLATIONS = {
 SPEEDS = {"slowly": 0.12, "quickly": 0.3}
 
 
-def sample_motion(rng: np.random.Generator, kind_of_shape: str, depth: float, half_width: float) -> Motion:
-    """A random motion suited to the shape, with its caption phrase."""
-    kinds = ["translate", "translate", "bounce", "spin", "grow"]
+def sample_motion(rng: np.random.Generator, kind_of_shape: str, depth: float, half_width: float,
+                  extra_kinds: tuple[str, ...] = ()) -> Motion:
+    """A random motion suited to the shape, with its caption phrase. ``extra_kinds`` (rigid kinds: ``spin``,
+    ``grow``, ...) are drawn as often again as the ones listed once (recipe v5)."""
+    kinds = ["translate", "translate", "bounce", "spin", "grow", *extra_kinds]
     if kind_of_shape == "card":
         kinds += ["wave", "wave", "bend"]
     kind = kinds[int(rng.integers(len(kinds)))]
