@@ -69,9 +69,10 @@ def test_half_precision_members_are_averaged_in_float32_and_stored_in_half(tmp_p
 
 def test_generation_defaults_may_differ_and_come_from_the_first_member(tmp_path):
     a = _save(tmp_path / "a.safetensors", 0, MORE4D_TINY.replace(sample_average=4, steps=7))
-    b = _save(tmp_path / "b.safetensors", 1, MORE4D_TINY.replace(still_threshold=0.02))
+    b = _save(tmp_path / "b.safetensors", 1, MORE4D_TINY.replace(still_threshold=0.02, guidance_scale=2.0))
     config = read_header(average_models([a, b], tmp_path / "soup.safetensors")).config
     assert (config.sample_average, config.steps, config.still_threshold) == (4, 7, 0.0)
+    assert config.guidance_scale == MORE4D_TINY.guidance_scale
 
 
 def test_models_of_other_architectures_are_refused_and_nothing_is_written(tmp_path):

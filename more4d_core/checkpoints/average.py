@@ -5,7 +5,7 @@
 Models trained on from one file (warm-started continuations with other seeds or data) usually lie in one basin of the
 loss, where the mean of their weights can generalize better than each of them (Wortsman et al. 2022, "Model soups").
 Every member must have the same tensors (names, shapes, dtypes) and the same architecture; generation defaults
-(still hold, smoothing, samples averaged, steps, clause composition, gate threshold) may differ and are taken from the
+(still hold, smoothing, samples averaged, steps, shift, guidance, clause composition, gate threshold) may differ and are taken from the
 first member. Floating-point tensors are averaged in float32 with the given weights (normalized; default equal) and
 stored in the first member's dtype; any other tensor must be equal in every member. A model with a motion gate and
 one without have different tensors and cannot be averaged: average the models before ``train.gate_fit``. OUT records
@@ -27,8 +27,8 @@ from .bundle import file_sha256, read_header, write_bundle
 from .io import safe_open
 
 # config fields a model file carries as generation defaults (checkpoints.defaults sets them); they may differ
-GENERATION_DEFAULTS = ("still_threshold", "motion_smoothing", "sample_average", "steps", "clause_composition",
-                       "motion_gate_threshold")
+GENERATION_DEFAULTS = ("still_threshold", "motion_smoothing", "sample_average", "steps", "shift", "guidance_scale",
+                       "clause_composition", "motion_gate_threshold")
 
 
 def _architecture(config) -> dict:
