@@ -95,8 +95,9 @@ def test_commands_show_their_docstring_summary_and_usage_lines(capsys):
         with pytest.raises(SystemExit):
             module.main(["--help"])
         shown = " ".join(capsys.readouterr().out.split())
-        first, rest = module.__doc__.split("\n", 2)[0], module.__doc__.split("\n", 2)[2]
-        assert first.split()[0] in shown.split("usage:")[1].split("options:")[0]  # the description, after the usage
+        first_paragraph = " ".join(module.__doc__.strip().split("\n\n")[0].split())
+        assert first_paragraph in shown.split("options:")[0]  # the description, before the options
+        rest = module.__doc__.split("\n", 2)[2]
         usage_line = next(line for line in rest.splitlines() if "python -m" in line)
         assert " ".join(usage_line.split()) in shown  # the docstring's own usage lines, as written
 
