@@ -4,9 +4,9 @@
 
 Models trained on from one file (warm-started continuations with other seeds or data) usually lie in one basin of the
 loss, where the mean of their weights can generalize better than each of them (Wortsman et al. 2022, "Model soups").
-Every member must have the same tensors (names, shapes, dtypes) and the same architecture; generation defaults
-(still hold, smoothing, samples averaged, steps, shift, guidance, clause composition, gate threshold) may differ and are taken from the
-first member. Floating-point tensors are averaged in float32 with the given weights (normalized; default equal) and
+Every member must have the same tensors (names, shapes, dtypes) and the same architecture; generation defaults (still
+hold, smoothing, samples averaged, steps, shift, guidance, clause composition, gate threshold) may differ and are taken
+from the first member. Floating-point tensors are averaged in float32 with the given weights (normalized; default equal) and
 stored in the first member's dtype; any other tensor must be equal in every member. A model with a motion gate and
 one without have different tensors and cannot be averaged: average the models before ``train.gate_fit``. OUT records
 its members, their SHA-256 and the weights in ``info`` (``averaged_from``), is written atomically and is never one of
@@ -24,9 +24,9 @@ import torch
 from ..errors import InputError, More4DError
 from ..help_text import command_parser
 from .bundle import file_sha256, read_header, write_bundle
-from .io import safe_open
+from .io import iter_safetensors
 
-# config fields a model file carries as generation defaults (checkpoints.defaults sets them); they may differ
+# config fields that are generation defaults, not architecture (checkpoints.defaults sets most of them); may differ
 GENERATION_DEFAULTS = ("still_threshold", "motion_smoothing", "sample_average", "steps", "shift", "guidance_scale",
                        "clause_composition", "motion_gate_threshold")
 
@@ -36,11 +36,6 @@ def _architecture(config) -> dict:
     for name in GENERATION_DEFAULTS:
         fields.pop(name, None)
     return fields
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), framework="pt", device="cpu") as fh:
-        return {key: fh.get_tensor(key) for key in fh.keys()}
 
 
 def average_models(models: list[str | Path], out: str | Path, *, weights: list[float] | None = None,
@@ -75,10 +70,10 @@ def average_models(models: list[str | Path], out: str | Path, *, weights: list[f
             raise InputError(f"{header.path} and {first.path} differ in their architecture ({', '.join(differ)}): "
                              "only models of one architecture can be averaged")
 
-    reference = _read_tensors(models[0])
+    reference = dict(iter_safetensors(models[0]))
     total = {k: t.to(torch.float32) * share[0] if t.is_floating_point() else t for k, t in reference.items()}
     for path, w in zip(models[1:], share[1:]):
-        tensors = _read_tensors(path)
+        tensors = dict(iter_safetensors(path))
         if tensors.keys() != reference.keys():
             only = sorted(tensors.keys() ^ reference.keys())
             raise InputError(f"{path} and {models[0]} have different tensors ({len(only)} not in both, e.g. "

@@ -23,7 +23,7 @@ from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.sample_average import check_sample_average
 from ..sampling.still import check_still_threshold
 from .bundle import read_header, write_bundle
-from .io import safe_open
+from .io import iter_safetensors
 
 
 def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float | None = None,
@@ -57,9 +57,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
                                             {"from": str(model), "before": before, "after": changes}]}
-    with safe_open(str(model), framework="pt", device="cpu") as fh:
-        tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-    return write_bundle(out, config, tensors, header.components, info, overwrite=overwrite)
+    return write_bundle(out, config, dict(iter_safetensors(model)), header.components, info, overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
