@@ -5,7 +5,7 @@
                                               [--motion-gate-threshold P]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
-averages, its denoising steps, whether it composes a prompt's clauses and its motion gate's threshold are defaults a model file carries (chosen on the validation split for that model, see the README). OUT is MODEL with every tensor copied
+averages, its denoising steps, whether it composes a prompt's clauses and its motion gate's threshold are defaults a model file carries (chosen on the validation split for that model, see docs/bundled-model-history.md). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
 """

@@ -358,7 +358,7 @@ MORE4D_SMALL = STraGConfig(
     motion_encoder_trainable=True,  # no pretrained weights at this size: learn it with the model
     codec="dct",
     dct_coefficients=8,
-    decode_guide="depth",  # motion edges on depth edges (codec oracle, validation moving points: 0.71 bilinear -> 0.80; README)
+    decode_guide="depth",  # motion edges on depth edges (codec oracle, validation moving points: 0.71 bilinear -> 0.80; docs/bundled-model-history.md)
     spatial_compression=4,
     # the procedural data's motions are world distances relative to depth: in focal units the field does
     # not depend on the unseen field of view, and depth as a fraction of the farthest keeps the parallax

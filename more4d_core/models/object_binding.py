@@ -3,7 +3,7 @@
 The object encoder (``object_encoder.py``) made the tokens see the shapes (its kind readout names
 87% of the object tokens right), yet the transformer's cross-attention did not learn in 1000 steps to
 move only the object the caption names: the named object's share of the predicted motion stayed near
-chance (0.275; README). The caption reaches every token the same way, through attention whose queries
+chance (0.275; docs/bundled-model-history.md). The caption reaches every token the same way, through attention whose queries
 are the noisy motion tokens, and nothing asks it to pick a region.
 
 This module asks. For every token-grid position, the object encoder's features (the query) attend

@@ -4,7 +4,7 @@ The temporal-basis codec (:class:`.trajectory_codec.TemporalBasisCodec`) keeps `
 of each trajectory, a low-pass filter in time. Smooth motions survive it; a motion with a kink does not.
 A bounce (``|sin|``: the object turns at the floor from one frame to the next) comes back rounded and
 shifted, and "bounces twice" has three kinks: through the codec alone its true tracks score about 0.44
-on moving points (README, "A learned temporal decoder"). The coefficients still say which motion it
+on moving points (docs/bundled-model-history.md, "A learned temporal decoder"). The coefficients still say which motion it
 was, and a decoder that has seen such motions can draw it back.
 
 :class:`TemporalResidual` maps each pixel's coefficients (in latent units, the codec's ``latent_scale``

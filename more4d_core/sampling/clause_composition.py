@@ -17,7 +17,7 @@ the camera pans left"), the camera clause alone once more, and each position tak
 clause whose gate (read for the object clause alone, which says where that object is) claims it, or else the
 camera clause's motion where its own gate lets it move. The small model can take an object's direction for
 the camera's when one caption names both (validation seed 43: a grown model reversed that scene's pan, while
-each clause alone was right; README, "A deeper denoiser"). It costs one sampling per object clause and one
+each clause alone was right; docs/bundled-model-history.md, "A deeper denoiser"). It costs one sampling per object clause and one
 for the camera.
 
 Which prompts are split (:func:`plan_clauses`), on the words the model reads (``models/vocabulary.py``):

@@ -10,7 +10,7 @@ uses it unless the depth comes from the built-in weight-free prior. The gate rea
 image and the depth; on validation scenes with the prior's depth it froze the object the prompt names
 (direction correct 0.88 without the gate, 0.38-0.56 with it), while with the true depth and with the true
 depth under a depth model's kinds of errors it kept that object moving and the rest exactly still
-(README, "Motion gate").
+(docs/bundled-model-history.md, "A motion gate holds still what should not move").
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def check_motion_smoothing(strength: float) -> float:
 
 
 # depth sources on which a model's default smoothing is left off (an explicit value still applies): on the
-# built-in prior's depth the bundled model's default cost moving points on validation (README, "Motion smoothing")
+# built-in prior's depth the bundled model's default cost moving points on validation (docs/bundled-model-history.md, "Motion smoothing")
 UNSMOOTHED_DEPTH_SOURCES = {"prior": "the built-in prior's depth"}
 
 

@@ -4,7 +4,7 @@ One flow-matching sample is one draw from what the model believes; part of it is
 (on the small model, points of one sliding object spread around their mean by about a tenth of the
 motion, differently for every seed). The mean of ``N`` samples of the same conditions is an estimate
 of the model's posterior mean, which scores closer to the truth than any single draw when the
-motion is pinned down by the prompt (README: the evaluation of ``sample_average``). The price is
+motion is pinned down by the prompt (docs/bundled-model-history.md: the evaluation of ``sample_average``). The price is
 ``N`` times the sampling time; diversity across seeds shrinks too, which is the point.
 
 Sample ``k`` starts from the ``k``-th successive draw of one generator seeded with the seed, so

@@ -112,7 +112,7 @@ def named_pool(dataset, scenes: int, per_scene: int, seed: int) -> dict | None:
     (``dataset.named_examples``; up to ``per_scene`` each, drawn with a generator seeded by ``seed`` and the
     index) with ``moving``: the named object's pixels. In the procedural captions only the objects that move are
     named, so a fit on them alone never sees a still object named; on validation, in the gate fitted without these,
-    the named object made up on average only 54% of the region the gate let move (README, "Named captions for the
+    the named object made up on average only 54% of the region the gate let move (docs/bundled-model-history.md, "Named captions for the
     motion gate"). None when no scene has one."""
     parts = {"image": [], "depth": [], "caption": [], "moving": []}
     for i in range(scenes):

@@ -9,7 +9,7 @@ makes move (binary cross-entropy against that share, from the generator's object
 only exists during training; gradients shape the transformer's tokens, the shipped model has no
 extra weights and generates exactly as before.
 
-Measured (December 2026, README): with weight 0.5 for 1000 steps the head's loss fell from 0.69 to
+Measured (December 2026, docs/bundled-model-history.md): with weight 0.5 for 1000 steps the head's loss fell from 0.69 to
 0.08, mostly by reading the motion the noisy input shows at low noise; at pure noise it marks
 objects, not the named one, and the generated motion did not change (named-object share 0.274 vs
 0.271 without it). ``min_sigma`` restricts the loss to samples noised at least that much (at
