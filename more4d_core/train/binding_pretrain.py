@@ -53,15 +53,18 @@ def binding_rates(logits: torch.Tensor, mover_mask: torch.Tensor) -> tuple[float
 
 def fit_position_logits(module, logits_of, feats: torch.Tensor, text: torch.Tensor, masks: torch.Tensor, *, steps: int,
                         scenes: int, batch_size: int, lr: float, seed: int, log=None, label: str,
-                        planes: torch.Tensor | None = None) -> tuple[list[float], float, float]:
+                        planes: torch.Tensor | None = None, positive_weight: torch.Tensor | None = None,
+                        ) -> tuple[list[float], float, float]:
     """Fit ``module.fitted_parameters()`` so that ``logits_of(feats, text) [B, h, w]`` (``logits_of(feats, text,
     planes)`` when ``planes`` is given, batched alike) score each position's share of ``masks [B, H, W]``
-    (:func:`~.mover_head.mover_cross_entropy`); returns (every step's loss, and on the pool :func:`binding_rates`)."""
+    (:func:`~.mover_head.mover_cross_entropy`, with ``positive_weight [N]`` per pool example when given);
+    returns (every step's loss, and on the pool :func:`binding_rates`)."""
     def logits(idx):
         return logits_of(feats[idx], text[idx]) if planes is None else logits_of(feats[idx], text[idx], planes[idx])
 
     def loss_of(idx, step):
-        return mover_cross_entropy(logits(idx), masks[idx]).mean()
+        weight = None if positive_weight is None else positive_weight[idx]
+        return mover_cross_entropy(logits(idx), masks[idx], weight).mean()
 
     losses = fit_on_pool(module.fitted_parameters(), loss_of, steps=steps, scenes=scenes, batch_size=batch_size,
                          lr=lr, seed=seed, log=log, label=label)

@@ -2,7 +2,7 @@
 
     python -m more4d_core.train.gate_fit MODEL --out OUT [--steps 1500] [--scenes 2000] [--threshold 0.5]
                                          [--seed 9] [--recipe v3] [--depth-noise 0.5] [--prior-depth 0.5]
-                                         [--named-captions 1] [--gate attention|fine]
+                                         [--named-captions 1] [--gate attention|fine] [--small-mover-weight 4]
 
 The gate judges, from the image, the depth and the caption, which positions move at all. It reads the
 model's object encoder and text encoder, which stay frozen, so it is fitted after the diffusion training
@@ -28,6 +28,7 @@ from ..models.config import MOTION_GATES
 from ..models.motion_gate import FineMotionGate, build_motion_gate
 from .binding_pretrain import fit_position_logits, pool_inputs
 from .examples import ProceduralExamples
+from .gate_balance import check_small_mover_weight, small_mover_weights
 from .objective import moving_mask
 from .scene_pool import POOL_OFFSET, frame0_pool, planes_of, recent_loss
 
@@ -80,14 +81,17 @@ class PriorDepthExamples:
 
 
 def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: int = 2000, batch_size: int = 64,
-                    lr: float = 3e-3, seed: int = 0, named_captions: int = 0, log=None) -> GateFitReport:
+                    lr: float = 3e-3, seed: int = 0, named_captions: int = 0, small_mover_weight: float = 1.0,
+                    log=None) -> GateFitReport:
     """Fit ``transformer.motion_gate`` (query, key, "still" key; a fine gate's convolution and mix too) on
     ``scenes`` examples of ``dataset``, plus up to ``named_captions`` examples per still-camera scene that name
-    one of its objects (:func:`named_pool`)."""
+    one of its objects (:func:`named_pool`); ``small_mover_weight`` > 1 weighs up the moving positions of examples
+    whose moving region is small (:mod:`.gate_balance`)."""
     if steps < 1 or scenes < 1:
         raise ValueError(f"fitting a motion gate needs steps and scenes >= 1, got {steps} and {scenes}")
     if named_captions < 0:
         raise ValueError(f"named captions per scene must be >= 0, got {named_captions}")
+    check_small_mover_weight(small_mover_weight)
     gate = getattr(transformer, "motion_gate", None)
     if gate is None:
         raise ValueError("the model has no motion gate to fit (config motion_gate 'attention' or 'fine')")
@@ -101,9 +105,11 @@ def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: i
     planes = planes_of(pool, transformer.cfg.depth_condition)
     feats, text = pool_inputs(transformer, text_encoder, pool, planes=planes)
     size = len(pool["caption"])
+    weights = small_mover_weights(pool["moving"], tuple(feats.shape[-2:]), small_mover_weight)
     losses, recall, false = fit_position_logits(gate, gate, feats, text, pool["moving"], steps=steps, scenes=size,
                                                 batch_size=batch_size, lr=lr, seed=seed, log=log, label="motion gate",
-                                                planes=planes.float() if isinstance(gate, FineMotionGate) else None)
+                                                planes=planes.float() if isinstance(gate, FineMotionGate) else None,
+                                                positive_weight=None if small_mover_weight == 1.0 else weights)
     return GateFitReport(steps, scenes, losses[0], recent_loss(losses), recall, false, size - scenes)
 
 
@@ -129,7 +135,7 @@ def named_pool(dataset, scenes: int, per_scene: int, seed: int) -> dict | None:
 def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, scenes: int = 2000,
                     threshold: float = 0.5, seed: int = 9, recipe: str = "v3", depth_noise: float = 0.5,
                     prior_depth: float = 0.0, named_captions: int = 0, gate: str = "attention",
-                    overwrite: bool = False, log=print) -> GateFitReport:
+                    small_mover_weight: float = 1.0, overwrite: bool = False, log=print) -> GateFitReport:
     """Write ``out``: the model file ``model`` with a motion gate of kind ``gate`` ("attention": on the token
     grid; "fine": on the latent grid) fitted to it (a gate it had is replaced)."""
     from ..checkpoints import bundle
@@ -140,6 +146,7 @@ def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, sc
         raise ValueError(f"{model}: a motion gate reads the object encoder's features, and this model has none")
     if gate not in GATE_KINDS:
         raise ValueError(f"the gate must be one of {', '.join(GATE_KINDS)}, got {gate!r}")
+    check_small_mover_weight(small_mover_weight)
     cfg = header.config.replace(motion_gate=gate, motion_gate_threshold=float(threshold))
     gen = load_generator(model)
     torch.manual_seed(seed)
@@ -148,11 +155,12 @@ def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, sc
     gen.transformer.float()
     scenes_ = gate_scenes(cfg, seed=seed, recipe=recipe, depth_noise=depth_noise, prior_depth=prior_depth)
     report = fit_motion_gate(gen.transformer, gen.text_encoder, scenes_, steps=steps, scenes=scenes, seed=seed,
-                             named_captions=named_captions, log=log)
+                             named_captions=named_captions, small_mover_weight=small_mover_weight, log=log)
     info = {**header.info, "motion_gate_fit": {**asdict(report), "threshold": float(threshold), "seed": seed,
                                                 "recipe": recipe, "depth_noise": depth_noise,
                                                 "prior_depth": prior_depth, "named_captions": named_captions,
-                                                "gate": gate, "from": str(model)}}
+                                                "gate": gate, "small_mover_weight": small_mover_weight,
+                                                "from": str(model)}}
     bundle.save_generator(Path(out), cfg, gen, info, overwrite=overwrite)
     return report
 
@@ -177,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate", choices=GATE_KINDS, default="attention",
                         help="attention: on the token grid, from the object encoder's features; fine: on the latent "
                              "grid, from those features and the gate's own convolution of the image and depth")
+    parser.add_argument("--small-mover-weight", type=float, default=1.0,
+                        help="cap C of the weight of a pool example's moving positions, clamp(median area / its moving "
+                             "area, 1, C): objects smaller than the pool's median are weighed up (1 = off)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     report = add_motion_gate(args.model, args.out, steps=args.steps, scenes=args.scenes, threshold=args.threshold,
                              seed=args.seed, recipe=args.recipe, depth_noise=args.depth_noise,
                              prior_depth=args.prior_depth, named_captions=args.named_captions, gate=args.gate,
-                             overwrite=args.overwrite)
+                             small_mover_weight=args.small_mover_weight, overwrite=args.overwrite)
     print(f"motion gate: moving positions found {report.moving_recall:.3f}, still positions marked "
           f"{report.still_false:.3f}; "
           f"wrote {args.out}")

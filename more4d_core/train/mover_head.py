@@ -30,11 +30,14 @@ def mover_shares(mover_mask: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Te
     return F.adaptive_avg_pool2d(mover_mask.float().unsqueeze(1), tuple(grid_hw))[:, 0]
 
 
-def mover_cross_entropy(logits: torch.Tensor, mover_mask: torch.Tensor) -> torch.Tensor:
+def mover_cross_entropy(logits: torch.Tensor, mover_mask: torch.Tensor,
+                        positive_weight: torch.Tensor | None = None) -> torch.Tensor:
     """``[B]``: binary cross-entropy of per-token ``logits [B, h, w]`` against the tokens' mover shares,
-    averaged over the positions of each sample (the mover head's and the object binding's loss)."""
+    averaged over the positions of each sample (the mover head's and the object binding's loss);
+    ``positive_weight [B]`` multiplies each sample's term of its moving share (the motion gate's small movers)."""
     share = mover_shares(mover_mask, logits.shape[-2:])
-    return F.binary_cross_entropy_with_logits(logits.float(), share, reduction="none").mean(dim=(1, 2))
+    pos = None if positive_weight is None else positive_weight.float().view(-1, 1, 1).to(logits.device)
+    return F.binary_cross_entropy_with_logits(logits.float(), share, reduction="none", pos_weight=pos).mean(dim=(1, 2))
 
 
 class MoverHead(TokenHead):
