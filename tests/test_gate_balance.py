@@ -89,7 +89,7 @@ def test_the_fit_reaches_the_weighted_optimum(weight):
     assert math.isclose(expected, p) == (weight == 1.0)
 
 
-def test_the_gate_fit_weighs_small_movers_and_the_command_records_the_weight(tmp_path):
+def test_the_gate_fit_weighs_small_movers_and_the_command_records_the_weight(tmp_path, capsys):
     from tiny_models import TINY_GATE, save_encoder_model
 
     from more4d_core.checkpoints import bundle
@@ -111,3 +111,6 @@ def test_the_gate_fit_weighs_small_movers_and_the_command_records_the_weight(tmp
     with pytest.raises(ValueError, match="at least 1"):
         add_motion_gate(src, tmp_path / "x.safetensors", steps=1, scenes=2, small_mover_weight=0.5)
     assert not (tmp_path / "x.safetensors").exists()
+    with pytest.raises(SystemExit):  # the command says so in one line, without a traceback
+        main([str(src), "--out", str(tmp_path / "x.safetensors"), "--small-mover-weight", "0.5"])
+    assert "at least 1" in capsys.readouterr().err and not (tmp_path / "x.safetensors").exists()

@@ -190,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
                              "area, 1, C): objects smaller than the pool's median are weighed up (1 = off)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
-    report = add_motion_gate(args.model, args.out, steps=args.steps, scenes=args.scenes, threshold=args.threshold,
-                             seed=args.seed, recipe=args.recipe, depth_noise=args.depth_noise,
-                             prior_depth=args.prior_depth, named_captions=args.named_captions, gate=args.gate,
-                             small_mover_weight=args.small_mover_weight, overwrite=args.overwrite)
+    try:
+        report = add_motion_gate(args.model, args.out, steps=args.steps, scenes=args.scenes,
+                                 threshold=args.threshold, seed=args.seed, recipe=args.recipe,
+                                 depth_noise=args.depth_noise, prior_depth=args.prior_depth,
+                                 named_captions=args.named_captions, gate=args.gate,
+                                 small_mover_weight=args.small_mover_weight, overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        parser.error(str(err))
     print(f"motion gate: moving positions found {report.moving_recall:.3f}, still positions marked "
           f"{report.still_false:.3f}; "
           f"wrote {args.out}")
