@@ -105,11 +105,12 @@ def fit_motion_gate(transformer, text_encoder, dataset, *, steps: int, scenes: i
     planes = planes_of(pool, transformer.cfg.depth_condition)
     feats, text = pool_inputs(transformer, text_encoder, pool, planes=planes)
     size = len(pool["caption"])
-    weights = small_mover_weights(pool["moving"], tuple(feats.shape[-2:]), small_mover_weight)
+    weights = (small_mover_weights(pool["moving"], tuple(feats.shape[-2:]), small_mover_weight)
+               if small_mover_weight > 1.0 else None)  # 1: the plain loss, nothing to compute
     losses, recall, false = fit_position_logits(gate, gate, feats, text, pool["moving"], steps=steps, scenes=size,
                                                 batch_size=batch_size, lr=lr, seed=seed, log=log, label="motion gate",
                                                 planes=planes.float() if isinstance(gate, FineMotionGate) else None,
-                                                positive_weight=None if small_mover_weight == 1.0 else weights)
+                                                positive_weight=weights)
     return GateFitReport(steps, scenes, losses[0], recent_loss(losses), recall, false, size - scenes)
 
 
