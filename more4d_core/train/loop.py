@@ -30,6 +30,7 @@ from .binding_pretrain import pretrain_object_binding
 from .ema import EMA
 from .encoder_pretrain import pretrain_object_encoder
 from .examples import ProceduralExamples, TrajSceneExamples, collate
+from .freeze import GATE_INPUTS, freeze_parts, keeps_gate_inputs, parse_freeze
 from .grow import grown_weights
 from .objective import MOTION_SIZE_CAP, FlowMatchingObjective, batch_fields
 from .state import latest_checkpoint, load_optimizer_state, save_training_state
@@ -67,6 +68,7 @@ class TrainArgs:
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
     grow_layers: int = 0  # a warm start adds this many transformer blocks, each starting as the identity (grow.py)
+    freeze: str = ""  # parts kept fixed, comma-separated (freeze.py); object_encoder,text_encoder keeps an init gate
     still_threshold: float | None = None  # the exported model's default still hold (None: the config's); chosen on validation
     seed: int = 0
     mixed_precision: str = "no"  # "bf16" / "fp16" on GPUs
@@ -134,6 +136,11 @@ def train(args: TrainArgs) -> Path:
         cfg = cfg.replace(num_layers=init_cfg.num_layers + args.grow_layers)
     elif args.grow_layers:
         raise ValueError("--grow-layers adds blocks to a trained model: it needs --init MODEL")
+    frozen = parse_freeze(args.freeze)
+    carry_gate = bool(args.init) and init_cfg.motion_gate != "none" and keeps_gate_inputs(frozen)
+    if carry_gate:  # the gate's inputs stay the init model's: its gate still fits and is kept as it is
+        cfg = cfg.replace(motion_gate=init_cfg.motion_gate, motion_gate_width=init_cfg.motion_gate_width,
+                          motion_gate_threshold=init_cfg.motion_gate_threshold)
     if args.condition_detail is not None:
         cfg = cfg.replace(condition_detail=args.condition_detail)
     if args.object_encoder is not None:
@@ -157,6 +164,9 @@ def train(args: TrainArgs) -> Path:
                                       motion_size_power=args.motion_size_power, motion_size_cap=args.motion_size_cap)
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
+    if frozen:
+        count = freeze_parts(objective, frozen + (("motion_gate",) if carry_gate else ()))
+        print(f"frozen: {', '.join(frozen)} ({count} parameters)")
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
 
@@ -169,12 +179,16 @@ def train(args: TrainArgs) -> Path:
         resumed = json.loads((resume_from / "trainer.json").read_text())
         start_step = resumed["step"]
     elif args.init:  # warm start: every weight and the codec's latent scale from a model file
-        if init_cfg.motion_gate != "none":
-            print(f"{args.init}: its motion gate is not carried over (it was fitted to the init model's encoder); "
-                  "fit one to the trained model with python -m more4d_core.train.gate_fit")
+        if carry_gate:
+            print(f"{args.init}: its motion gate is carried over unchanged (its inputs, {', '.join(sorted(GATE_INPUTS))}, "
+                  "are frozen)")
+        elif init_cfg.motion_gate != "none":
+            print(f"{args.init}: its motion gate is not carried over (it was fitted to the init model's encoder; "
+                  "--freeze object_encoder,text_encoder keeps it); fit one to the trained model with "
+                  "python -m more4d_core.train.gate_fit")
         grow = (init_cfg.num_layers, args.grow_layers) if args.grow_layers else None
         for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
-            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg), drop=("motion_gate.",),
+            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg), drop=() if carry_gate else ("motion_gate.",),
                        grow=grow if name == "transformer" else None)
         _start_detail_from_zero(gen.transformer, cfg, init_cfg)
     else:
