@@ -140,6 +140,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     shares, directions = [], []
     share_cases = []  # each named-object case, for reading which ones fail
     camera_moves, gt_smooth, moving_fraction = [], [], []
+    scene_records = []  # each scene's output-pixel within-threshold averages, for paired comparisons (compare.py)
     by_motion = MotionBreakdown()
 
     def run(s, caption, d, k, smoothing=0.0, count=averaged):
@@ -173,6 +174,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
             **{name: run(s, s.caption, d, i, v) for name, v in smooth_rows.items()},  # the same seed: the same latents
         }
         scene_cells = ("camera moves" if moves else "camera still", "all scenes")
+        record = {"seed": seed + i, "camera": "moves" if moves else "still", "within_avg": {}}
         for unit, scale in units.items():
             scored = [(method, pred, "xyz") for method, pred in preds.items()]
             scored += [(row, model, axes) for row, axes in axis_rows.items()]
@@ -182,6 +184,9 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                                    axes=axes)
                     for sc in scene_cells:
                         per[unit][method][f"{sc} / {pt}"].append(result)
+                    if unit == "output":
+                        record["within_avg"].setdefault(method, {})[pt] = result.within_avg if result.points else None
+        scene_records.append(record)
         gt_smooth.append(score(s.tracks, s.tracks, s.visibility, s.intrinsics, f).smoothness)
         if not moves:
             for index in s.params["movers"]:
@@ -224,6 +229,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                       for m, by_cell in by_method.items()} for u, by_method in cells.items()},
         "gt_smoothness": sum(gt_smooth) / len(gt_smooth),
         "by_motion": by_motion.summary(),
+        "per_scene": scene_records,
     }
     if run_controls:
         result["controls"] = {

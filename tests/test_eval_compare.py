@@ -1,0 +1,98 @@
+"""Paired comparison of two evaluations (``python -m more4d_core.eval.compare``): the evaluation keeps each scene's
+values, the bootstrap interval behaves as its definition and the central limit theorem say, and the comparison
+pairs scenes and named cases and refuses files that do not hold the same scenes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from more4d_core.eval.compare import bootstrap_interval, compare, load_runs, main
+
+SETTING = {"split": "validation", "depth": "true", "steps": 10, "sample_average": 8, "motion_gate": 0.3,
+           "clause_composition": "gate_camera"}
+
+
+def _run(path, scenes, cases=(), **setting):
+    """An evaluation JSON with ``scenes``: (seed, camera, moving, still, all) of the row "model"."""
+    per_scene = [{"seed": s, "camera": cam, "within_avg": {"model": {"moving": m, "still": st, "all": a}}}
+                 for s, cam, m, st, a in scenes]
+    run = {**SETTING, **setting, "per_scene": per_scene,
+           "controls": {"named_object_share": {"per_case": [{"seed": s, "object": o, "share": v} for s, o, v in cases]}}}
+    path.write_text(json.dumps(run))
+    return path
+
+
+def test_the_interval_of_equal_differences_is_that_difference():
+    assert bootstrap_interval(np.full(7, 0.25)) == pytest.approx((0.25, 0.25))
+
+
+def test_the_interval_of_many_draws_is_the_normal_one():
+    d = np.random.default_rng(3).normal(0.1, 1.0, 400)
+    low, high = bootstrap_interval(d, rounds=20000)
+    expected = 2 * 1.959964 * d.std() / np.sqrt(d.size)  # the central limit theorem's 95% interval of the mean
+    assert high - low == pytest.approx(expected, rel=0.08)
+    assert (low + high) / 2 == pytest.approx(d.mean(), abs=0.02)
+
+
+def test_scenes_and_named_cases_are_paired(tmp_path):
+    base = [(0, "still", 0.5, 0.99, 0.8), (1, "moves", None, None, 0.7), (2, "still", 0.4, 1.0, 0.9),
+            (3, "still", 0.6, 0.98, 0.85)]
+    cand = [(s, cam, None if m is None else m + 0.02, st, a) for s, cam, m, st, a in base]
+    a = load_runs([_run(tmp_path / "a0.json", base[:2], [(0, 1, 0.8)]),
+                   _run(tmp_path / "a1.json", base[2:], [(2, 1, 0.5)])])
+    b = load_runs([_run(tmp_path / "b.json", cand, [(0, 1, 0.9), (2, 1, 0.4), (3, 2, 1.0)])])
+    rows = {r.label: r for r in compare(a, b, rounds=200)}
+    moving = rows["camera still, moving points"]
+    assert (moving.count, moving.better, moving.worse) == (3, 3, 0)
+    assert moving.base == pytest.approx(0.5) and moving.difference == pytest.approx(0.02)
+    assert (moving.low, moving.high) == pytest.approx((0.02, 0.02))
+    assert rows["camera moves, all points"].count == 1 and rows["all scenes, all points"].count == 4
+    assert rows["camera still, still points"].difference == 0.0
+    named = rows["named-object share"]  # only the cases both sides ran
+    assert named.count == 2 and named.difference == pytest.approx(0.0) and (named.better, named.worse) == (1, 1)
+
+
+def test_files_of_other_scenes_or_settings_are_refused(tmp_path):
+    one = [(0, "still", 0.5, 0.99, 0.8)]
+    a = load_runs([_run(tmp_path / "a.json", one)])
+    with pytest.raises(ValueError, match="different seeds"):
+        compare(a, load_runs([_run(tmp_path / "b.json", [(1, "still", 0.5, 0.99, 0.8)])]))
+    with pytest.raises(ValueError, match="different scenes"):
+        compare(a, load_runs([_run(tmp_path / "c.json", one, split="heldout")]))
+    with pytest.raises(ValueError, match="one setting per side"):
+        load_runs([tmp_path / "a.json", _run(tmp_path / "d.json", [(1, "still", 0.5, 1.0, 0.8)], depth="perturbed")])
+    with pytest.raises(ValueError, match="in two files"):
+        load_runs([tmp_path / "a.json", tmp_path / "a.json"])
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**SETTING, "cells": {}}))
+    with pytest.raises(ValueError, match="no per-scene values"):
+        load_runs([old])
+
+
+def test_the_command_prints_the_table_and_refuses_in_one_line(tmp_path, capsys):
+    a = _run(tmp_path / "a.json", [(0, "still", 0.5, 0.99, 0.8), (1, "still", 0.3, 1.0, 0.7)])
+    b = _run(tmp_path / "b.json", [(0, "still", 0.6, 0.99, 0.8), (1, "still", 0.4, 1.0, 0.7)])
+    assert main(["--base", str(a), "--candidate", str(b), "--rounds", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "camera still, moving points" in out and "+0.1000" in out and "(up)" in out
+    with pytest.raises(SystemExit) as exit_:
+        main(["--base", str(a), "--candidate", str(tmp_path / "missing.json")])
+    assert exit_.value.code == 2 and "not an evaluation JSON" in capsys.readouterr().err
+
+
+def test_the_evaluation_keeps_each_scenes_values():
+    from more4d_core.eval.protocol import evaluate
+    from more4d_core.generator import build_generator
+    from more4d_core.models.config import MORE4D_TINY
+
+    result = evaluate(build_generator(MORE4D_TINY, seed=0), split="validation", samples=3, steps=1, mean_samples=2,
+                      with_controls=False, log=lambda *_: None)
+    records = result["per_scene"]
+    assert [r["seed"] for r in records] == [0, 1, 2]
+    assert sum(r["camera"] == "still" for r in records) == result["scene_counts"]["camera still"]
+    for r in records:  # "nothing moves" keeps every still point exactly where it is
+        if r["within_avg"]["nothing moves"]["still"] is not None:
+            assert r["within_avg"]["nothing moves"]["still"] == 1.0
+    cell = result["cells"]["output"]["model"]["all scenes / all"]["within_avg"]
+    assert np.mean([r["within_avg"]["model"]["all"] for r in records]) == pytest.approx(cell)
