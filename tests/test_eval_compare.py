@@ -62,6 +62,8 @@ def test_files_of_other_scenes_or_settings_are_refused(tmp_path):
         compare(a, load_runs([_run(tmp_path / "c.json", one, split="heldout")]))
     with pytest.raises(ValueError, match="one setting per side"):
         load_runs([tmp_path / "a.json", _run(tmp_path / "d.json", [(1, "still", 0.5, 1.0, 0.8)], depth="perturbed")])
+    with pytest.raises(ValueError, match="one setting per side"):  # two models on one side
+        load_runs([tmp_path / "a.json", _run(tmp_path / "e.json", [(1, "still", 0.5, 1.0, 0.8)], model_sha256="ab")])
     with pytest.raises(ValueError, match="in two files"):
         load_runs([tmp_path / "a.json", tmp_path / "a.json"])
     old = tmp_path / "old.json"

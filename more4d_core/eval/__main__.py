@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints.bundle import file_sha256
 from ..data.procedural.scene_generator import SPLIT_STREAMS
 from ..help_text import command_parser
 from ..sampling.clause_composition import COMPOSE_MODES, composition_kind
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                       sample_average=args.sample_average, with_controls=chosen, axis_split=args.axis_split,
                       mean_samples=args.mean_samples, output_width=args.output_width)
     result["model"] = str(path)
+    if Path(path).is_file():  # which file, when a JSON is kept to compare later runs with
+        result["model_sha256"] = file_sha256(path)
     counts = result["scene_counts"]
     print(f"({result['samples']} scenes: {counts['camera moves']} camera moves, {counts['camera still']} camera still; "
           f"{result['moving_point_fraction']:.1%} of points move; {result['seconds']:.0f} s)")
