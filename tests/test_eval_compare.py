@@ -98,3 +98,16 @@ def test_the_evaluation_keeps_each_scenes_values():
             assert r["within_avg"]["nothing moves"]["still"] == 1.0
     cell = result["cells"]["output"]["model"]["all scenes / all"]["within_avg"]
     assert np.mean([r["within_avg"]["model"]["all"] for r in records]) == pytest.approx(cell)
+
+
+def test_the_kept_evaluations_are_of_the_bundled_file_and_cover_the_judging_set():
+    from pathlib import Path
+
+    from more4d_core.checkpoints.bundle import file_sha256
+    from more4d_core.weights import default_model_path
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "evaluations"
+    kept = load_runs(sorted(folder.glob("validation_seed*.json")))  # one setting, no seed twice
+    assert sorted(kept["scenes"]) == list(range(96))
+    assert kept["settings"]["model_sha256"] == file_sha256(default_model_path())  # replaced with the bundled file
+    assert len(kept["cases"]) > 0
