@@ -16,7 +16,8 @@ average fraction of points within {1, 2, 4, 8, 16} pixels, counted in pixels of 
 of the 512-wide output. Controls: named object, direction swap, still prompts (see
 ``more4d_core.eval.controls``; ``--controls`` runs some of them). The moving points of still-camera scenes are also split by what the
 mover does (slides, bounces, growth, bends, ...; ``more4d_core.eval.by_motion``), with how far and
-which way the model moves them. ``--json`` writes every cell, control and motion group.
+which way the model moves them. ``--json`` writes every cell, control and motion group, and each scene's values
+(``python -m more4d_core.eval.compare`` pairs two such runs scene by scene).
 
 Splits: choices are made on ``validation``; ``heldout`` is only reported. Seeds never used by the
 project (e.g. ``--seed 7000000``) give fresh scenes of a split's photographs.
