@@ -165,8 +165,8 @@ def train(args: TrainArgs) -> Path:
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
     if frozen:
-        count = freeze_parts(objective, frozen + (("motion_gate",) if carry_gate else ()))
-        print(f"frozen: {', '.join(frozen)} ({count} parameters)")
+        parts = frozen + (("motion_gate",) if carry_gate else ())
+        print(f"frozen: {', '.join(parts)} ({freeze_parts(objective, parts)} parameters)")
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
 
