@@ -3,8 +3,9 @@
 A motion gate (``models/motion_gate.py``) is fitted after training to the object encoder's features and the text
 encoder's states. A warm start that trains those two parts changes the gate's inputs, so the init model's gate no
 longer fits and has to be fitted again (``train.gate_fit``), and each refit moves its decisions (on validation every
-refit since December 5 gave a named-object share of 0.78-0.79, against the bundled file's 0.805). With both parts frozen the gate's inputs are
-the init model's, bit for bit, and the warm start carries the init model's gate over unchanged (``loop.train``).
+refit since December 5 gave a named-object share of 0.78-0.79, against the bundled file's 0.805). With both parts
+frozen the gate's inputs are the init model's, bit for bit, and the warm start carries the init model's gate over
+unchanged (``loop.train``).
 """
 
 from __future__ import annotations

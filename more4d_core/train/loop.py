@@ -180,16 +180,16 @@ def train(args: TrainArgs) -> Path:
         start_step = resumed["step"]
     elif args.init:  # warm start: every weight and the codec's latent scale from a model file
         if carry_gate:
-            print(f"{args.init}: its motion gate is carried over unchanged (its inputs, {', '.join(sorted(GATE_INPUTS))}, "
-                  "are frozen)")
+            print(f"{args.init}: its motion gate is carried over unchanged (its inputs, "
+                  f"{', '.join(sorted(GATE_INPUTS))}, are frozen)")
         elif init_cfg.motion_gate != "none":
             print(f"{args.init}: its motion gate is not carried over (it was fitted to the init model's encoder; "
                   "--freeze object_encoder,text_encoder keeps it); fit one to the trained model with "
                   "python -m more4d_core.train.gate_fit")
         grow = (init_cfg.num_layers, args.grow_layers) if args.grow_layers else None
         for name, module in (("transformer", gen.transformer), ("codec", gen.codec), ("text_encoder", gen.text_encoder)):
-            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg), drop=() if carry_gate else ("motion_gate.",),
-                       grow=grow if name == "transformer" else None)
+            _load_init(module, name, args.init, new=_new_parts(cfg, init_cfg),
+                       drop=() if carry_gate else ("motion_gate.",), grow=grow if name == "transformer" else None)
         _start_detail_from_zero(gen.transformer, cfg, init_cfg)
     else:
         fit_latent_scale(gen.codec, dataset, cfg, args.scale_samples)
