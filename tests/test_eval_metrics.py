@@ -242,7 +242,43 @@ def test_the_evaluation_reports_each_movers_motion_group():
     groups = result["by_motion"]
     assert expected and list(groups) == [g for g in GROUPS if g in groups]
     assert {g: v["movers"] for g, v in groups.items()} == expected
-    for v in groups.values():  # "nothing moves" moves no point: no moving point of a mover stays within 1 px of it
+    for group, v in groups.items():  # "nothing moves" moves no point: no moving point of a mover stays within 1 px of it
         assert 0.0 <= v["nothing moves"] < 1.0 and 0.0 <= v["model"] <= 1.0 and v["length_ratio"] >= 0.0
+        rigid = group in ("slides", "moves toward / away", "bounces")  # rigid translations have a spread, others none
+        assert (v["rigid_spread"] is not None) == rigid and (not rigid or v["rigid_spread"] >= 0.0)
     text = format_by_motion(result)
     assert all(g in text for g in groups)
+
+
+def test_rigid_spread_is_zero_for_rigid_translations_and_measures_a_spread_of_speeds():
+    from more4d_core.eval.by_motion import rigid_spread
+
+    gt = _tracks()  # a quarter of the points slide 0.3 sideways by the last frame (one vector for all of them)
+    movers = torch.zeros(gt.shape[1], dtype=torch.bool)
+    movers[:10] = True
+    p0 = gt[:1]
+    assert rigid_spread(gt, gt, movers) == pytest.approx(0.0, abs=1e-12)
+    assert rigid_spread(p0 + 0.5 * (gt - p0), gt, movers) == pytest.approx(0.0, abs=1e-12)  # too short, still rigid
+    shifted = gt.clone()
+    shifted[:, :, 1] += torch.linspace(0, 0.2, gt.shape[0], dtype=torch.float64)[:, None]  # off course, still rigid
+    assert rigid_spread(shifted, gt, movers) == pytest.approx(0.0, abs=1e-12)
+    # speeds 1 - a and 1 + a on two halves of the movers: along the motion they spread by a (analytic)
+    a = 0.2
+    speeds = torch.ones(gt.shape[1], dtype=torch.float64)
+    speeds[:5], speeds[5:10] = 1 - a, 1 + a
+    spread = p0 + (gt - p0) * speeds[None, :, None]
+    assert rigid_spread(spread, gt, movers) == pytest.approx(a)
+    with pytest.raises(ValueError, match="do not move"):
+        rigid_spread(gt, gt, ~movers)
+
+
+def test_motion_breakdown_averages_rigid_spread_over_the_movers_that_have_one():
+    from more4d_core.eval.by_motion import MotionBreakdown
+
+    rows = MotionBreakdown()
+    rows.add("slides", model=0.5, nothing=0.1, gain=1.0, length_ratio=1.0, spread=0.1)
+    rows.add("slides", model=0.7, nothing=0.1, gain=1.0, length_ratio=1.0, spread=0.3)
+    rows.add("spins", model=0.4, nothing=0.2, gain=0.9, length_ratio=1.1)
+    summary = rows.summary()
+    assert summary["slides"]["rigid_spread"] == pytest.approx(0.2) and summary["slides"]["model"] == pytest.approx(0.6)
+    assert summary["spins"]["rigid_spread"] is None and summary["spins"]["movers"] == 1

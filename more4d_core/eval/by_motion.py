@@ -8,7 +8,12 @@ true one in normalized units (no median scaling):
 
 * gain — ``<pred, true> / <true, true>`` over the points and frames: 1 is the right length the right
   way, 0 no motion along the truth, negative the wrong way;
-* length ratio — ``sum |pred| / sum |true|``: how much the points move, in any direction.
+* length ratio — ``sum |pred| / sum |true|``: how much the points move, in any direction;
+* rigid spread — only for the rigid translations (slides, toward / away, bounces), whose true 3D displacement is
+  one vector for every point of the mover: at the frame of the largest true displacement ``D``, the standard
+  deviation over the mover's points of the predicted displacement along ``D``, divided by ``|D|`` (0 for any rigid
+  translation, whatever its length; 0.1 when the points' speeds spread by a tenth of the motion). It measures
+  what keeps a mover of the right length outside the thresholds: its points moving at different speeds.
 
 Scenes with a camera move are left out (the camera's motion would dominate every mover's).
 """
@@ -24,6 +29,7 @@ from ..geometry.normalization import NormalizationFactors, normalize_motion
 # the groups in the order they are reported; a translation splits by whether it crosses the image
 GROUPS = ("slides", "moves toward / away", "bounces", "spins", "grows / shrinks", "waves", "bends")
 _KIND_GROUPS = {"bounce": "bounces", "spin": "spins", "grow": "grows / shrinks", "wave": "waves", "bend": "bends"}
+RIGID_KINDS = ("translate", "bounce")  # motions that move every point of the mover by one 3D vector
 
 
 def motion_group(motion: dict) -> str:
@@ -51,23 +57,42 @@ def displacement_agreement(pred: torch.Tensor, gt: torch.Tensor, factors: Normal
     return float((n_pred * n_gt).sum()) / energy, float(n_pred.norm(dim=-1).sum()) / length
 
 
+def rigid_spread(pred: torch.Tensor, gt: torch.Tensor, points: torch.Tensor) -> float:
+    """Rigid spread (see the module doc) of predicted tracks ``[T, N, 3]`` against true ones whose motion on
+    ``points`` (``[N]`` bool) is a rigid translation: camera-space 3D, no normalization or scaling."""
+    keep = points.bool()
+    true = (gt[:, keep] - gt[:1, keep]).double().mean(dim=1)  # [T, 3]: the one true displacement of each frame
+    peak = int(true.norm(dim=-1).argmax())
+    size = float(true[peak].norm())
+    if size <= 0:
+        raise ValueError("the true tracks do not move on these points: no spread to measure")
+    along = (pred[peak, keep] - pred[0, keep]).double() @ (true[peak] / size)
+    return float(along.std(unbiased=False)) / size
+
+
 class MotionBreakdown:
     """Collects, per motion group, each mover's scores; :meth:`summary` averages them over movers."""
 
     def __init__(self):
         self._rows: dict[str, list[dict[str, float]]] = defaultdict(list)
 
-    def add(self, group: str, *, model: float, nothing: float, gain: float, length_ratio: float) -> None:
+    def add(self, group: str, *, model: float, nothing: float, gain: float, length_ratio: float,
+            spread: float | None = None) -> None:
         if group not in GROUPS:
             raise ValueError(f"unknown motion group {group!r}")
-        self._rows[group].append({"model": model, "nothing moves": nothing, "gain": gain, "length_ratio": length_ratio})
+        self._rows[group].append({"model": model, "nothing moves": nothing, "gain": gain, "length_ratio": length_ratio,
+                                  "rigid_spread": spread})
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """``{group: {"movers", "model", "nothing moves", "gain", "length_ratio"}}`` in :data:`GROUPS` order
-        (groups without a mover are left out); model / nothing moves: within-threshold averages."""
+        """``{group: {"movers", "model", "nothing moves", "gain", "length_ratio", "rigid_spread"}}`` in
+        :data:`GROUPS` order (groups without a mover are left out); model / nothing moves: within-threshold
+        averages; rigid_spread: over the movers that have one (None for groups of non-rigid motions)."""
         out = {}
         for group in GROUPS:
             rows = self._rows.get(group)
             if rows:
-                out[group] = {"movers": len(rows), **{k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}}
+                out[group] = {"movers": len(rows)}
+                for key in rows[0]:
+                    values = [r[key] for r in rows if r[key] is not None]
+                    out[group][key] = sum(values) / len(values) if values else None
         return out

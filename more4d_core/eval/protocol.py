@@ -50,7 +50,7 @@ from ..sampling.still import hold_still
 from ..train.depth_noise import ESTIMATOR_KINDS, perturb_depth
 from . import controls
 from .baselines import MeanMotion, static_tracks
-from .by_motion import MotionBreakdown, displacement_agreement, motion_group
+from .by_motion import RIGID_KINDS, MotionBreakdown, displacement_agreement, motion_group, rigid_spread
 from .metrics import TrajectoryScores, mean_scores, moving_points, score
 
 METHODS = ("model", "model, one sample", "model + still hold", "model + smoothing", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")
@@ -195,8 +195,10 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
                           for p in (model, preds["nothing moves"])]
                 if scored[0].points:
                     gain, ratio = displacement_agreement(model, s.tracks, f, mask)
-                    by_motion.add(motion_group(s.params["objects"][index]["motion"]), model=scored[0].within_avg,
-                                  nothing=scored[1].within_avg, gain=gain, length_ratio=ratio)
+                    motion = s.params["objects"][index]["motion"]
+                    spread = rigid_spread(model, s.tracks, mask) if motion["kind"] in RIGID_KINDS else None
+                    by_motion.add(motion_group(motion), model=scored[0].within_avg, nothing=scored[1].within_avg,
+                                  gain=gain, length_ratio=ratio, spread=spread)
         if "still" in run_controls:
             for prompt in controls.STILL_PROMPTS:
                 drift[prompt].append(controls.still_drift(run(s, prompt, d, i), s.intrinsics, out_scale))

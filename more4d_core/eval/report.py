@@ -56,11 +56,12 @@ def format_by_motion(result: dict) -> str:
     if not groups:
         return "by motion: no mover in a still-camera scene"
     lines = ["moving points of still-camera scenes by what the mover does (headline model, output pixels; "
-             "gain 1 = the right length the right way):",
-             f"  {'motion':22s} {'movers':>6s} {'model':>7s} {'nothing':>8s} {'gain':>7s} {'length':>7s}"]
+             "gain 1 = the right length the right way; spread: of a rigid translation's speed over its points, "
+             "0 = rigid):",
+             f"  {'motion':22s} {'movers':>6s} {'model':>7s} {'nothing':>8s} {'gain':>7s} {'length':>7s} {'spread':>7s}"]
     for group, v in groups.items():
         lines.append(f"  {group:22s} {v['movers']:6d} {v['model']:7.3f} {v['nothing moves']:8.3f} "
-                     f"{v['gain']:7.3f} {v['length_ratio']:7.3f}")
+                     f"{v['gain']:7.3f} {v['length_ratio']:7.3f} {_fmt(v.get('rigid_spread')):>7s}")
     return "\n".join(lines)
 
 
