@@ -13,7 +13,8 @@ true one in normalized units (no median scaling):
   one vector for every point of the mover: at the frame of the largest true displacement ``D``, the standard
   deviation over the mover's points of the predicted displacement along ``D``, divided by ``|D|`` (0 for any rigid
   translation, whatever its length; 0.1 when the points' speeds spread by a tenth of the motion). It measures
-  what keeps a mover of the right length outside the thresholds: its points moving at different speeds.
+  what keeps a mover of the right length outside the thresholds: its points moving at different speeds. A mover
+  left still is rigid too (0): read the spread with the gain.
 
 Scenes with a camera move are left out (the camera's motion would dominate every mover's).
 """
