@@ -193,3 +193,15 @@ def test_the_command_gives_the_same_decoder_whatever_random_state_it_starts_in(t
         assert main([str(src), "--out", str(outs[-1]), "--scenes", "2", "--pixels", "10", "--steps", "3", "--width", "8"]) == 0
     a, b = load_file(str(outs[0])), load_file(str(outs[1]))
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fitting_leaves_the_callers_random_state_as_it_was():
+    g = torch.Generator().manual_seed(0)
+    units, missing = torch.randn(64, 12, generator=g), torch.randn(64, 3, 9, generator=g)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    residual = TemporalResidual(4, 9, width=8)
+    after_init = torch.get_rng_state()
+    fit_temporal_residual(residual, units, missing, steps=3, batch_size=16, seed=5)
+    assert not torch.equal(before, after_init)  # the residual's own initialisation drew from it (the caller's doing)
+    assert torch.equal(torch.get_rng_state(), after_init)  # the fit, seeded by its own seed, did not touch it

@@ -91,8 +91,12 @@ def fit_temporal_residual(residual: TemporalResidual, units: torch.Tensor, missi
         raise ValueError(f"the loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if steps < 1 or len(units) == 0:
         raise ValueError(f"fitting a temporal decoder needs steps >= 1 and a non-empty pool, got {steps} and {len(units)}")
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # seeded inside, the caller's global random state left as it was
+        torch.manual_seed(seed)
+        return _fit(residual, units, missing, steps, batch_size, lr, loss, torch.Generator().manual_seed(seed), log)
+
+
+def _fit(residual, units, missing, steps, batch_size, lr, loss, gen, log) -> list[float]:
     opt = torch.optim.AdamW(residual.parameters(), lr=lr, weight_decay=1e-4)
     # one cycle with a 5% warm-up (half the steps for short fits, where 5% is not a step; two steps: constant)
     sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05 if steps >= 40 else 0.5)
@@ -212,8 +216,9 @@ def add_temporal_decoder(model: str | Path, out: str | Path, *, scenes: int = 25
     else:
         units, missing = cached_pool(pool_cache, key, lambda: codec_pool(codec, cfg, scenes=scenes, pixels=pixels,
                                                                       seed=seed, recipe=recipe, log=log))
-    torch.manual_seed(seed)  # the initial weights come from --seed, not from what loading the model left behind
-    residual = TemporalResidual(codec.coefficients, cfg.num_frames, width)
+    with torch.random.fork_rng(devices=[]):  # the initial weights come from --seed, not from what loading left behind
+        torch.manual_seed(seed)
+        residual = TemporalResidual(codec.coefficients, cfg.num_frames, width)
     if start is not None:
         residual.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
     before = pool_rmse(residual if start is not None else None, units, missing)
