@@ -332,3 +332,18 @@ def test_named_examples_of_the_prior_depth_pool_see_the_prior_depth_too():
     assert not torch.allclose(prior["depth"], true["depth"])
     kept = PriorDepthExamples(data, 0.0).named_examples(index, 1, np.random.default_rng(0))[0]
     assert torch.equal(kept["depth"], true["depth"])
+
+
+def test_the_command_leaves_the_callers_random_state_its_own(tmp_path):
+    from tiny_models import save_encoder_model
+
+    src = tmp_path / "model.safetensors"
+    save_encoder_model(src, seed=4)
+    after = []
+    for caller_seed in (1, 2):  # the fit seeds itself; what the caller draws next still follows the caller's seed
+        torch.manual_seed(caller_seed)
+        add_motion_gate(src, tmp_path / f"g{caller_seed}.safetensors", steps=1, scenes=2, log=lambda *_: None)
+        after.append(torch.rand(4))
+    assert not torch.equal(after[0], after[1])
+    a, b = load_file(str(tmp_path / "g1.safetensors")), load_file(str(tmp_path / "g2.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # and the gate is the same whatever state it started in

@@ -150,13 +150,14 @@ def add_motion_gate(model: str | Path, out: str | Path, *, steps: int = 1500, sc
     check_small_mover_weight(small_mover_weight)
     cfg = header.config.replace(motion_gate=gate, motion_gate_threshold=float(threshold))
     gen = load_generator(model)
-    torch.manual_seed(seed)
-    gen.transformer.cfg = cfg
-    gen.transformer.motion_gate = build_motion_gate(cfg)
-    gen.transformer.float()
-    scenes_ = gate_scenes(cfg, seed=seed, recipe=recipe, depth_noise=depth_noise, prior_depth=prior_depth)
-    report = fit_motion_gate(gen.transformer, gen.text_encoder, scenes_, steps=steps, scenes=scenes, seed=seed,
-                             named_captions=named_captions, small_mover_weight=small_mover_weight, log=log)
+    with torch.random.fork_rng(devices=[]):  # seeded from --seed inside, the caller's global random state left as it was
+        torch.manual_seed(seed)
+        gen.transformer.cfg = cfg
+        gen.transformer.motion_gate = build_motion_gate(cfg)
+        gen.transformer.float()
+        scenes_ = gate_scenes(cfg, seed=seed, recipe=recipe, depth_noise=depth_noise, prior_depth=prior_depth)
+        report = fit_motion_gate(gen.transformer, gen.text_encoder, scenes_, steps=steps, scenes=scenes, seed=seed,
+                                 named_captions=named_captions, small_mover_weight=small_mover_weight, log=log)
     info = {**header.info, "motion_gate_fit": {**asdict(report), "threshold": float(threshold), "seed": seed,
                                                 "recipe": recipe, "depth_noise": depth_noise,
                                                 "prior_depth": prior_depth, "named_captions": named_captions,
