@@ -118,6 +118,11 @@ class Conditions:
         mot = None if self.motion is None else self.motion.expand(n, *self.motion.shape[1:])
         return ref, mot
 
+    def rows(self, index: torch.Tensor) -> Conditions:
+        """The conditions of the batch rows ``index`` (a 1-D index tensor), every per-sample part selected."""
+        return Conditions(*(None if part is None else part[index] for part in (
+            self.control, self.start, self.depth, self.reference, self.motion, self.objects, self.planes)))
+
     def objects_for(self, n: int) -> torch.Tensor | None:
         """Object-encoder features broadcast to a batch of ``n`` (None without an object encoder)."""
         return None if self.objects is None else self.objects.expand(n, *self.objects.shape[1:])

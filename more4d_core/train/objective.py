@@ -24,6 +24,7 @@ from .binding_loss import BindingLoss
 from .channel_weights import channel_weights, check_channel_weighting
 from .kind_head import kind_head_for
 from .mover_head import MoverHead
+from .rollout import check_rollout, draw_rollouts, rollout_states, schedule_sigmas
 
 
 def shifted_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
@@ -114,7 +115,8 @@ class FlowMatchingObjective(nn.Module):
                  moving_threshold: float = MOVING_THRESHOLD, mover_weight: float = 0.0,
                  mover_min_sigma: float = 0.0, kind_weight: float = 0.0, binding_weight: float = 0.0,
                  channel_weighting: str = "uniform", motion_size_power: float = 0.0,
-                 motion_size_cap: float = MOTION_SIZE_CAP):
+                 motion_size_cap: float = MOTION_SIZE_CAP, rollout: float = 0.0, rollout_steps: int = 10,
+                 rollout_shift: float | None = None):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -143,6 +145,11 @@ class FlowMatchingObjective(nn.Module):
         self.kind_head = kind_head_for(transformer) if self.kind_weight > 0 else None
         self.binding_weight = float(binding_weight)
         self.binding_loss = BindingLoss(transformer) if self.binding_weight > 0 else None
+        check_rollout(rollout, rollout_steps)
+        self.rollout = float(rollout)  # the share of samples trained on the model's own sampling path (rollout.py)
+        self.rollout_steps = int(rollout_steps)
+        self.rollout_sigmas = schedule_sigmas(rollout_steps, transformer.cfg.shift if rollout_shift is None
+                                              else rollout_shift) if self.rollout else None
         self.terms: dict[str, float] = {}  # the loss terms of the last call, for the log
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
@@ -169,12 +176,17 @@ class FlowMatchingObjective(nn.Module):
         sigma = shifted_sigmas(u, self.train_shift).to(device).view(b, 1, 1, 1, 1)
         noise = torch.randn(x0.shape, generator=generator).to(device)
         noisy = (1 - sigma) * x0 + sigma * noise
+        target = noise - x0
+        if self.rollout:
+            ks = draw_rollouts(b, self.rollout, self.rollout_steps, generator)
+            if bool((ks > 0).any()):
+                noisy, sigma, target = self._rollout(conditions, text, x0, noise, ks, noisy, sigma, target)
         pred = self.transformer(
             conditions.model_input(noisy), sigma.view(b) * 1000.0, text,
             reference_latent=conditions.reference, motion_features=conditions.motion,
             object_features=conditions.objects,
         )
-        err = (pred.float() - (noise - x0).float()) ** 2
+        err = (pred.float() - target.float()) ** 2
         loss = err.mean() if weights is None else (err * weights).sum() / (weights.expand_as(err).sum())
         self.terms = {"flow": float(loss.detach())}
         if self.mover_head is not None:
@@ -198,6 +210,24 @@ class FlowMatchingObjective(nn.Module):
                 loss = loss + self.binding_weight * binding
             self.binding_loss.forget()
         return loss
+
+    def _rollout(self, conditions, text, x0, noise, ks, noisy, sigma, target):
+        """Rows with ``ks > 0`` start from the sampler's state after ``ks`` steps of the model's own path, at the
+        schedule's noise level, with the velocity that lands that state on the true ``x0`` as the target."""
+        rows = (ks > 0).nonzero()[:, 0]
+        sub, states = conditions.rows(rows.to(x0.device)), text.detach()[rows.to(text.device)]
+
+        def velocity(x, t, r):
+            part = sub.rows(r)
+            return self.transformer(part.model_input(x), t, states[r], reference_latent=part.reference,
+                                    motion_features=part.motion, object_features=part.objects)
+
+        states_k = rollout_states(velocity, noise[rows.to(noise.device)], ks[rows], self.rollout_sigmas)
+        sigma_k = self.rollout_sigmas[ks[rows]].to(x0.device).view(-1, 1, 1, 1, 1)
+        noisy, sigma, target = noisy.clone(), sigma.clone(), target.clone()
+        noisy[rows], sigma[rows] = states_k.to(noisy.dtype), sigma_k.to(sigma.dtype)
+        target[rows] = ((states_k - x0[rows]) / sigma_k).to(target.dtype)
+        return noisy, sigma, target
 
 
 class CodecObjective(nn.Module):
