@@ -10,7 +10,14 @@ from more4d_core.sampling.conditioning import encode_conditions
 from more4d_core.sampling.flow_sampler import sample_flow
 from more4d_core.train.examples import ProceduralExamples, collate
 from more4d_core.train.objective import FlowMatchingObjective, batch_fields
-from more4d_core.train.rollout import check_rollout, draw_rollouts, rollout_states, schedule_sigmas
+from more4d_core.train.rollout import (
+    check_rollout,
+    draw_rollouts,
+    own_rigid_rows,
+    own_rigid_target,
+    rollout_states,
+    schedule_sigmas,
+)
 
 DCT_TINY = MORE4D_TINY.replace(codec="dct", dct_coefficients=4, temporal_compression=1)
 
@@ -106,7 +113,7 @@ def test_rollout_rows_get_the_state_its_noise_level_and_the_velocity_to_the_trut
         _with_velocity(objective, monkeypatch, lambda x, s: torch.zeros_like(x))
     else:  # a model that knows the true x0
         _with_velocity(objective, monkeypatch, lambda x, s: (x - x0[: len(x)]) / s)
-    got_noisy, got_sigma, got_target = objective._rollout(conditions, text, x0, noise, ks, noisy, sigma, target)
+    got_noisy, got_sigma, got_target = objective._rollout(batch, conditions, text, x0, noise, ks, noisy, sigma, target)
     assert torch.equal(got_noisy[0], noisy[0]) and torch.equal(got_target[0], target[0]) and got_sigma[0] == 0.5
     for i in (1, 2):
         s = float(sigmas[ks[i]])
@@ -142,3 +149,95 @@ def test_a_rollout_step_trains_through_the_last_pass_only(tiny, monkeypatch):
     assert len(rollout) == max(allowed.index(t) + 1 for t in steps)  # one batched pass per step of the longest
     assert rollout[0][1][0] == pytest.approx(1000.0)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.transformer.parameters())
+
+
+def test_the_own_rigid_target_keeps_the_models_common_motion_and_drops_its_spread():
+    # a 4 x 4 latent grid of 4 x 4-pixel cells; object 3 (id 4) covers 2 x 2 whole cells plus half of two more cells,
+    # object 5 is a non-rigid mover in the grid's last column
+    ids = torch.zeros(1, 16, 16, dtype=torch.int64)
+    ids[0, 0:8, 0:8] = 4
+    ids[0, 8:10, 0:8] = 4  # half of cells (2, 0) and (2, 1)
+    loose = torch.zeros(1, 16, 16, dtype=torch.bool)
+    loose[0, :, 13:16] = True  # three quarters of each cell of column 3
+    f = torch.zeros(4, 4)
+    f[0:2, 0:2], f[2, 0:2] = 1.0, 0.5
+    m_true = torch.tensor([0.3, -0.2]).view(2, 1, 1, 1)  # [C, T, 1, 1]: the mover's one motion, two channels
+    truth = (f * m_true).unsqueeze(0)  # [1, 2, 1, 4, 4]
+    truth[0, :, :, :, 3] = 0.7  # whatever the non-rigid mover does
+    d = torch.tensor([0.1, 0.05]).view(2, 1, 1, 1)  # the model's own common error: slower, off course
+    bump = torch.zeros(2, 1, 4, 4)
+    bump[:, :, 0, 0], bump[:, :, 1, 1] = 0.2, -0.2  # a spread of speed over the mover that sums to zero against f
+    own = truth + (f * d + bump).unsqueeze(0)
+    own[0, :, :, :, 3] = -1.0  # its own estimate of the non-rigid mover
+    own[0, :, :, 3, 2] = 0.9  # and a motion where nothing moves
+    got = own_rigid_target(truth, own, ids, loose)
+    want = truth + (f * d).unsqueeze(0)
+    want[0, :, :, :, 3] = -1.0  # cells of the non-rigid mover: the model's own
+    assert torch.allclose(got, want, atol=1e-6)
+    assert got[0, 0, 0, 3, 2] == 0.0  # a still cell keeps the truth
+
+
+def test_only_still_camera_scenes_with_a_rigid_mover_roll_out_and_the_maps_follow_the_generator():
+    from more4d_core.data.procedural.scene_generator import generate_sample
+
+    ds = ProceduralExamples("train", DCT_TINY.height, DCT_TINY.width, DCT_TINY.num_frames, recipe="v3", mirror_prob=0)
+    # train seeds (recipe v3): 0 a slide under a camera move, 3 a slide and a shrink, 6 a shrink, 17 a bend and a bounce
+    batch = collate([ds[i] for i in (0, 3, 6, 17)])
+    assert own_rigid_rows(batch).tolist() == [False, True, False, True]
+    s = generate_sample(3, "train", DCT_TINY.height, DCT_TINY.width, DCT_TINY.num_frames, with_visibility=False,
+                        recipe="v3")
+    ball, disc = s.params["movers"]  # "the ball moves away quickly and the disc shrinks"
+    assert torch.equal(batch["rigid_ids"][1] == ball + 1, s.object_id[0] == ball)
+    assert torch.equal(batch["rigid_ids"][1] > 0, s.object_id[0] == ball)
+    assert torch.equal(batch["loose_mask"][1], s.object_id[0] == disc)
+    mirrored = ProceduralExamples("train", DCT_TINY.height, DCT_TINY.width, DCT_TINY.num_frames, recipe="v3",
+                                  mirror_prob=1.0)[3]
+    assert torch.equal(mirrored["rigid_ids"], batch["rigid_ids"][1].flip(-1))
+    assert not bool(mirrored["camera_moves"]) and bool(batch["camera_moves"][0])
+    with pytest.raises(InputError, match="own_rigid"):
+        own_rigid_rows({"image": batch["image"]})
+    with pytest.raises(InputError, match="rollout-target"):
+        check_rollout(0.5, 10, "mean")
+
+
+def test_own_rigid_rollouts_land_on_the_rigid_target_of_the_models_own_estimate(monkeypatch):
+    ds = ProceduralExamples("train", DCT_TINY.height, DCT_TINY.width, DCT_TINY.num_frames, recipe="v3", mirror_prob=0)
+    batch = collate([ds[i] for i in (3, 0)])
+    gen = build_generator(DCT_TINY, seed=0)
+    objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec, text_dropout=0.0, rollout=1.0,
+                                      rollout_target="own_rigid")
+    with torch.no_grad():
+        x0 = gen.codec.encode_field(batch_fields(batch, DCT_TINY.normalization)).float()
+        conditions = encode_conditions(DCT_TINY, gen.codec, gen.transformer, batch["image"], batch["depth"],
+                                       DCT_TINY.num_frames)
+        text = gen.text_encoder(batch["caption"])
+    shift = torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(5))
+    # a model whose clean estimate is always a fixed field: after k steps its state is that field noised to sigma_k
+    _with_velocity(objective, monkeypatch, lambda x, s: (x - shift) / s)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(6))
+    sigma = torch.full((2, 1, 1, 1, 1), 0.5)
+    noisy, target = (1 - sigma) * x0 + sigma * noise, noise - x0
+    ks = torch.tensor([5, 0])
+    got_noisy, got_sigma, got_target = objective._rollout(batch, conditions, text, x0, noise, ks, noisy, sigma, target)
+    s5 = float(schedule_sigmas(10, DCT_TINY.shift)[5])
+    state = (1 - s5) * shift + s5 * noise[0]
+    assert torch.allclose(got_noisy[0], state, atol=1e-5)
+    land = own_rigid_target(x0[:1], shift.unsqueeze(0), batch["rigid_ids"][:1], batch["loose_mask"][:1])[0]
+    assert torch.allclose(got_target[0], (state - land) / s5, atol=1e-4)
+    assert not torch.allclose(land, x0[0], atol=1e-3) and not torch.allclose(land, shift, atol=1e-3)
+    assert torch.equal(got_target[1], target[1])
+
+
+def test_own_rigid_rollouts_skip_scenes_without_a_rigid_mover_under_a_still_camera(monkeypatch):
+    ds = ProceduralExamples("train", DCT_TINY.height, DCT_TINY.width, DCT_TINY.num_frames, recipe="v3")
+    gen = build_generator(DCT_TINY, seed=0)
+    calls = []
+    original = gen.transformer.forward
+    monkeypatch.setattr(gen.transformer, "forward", lambda *a, **k: calls.append(len(a[0])) or original(*a, **k))
+    for picks, rolled in (((0, 6), False), ((3, 6), True)):  # a slide under a camera move and a shrink; then a slide
+        calls.clear()
+        objective = FlowMatchingObjective(gen.transformer, gen.text_encoder, gen.codec, text_dropout=0.0, rollout=1.0,
+                                          rollout_target="own_rigid")
+        objective(collate([ds[i] for i in picks]), torch.Generator().manual_seed(7))
+        assert (len(calls) > 1) == rolled and calls[-1] == 2
+        assert all(n == 1 for n in calls[:-1])  # only the eligible row rolls out (and gets its own estimate)

@@ -24,8 +24,26 @@ from .kind_head import kind_map
 _SWAPS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
 _SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
 
-# per-pixel training targets of the procedural generator (the mover and kind heads'), collated when present
-_MASKS = ("mover_mask", "kind_map")
+# per-pixel training targets of the procedural generator (the mover and kind heads', the rollout's own-rigid target),
+# collated when present
+_MASKS = ("mover_mask", "kind_map", "rigid_ids", "loose_mask")
+_FLAGS = ("camera_moves",)  # per-example scalars of the procedural generator, collated when present
+RIGID_MOTIONS = ("translate", "bounce")  # motions that move every point of an object by one 3D vector
+
+
+def mover_maps(object_id: torch.Tensor, params: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rigid_ids, loose_mask)`` of a frame-0 object map ``[H, W]``: each pixel of an object the caption moves by a
+    rigid motion (:data:`RIGID_MOTIONS`) gets the object's index + 1 (0 elsewhere); ``loose_mask`` marks the pixels of
+    the movers whose motion is not rigid (spins, growth, bends, waves)."""
+    rigid = torch.zeros_like(object_id)
+    loose = torch.zeros(object_id.shape, dtype=torch.bool)
+    for i in params["movers"]:
+        here = object_id == int(i)
+        if params["objects"][int(i)]["motion"]["kind"] in RIGID_MOTIONS:
+            rigid[here] = int(i) + 1
+        else:
+            loose |= here
+    return rigid, loose
 
 
 def mirror_caption(caption: str) -> str:
@@ -48,6 +66,7 @@ def mirror_example(ex: dict) -> dict:
         "caption": mirror_caption(ex["caption"]),
         "index": ex["index"],
         **{key: ex[key].flip(-1) for key in _MASKS if key in ex},
+        **{key: ex[key] for key in _FLAGS if key in ex},
     }
 
 
@@ -88,7 +107,8 @@ class ProceduralExamples(Dataset):
         named = nameable_objects(s)
         if s.params["camera"]["phrase"] or first_mover(s) is None or len(named) < 2:
             return []
-        base = self._example(s, index, mirror=False)
+        # the rollout's own-rigid maps describe the scene's own caption, not the named one: left out
+        base = {k: v for k, v in self._example(s, index, mirror=False).items() if k not in ("rigid_ids", "loose_mask")}
         out = []
         for j in rng.choice(named, size=min(int(count), len(named)), replace=False):
             ex = {**base, "caption": named_caption(s, int(j)), "mover_mask": s.object_id[0] == int(j)}
@@ -114,6 +134,9 @@ class ProceduralExamples(Dataset):
             # pixels of the objects the caption makes move (the mover head's target)
             "mover_mask": torch.isin(s.object_id[0], torch.tensor(s.params["movers"], dtype=torch.int64)),
             "kind_map": kind_map(s.object_id[0], s.params["objects"]),  # the kind head's target
+            # the rollout's own-rigid target (rollout.py): which movers move rigidly, and whether the camera moves
+            **dict(zip(("rigid_ids", "loose_mask"), mover_maps(s.object_id[0], s.params))),
+            "camera_moves": torch.tensor(bool(s.params["camera"]["phrase"])),
         }
         return mirror_example(ex) if mirror and _mirror_for(int(index), self.mirror_prob) else ex
 
@@ -145,7 +168,7 @@ class TrajSceneExamples(Dataset):
 
 def collate(examples: list[dict]) -> dict:
     out = {k: torch.stack([e[k] for e in examples]) for k in ("image", "depth", "intrinsics", "tracks")}
-    for key in _MASKS:
+    for key in _MASKS + _FLAGS:
         if all(key in e for e in examples):
             out[key] = torch.stack([e[key] for e in examples])
     out["caption"] = [e["caption"] for e in examples]

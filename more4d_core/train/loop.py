@@ -67,6 +67,7 @@ class TrainArgs:
     pretrain_binding: int = 0  # steps teaching a new object binding the named positions before step 0 (binding_pretrain.py)
     rollout: float = 0.0  # share of samples trained on the model's own first steps of sampling (rollout.py)
     rollout_steps: int = 10  # the sampler's schedule those steps follow (with the config's shift)
+    rollout_target: str = "truth"  # what a rollout state is landed on: "truth" or "own_rigid" (rollout.py)
     depth_noise: float = 0.0  # probability that an example's depth input is perturbed (depth_noise.py)
     init: str | None = None  # start from this model file's weights (warm start; optimizer fresh)
     grow_layers: int = 0  # a warm start adds this many transformer blocks, each starting as the identity (grow.py)
@@ -164,7 +165,8 @@ def train(args: TrainArgs) -> Path:
                                       mover_min_sigma=args.mover_min_sigma, kind_weight=args.kind_weight,
                                       binding_weight=args.binding_weight, channel_weighting=args.channel_weights,
                                       motion_size_power=args.motion_size_power, motion_size_cap=args.motion_size_cap,
-                                      rollout=args.rollout, rollout_steps=args.rollout_steps)
+                                      rollout=args.rollout, rollout_steps=args.rollout_steps,
+                                      rollout_target=args.rollout_target)
     if args.gradient_checkpointing:
         gen.transformer.enable_gradient_checkpointing()
     if frozen:

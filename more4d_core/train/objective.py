@@ -24,7 +24,7 @@ from .binding_loss import BindingLoss
 from .channel_weights import channel_weights, check_channel_weighting
 from .kind_head import kind_head_for
 from .mover_head import MoverHead
-from .rollout import check_rollout, draw_rollouts, rollout_states, schedule_sigmas
+from .rollout import check_rollout, draw_rollouts, own_rigid_rows, own_rigid_target, rollout_states, schedule_sigmas
 
 
 def shifted_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
@@ -116,7 +116,7 @@ class FlowMatchingObjective(nn.Module):
                  mover_min_sigma: float = 0.0, kind_weight: float = 0.0, binding_weight: float = 0.0,
                  channel_weighting: str = "uniform", motion_size_power: float = 0.0,
                  motion_size_cap: float = MOTION_SIZE_CAP, rollout: float = 0.0, rollout_steps: int = 10,
-                 rollout_shift: float | None = None):
+                 rollout_shift: float | None = None, rollout_target: str = "truth"):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
@@ -145,8 +145,9 @@ class FlowMatchingObjective(nn.Module):
         self.kind_head = kind_head_for(transformer) if self.kind_weight > 0 else None
         self.binding_weight = float(binding_weight)
         self.binding_loss = BindingLoss(transformer) if self.binding_weight > 0 else None
-        check_rollout(rollout, rollout_steps)
+        check_rollout(rollout, rollout_steps, rollout_target)
         self.rollout = float(rollout)  # the share of samples trained on the model's own sampling path (rollout.py)
+        self.rollout_target = rollout_target
         self.rollout_steps = int(rollout_steps)
         self.rollout_sigmas = schedule_sigmas(rollout_steps, transformer.cfg.shift if rollout_shift is None
                                               else rollout_shift) if self.rollout else None
@@ -179,8 +180,10 @@ class FlowMatchingObjective(nn.Module):
         target = noise - x0
         if self.rollout:
             ks = draw_rollouts(b, self.rollout, self.rollout_steps, generator)
+            if self.rollout_target == "own_rigid":  # only a still camera's scenes with a rigid mover roll out
+                ks = ks * own_rigid_rows(batch).to(ks.dtype)
             if bool((ks > 0).any()):
-                noisy, sigma, target = self._rollout(conditions, text, x0, noise, ks, noisy, sigma, target)
+                noisy, sigma, target = self._rollout(batch, conditions, text, x0, noise, ks, noisy, sigma, target)
         pred = self.transformer(
             conditions.model_input(noisy), sigma.view(b) * 1000.0, text,
             reference_latent=conditions.reference, motion_features=conditions.motion,
@@ -211,7 +214,7 @@ class FlowMatchingObjective(nn.Module):
             self.binding_loss.forget()
         return loss
 
-    def _rollout(self, conditions, text, x0, noise, ks, noisy, sigma, target):
+    def _rollout(self, batch, conditions, text, x0, noise, ks, noisy, sigma, target):
         """Rows with ``ks > 0`` start from the sampler's state after ``ks`` steps of the model's own path, at the
         schedule's noise level, with the velocity that lands that state on the true ``x0`` as the target."""
         rows = (ks > 0).nonzero()[:, 0]
@@ -224,9 +227,15 @@ class FlowMatchingObjective(nn.Module):
 
         states_k = rollout_states(velocity, noise[rows.to(noise.device)], ks[rows], self.rollout_sigmas)
         sigma_k = self.rollout_sigmas[ks[rows]].to(x0.device).view(-1, 1, 1, 1, 1)
+        land = x0[rows]
+        if self.rollout_target == "own_rigid":  # the model's own clean estimate at the state, made rigid where the truth is
+            with torch.no_grad():
+                own = states_k - sigma_k * velocity(states_k, sigma_k.view(-1) * 1000.0, torch.arange(len(rows))).float()
+            land = own_rigid_target(land, own, batch["rigid_ids"][rows].to(x0.device),
+                                    batch["loose_mask"][rows].to(x0.device))
         noisy, sigma, target = noisy.clone(), sigma.clone(), target.clone()
         noisy[rows], sigma[rows] = states_k.to(noisy.dtype), sigma_k.to(sigma.dtype)
-        target[rows] = ((states_k - x0[rows]) / sigma_k).to(target.dtype)
+        target[rows] = ((states_k - land) / sigma_k).to(target.dtype)
         return noisy, sigma, target
 
 
