@@ -216,7 +216,8 @@ class FlowMatchingObjective(nn.Module):
 
     def _rollout(self, batch, conditions, text, x0, noise, ks, noisy, sigma, target):
         """Rows with ``ks > 0`` start from the sampler's state after ``ks`` steps of the model's own path, at the
-        schedule's noise level, with the velocity that lands that state on the true ``x0`` as the target."""
+        schedule's noise level, with the velocity that lands that state on the true ``x0`` as the target (with
+        ``rollout_target="own_rigid"``: on :func:`~.rollout.own_rigid_target` of the model's own estimate there)."""
         rows = (ks > 0).nonzero()[:, 0]
         sub, states = conditions.rows(rows.to(x0.device)), text.detach()[rows.to(text.device)]
 
