@@ -30,7 +30,6 @@ from ..geometry.normalization import NormalizationFactors, normalize_motion
 # the groups in the order they are reported; a translation splits by whether it crosses the image
 GROUPS = ("slides", "moves toward / away", "bounces", "spins", "grows / shrinks", "waves", "bends")
 _KIND_GROUPS = {"bounce": "bounces", "spin": "spins", "grow": "grows / shrinks", "wave": "waves", "bend": "bends"}
-RIGID_KINDS = ("translate", "bounce")  # motions that move every point of the mover by one 3D vector
 
 
 def motion_group(motion: dict) -> str:

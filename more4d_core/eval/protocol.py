@@ -39,6 +39,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from ..data.procedural.motions import RIGID_KINDS
 from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
@@ -50,7 +51,7 @@ from ..sampling.still import hold_still
 from ..train.depth_noise import ESTIMATOR_KINDS, perturb_depth
 from . import controls
 from .baselines import MeanMotion, static_tracks
-from .by_motion import RIGID_KINDS, MotionBreakdown, displacement_agreement, motion_group, rigid_spread
+from .by_motion import MotionBreakdown, displacement_agreement, motion_group, rigid_spread
 from .metrics import TrajectoryScores, mean_scores, moving_points, score
 
 METHODS = ("model", "model, one sample", "model + still hold", "model + smoothing", "model, wrong caption", "nothing moves", "mean motion", "codec oracle")

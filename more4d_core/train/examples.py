@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..data.procedural.motions import RIGID_KINDS
 from ..data.procedural.naming import first_mover, nameable_objects, named_caption
 from ..data.procedural.scene_generator import generate_sample
 from ..data.trajscene import TrajSceneDataset
@@ -26,20 +27,20 @@ _SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
 
 # per-pixel training targets of the procedural generator (the mover and kind heads', the rollout's own-rigid target),
 # collated when present
-_MASKS = ("mover_mask", "kind_map", "rigid_ids", "loose_mask")
+_ROLLOUT_MAPS = ("rigid_ids", "loose_mask")  # what mover_maps returns; they describe the scene's own caption
+_MASKS = ("mover_mask", "kind_map", *_ROLLOUT_MAPS)
 _FLAGS = ("camera_moves",)  # per-example scalars of the procedural generator, collated when present
-RIGID_MOTIONS = ("translate", "bounce")  # motions that move every point of an object by one 3D vector
 
 
 def mover_maps(object_id: torch.Tensor, params: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """``(rigid_ids, loose_mask)`` of a frame-0 object map ``[H, W]``: each pixel of an object the caption moves by a
-    rigid motion (:data:`RIGID_MOTIONS`) gets the object's index + 1 (0 elsewhere); ``loose_mask`` marks the pixels of
-    the movers whose motion is not rigid (spins, growth, bends, waves)."""
+    rigid motion (:data:`~..data.procedural.motions.RIGID_KINDS`) gets the object's index + 1 (0 elsewhere);
+    ``loose_mask`` marks the pixels of the movers whose motion is not rigid (spins, growth, bends, waves)."""
     rigid = torch.zeros_like(object_id)
     loose = torch.zeros(object_id.shape, dtype=torch.bool)
     for i in params["movers"]:
         here = object_id == int(i)
-        if params["objects"][int(i)]["motion"]["kind"] in RIGID_MOTIONS:
+        if params["objects"][int(i)]["motion"]["kind"] in RIGID_KINDS:
             rigid[here] = int(i) + 1
         else:
             loose |= here
@@ -108,7 +109,7 @@ class ProceduralExamples(Dataset):
         if s.params["camera"]["phrase"] or first_mover(s) is None or len(named) < 2:
             return []
         # the rollout's own-rigid maps describe the scene's own caption, not the named one: left out
-        base = {k: v for k, v in self._example(s, index, mirror=False).items() if k not in ("rigid_ids", "loose_mask")}
+        base = {k: v for k, v in self._example(s, index, mirror=False).items() if k not in _ROLLOUT_MAPS}
         out = []
         for j in rng.choice(named, size=min(int(count), len(named)), replace=False):
             ex = {**base, "caption": named_caption(s, int(j)), "mover_mask": s.object_id[0] == int(j)}
@@ -135,7 +136,7 @@ class ProceduralExamples(Dataset):
             "mover_mask": torch.isin(s.object_id[0], torch.tensor(s.params["movers"], dtype=torch.int64)),
             "kind_map": kind_map(s.object_id[0], s.params["objects"]),  # the kind head's target
             # the rollout's own-rigid target (rollout.py): which movers move rigidly, and whether the camera moves
-            **dict(zip(("rigid_ids", "loose_mask"), mover_maps(s.object_id[0], s.params))),
+            **dict(zip(_ROLLOUT_MAPS, mover_maps(s.object_id[0], s.params))),
             "camera_moves": torch.tensor(bool(s.params["camera"]["phrase"])),
         }
         return mirror_example(ex) if mirror and _mirror_for(int(index), self.mirror_prob) else ex

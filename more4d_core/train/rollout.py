@@ -19,7 +19,7 @@ That target (``--rollout-target truth``) failed (history: "Training on the model
 the state carries the model's own sample (a speed, a course among the plausible ones), independent of the
 scene's truth, so landing it on the truth teaches every step to pull towards the conditional mean. With
 ``--rollout-target own_rigid`` the target keeps what the state committed to and asks only what the truth says
-for sure: only samples of a still camera with a rigid mover roll out; each rigid mover (:data:`~.examples.RIGID_MOTIONS`)
+for sure: only samples of a still camera with a rigid mover roll out; each rigid mover (:data:`~..data.procedural.motions.RIGID_KINDS`)
 gets the truth's own field shifted by the model's common error on it (so it moves as one, with the model's own
 speed and course), the pixels of non-rigid movers keep the model's own estimate (no lesson there), and everything
 else, which does not move, gets the truth (:func:`own_rigid_target`).

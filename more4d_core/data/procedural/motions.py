@@ -59,6 +59,7 @@ class Motion:
         return Pose(rot, pos, scale, deform)
 
 
+RIGID_KINDS = ("translate", "bounce")  # motions that move every point of the object by one 3D vector
 AMOUNT_JITTER = 0.03  # relative spread of every amount the caption does not state (speeds, heights, angles)
 
 
