@@ -36,6 +36,7 @@ from .models.trajectory_codec import TrajectoryCodec
 from .sampling import conditioning as cond
 from .sampling.clause_composition import clause_progress, compose_latents, composition_kind, plan_clauses
 from .sampling.flow_sampler import guided_velocity, sample_flow
+from .sampling.mirroring import mirror_averaging, mirror_caption, mirror_image, mirror_latents
 from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
 from .sampling.motion_smoothing import smoothing_for
 from .sampling.prompt_binding import binding_probability, binding_summary
@@ -150,6 +151,7 @@ class TrajectoryGenerator(nn.Module):
         sample_average: int | None = None,
         motion_gate: str | bool | None = None,
         clause_composition: str | bool | None = None,
+        mirror_average: str | bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
@@ -175,7 +177,9 @@ class TrajectoryGenerator(nn.Module):
         came from) is the built-in prior; models without a gate ignore it. ``clause_composition`` ("auto" = None: the
         model's default, "on", "off"): with the gate on, a prompt of two or more object clauses ("the ball bounces and
         the card slides left") is sampled clause by clause and composed by the gate, and with a model default of
-        "gate_camera" also object clauses with a camera clause (:mod:`.sampling.clause_composition`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
+        "gate_camera" also object clauses with a camera clause (:mod:`.sampling.clause_composition`). ``mirror_average``
+        ("auto" = None: the model's default, "on", "off"): every other averaged sample is drawn on the mirrored image,
+        depth and prompt and mirrored back (:mod:`.sampling.mirroring`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
@@ -188,6 +192,9 @@ class TrajectoryGenerator(nn.Module):
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
         smoothing, smoothing_off = smoothing_for(motion_smoothing, cfg.motion_smoothing, depth_source)
         averaged = check_sample_average(cfg.sample_average if sample_average is None else sample_average)
+        caption_known = text_states is None and getattr(self.text_encoder, "read", None) is not None
+        mirrored, mirror_note = mirror_averaging(mirror_average, cfg.mirror_average, codec=cfg.codec, samples=averaged,
+                                                 caption_known=caption_known)
         if smoothing > 0.0 and cfg.codec != "dct":  # refused before minutes of sampling, not after
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
@@ -238,11 +245,21 @@ class TrajectoryGenerator(nn.Module):
             with stage(self.codec):
                 conditions = cond.encode_conditions(cfg, self.codec, self.transformer, image_g, depth_g.unsqueeze(0),
                                                     frames, with_motion=motion_strength != 0.0)
+                conditions_m = cond.encode_conditions(
+                    cfg, self.codec, self.transformer, mirror_image(image_g), mirror_image(depth_g).unsqueeze(0),
+                    frames, with_motion=motion_strength != 0.0) if mirrored else None
             binding = binding_probability(self.transformer, conditions.objects, texts)
             plan = plan_clauses(reading.kept, compose) if gate_on and reading is not None else None
             moves = gate_probability(self.transformer, conditions, texts) if gate_on and plan is None else None
 
-            def velocity_for(states: torch.Tensor):
+            def encoded(text: str, mirror: bool = False) -> torch.Tensor:
+                pair = [text, negative_prompt]
+                if mirror:  # the words the encoder reads, mirrored (its synonyms are mapped first)
+                    pair = [mirror_caption(self.text_encoder.read(p).text) for p in pair]
+                with stage(self.text_encoder):
+                    return self.text_encoder(pair).to(dev, dt)
+
+            def velocity_for(states: torch.Tensor, conditions: cond.Conditions):
                 def batched(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
                     n = x.shape[0]
                     reference, motion = conditions.expanded(n)
@@ -260,10 +277,15 @@ class TrajectoryGenerator(nn.Module):
                 as_batch = self.placement is None or self.placement.mode.guidance_batch
                 return guided_velocity(batched, guidance, as_batch=as_batch)
 
-            def sampled(states: torch.Tensor, sample_progress) -> torch.Tensor:
-                velocity = velocity_for(states)
+            def sampled(text: str, states: torch.Tensor, sample_progress) -> torch.Tensor:
+                velocity = velocity_for(states, conditions)
+                velocity_m = velocity_for(encoded(text, mirror=True), conditions_m) if mirrored else None
 
-                def one_sample(noise: torch.Tensor, step_progress) -> torch.Tensor:
+                def one_sample(k: int, noise: torch.Tensor, step_progress) -> torch.Tensor:
+                    if velocity_m is not None and k % 2:  # the odd samples on the mirror image, mirrored back
+                        return mirror_latents(sample_flow(velocity_m, noise, steps=steps, shift=shift,
+                                                          progress=step_progress, should_cancel=should_cancel),
+                                              cfg.dct_coefficients)
                     return sample_flow(velocity, noise, steps=steps, shift=shift, progress=step_progress,
                                        should_cancel=should_cancel)
 
@@ -272,26 +294,22 @@ class TrajectoryGenerator(nn.Module):
 
             gate = auto_left_off(motion_gate, depth_source) if cfg.motion_gate != "none" else None
             if plan is not None:
-                def encoded(text: str) -> torch.Tensor:
-                    with stage(self.text_encoder):
-                        return self.text_encoder([text, negative_prompt]).to(dev, dt)
-
                 parts, chances, rest = [], [], None
                 for c, clause in enumerate(plan.objects):
                     states = encoded(plan.sampled(clause))
                     where = states if plan.camera is None else encoded(clause)  # the gate finds the object alone
                     chances.append(gate_probability(self.transformer, conditions, where))
-                    parts.append(sampled(states, clause_progress(progress, c, plan.samplings)))
+                    parts.append(sampled(plan.sampled(clause), states, clause_progress(progress, c, plan.samplings)))
                 if plan.camera is not None:
                     states = encoded(plan.camera)
-                    rest = (sampled(states, clause_progress(progress, len(plan.objects), plan.samplings)),
+                    rest = (sampled(plan.camera, states, clause_progress(progress, len(plan.objects), plan.samplings)),
                             gate_probability(self.transformer, conditions, states))
                 latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold, rest=rest)
                 gate["clauses"] = list(plan.objects)
                 if plan.camera is not None:
                     gate["camera_clause"] = plan.camera
             else:
-                latents = sampled(texts, progress)
+                latents = sampled(prompt, texts, progress)
                 if moves is not None:
                     latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
         factors = self.normalization_factors(k_grid, grid_hw)
@@ -320,6 +338,7 @@ class TrajectoryGenerator(nn.Module):
             "still_threshold": still,
             "motion_smoothing": smoothing,
             "sample_average": averaged,
+            "mirror_average": mirror_note,
             **({"temporal_decoder": cfg.temporal_decoder} if cfg.codec == "dct" else {}),
             **({"motion_smoothing_default_off": smoothing_off} if smoothing_off else {}),
             "generation_hw": list(gen_hw),

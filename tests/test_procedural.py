@@ -6,7 +6,8 @@ import torch
 from more4d_core.data.procedural.scene_generator import generate_sample
 from more4d_core.data.procedural.textures import HELDOUT_PHOTOS, PHOTOS_AVAILABLE, TRAIN_PHOTOS
 from more4d_core.render import render_points
-from more4d_core.train.examples import ProceduralExamples, mirror_caption, mirror_example
+from more4d_core.sampling.mirroring import mirror_caption
+from more4d_core.train.examples import ProceduralExamples, mirror_example
 
 EYE = torch.eye(4, dtype=torch.float64)
 

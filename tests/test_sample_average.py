@@ -46,7 +46,8 @@ def test_the_mean_of_an_affine_sampler_and_the_progress_of_all_samples():
     noises = [torch.full((2,), float(v)) for v in (1.0, 2.0, 6.0)]
     seen = []
 
-    def sample(noise, step_progress):
+    def sample(k, noise, step_progress):
+        assert noise is noises[k]  # each sample knows its number
         for i in (1, 2):
             step_progress(i, 2)
         return 2.0 * noise + 1.0

@@ -2,10 +2,11 @@
 
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
                                               [--sample-average N] [--steps K] [--clause-composition gate|none]
-                                              [--motion-gate-threshold P]
+                                              [--motion-gate-threshold P] [--mirror-average on|off]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
-averages, its denoising steps, whether it composes a prompt's clauses and its motion gate's threshold are defaults a model file carries (chosen on the validation split for that model, see docs/bundled-model-history.md). OUT is MODEL with every tensor copied
+averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold and whether it
+mirrors every other sample are defaults a model file carries (chosen on the validation split for that model, see docs/bundled-model-history.md). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
 """
@@ -29,7 +30,8 @@ from .io import iter_safetensors
 def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float | None = None,
                  motion_smoothing: float | None = None, sample_average: int | None = None,
                  steps: int | None = None, clause_composition: str | None = None,
-                 motion_gate_threshold: float | None = None, overwrite: bool = False) -> Path:
+                 motion_gate_threshold: float | None = None, mirror_average: bool | None = None,
+                 overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -50,9 +52,11 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         if header.config.motion_gate == "none":
             raise InputError(f"{model} has no motion gate, so it has no gate threshold to set")
         changes["motion_gate_threshold"] = float(motion_gate_threshold)  # the config checks the range
+    if mirror_average is not None:
+        changes["mirror_average"] = mirror_average  # the config checks it against the codec
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
-                         "--clause-composition and/or --motion-gate-threshold")
+                         "--clause-composition, --motion-gate-threshold and/or --mirror-average")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -76,13 +80,18 @@ def main(argv: list[str] | None = None) -> int:
                              "the camera clause; none: the whole prompt at once")
     parser.add_argument("--motion-gate-threshold", type=float, default=None,
                         help="probability below which the motion gate holds a position still (models with a gate)")
+    parser.add_argument("--mirror-average", choices=("on", "off"), default=None,
+                        help="on: every other averaged sample is drawn on the mirrored image and prompt and mirrored "
+                             "back (models with the dct codec); off: every sample on the image as it is")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
         set_defaults(args.model, args.out, still_threshold=args.still_threshold,
                      motion_smoothing=args.motion_smoothing, sample_average=args.sample_average,
                      steps=args.steps, clause_composition=args.clause_composition,
-                     motion_gate_threshold=args.motion_gate_threshold, overwrite=args.overwrite)
+                     motion_gate_threshold=args.motion_gate_threshold,
+                     mirror_average=None if args.mirror_average is None else args.mirror_average == "on",
+                     overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

@@ -35,6 +35,7 @@ from ..checkpoints.bundle import file_sha256
 from ..data.procedural.scene_generator import SPLIT_STREAMS
 from ..help_text import command_parser
 from ..sampling.clause_composition import COMPOSE_MODES, composition_kind
+from ..sampling.mirroring import MIRROR_SETTINGS
 from ..sampling.motion_gating import GATE_MODES, gate_enabled
 from .controls import CONTROLS
 from .controls import to_run as controls_to_run
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated motion smoothings to score as extra rows (choose the smoothing on validation)")
     parser.add_argument("--sample-average", type=int, default=None,
                         help="samples averaged per generation (default: the model's; 1 = one sample; choose it on validation)")
+    parser.add_argument("--mirror-average", default="auto", choices=MIRROR_SETTINGS,
+                        help="every other averaged sample drawn on the mirrored image and prompt, mirrored back: auto "
+                             "(default: the model's default), on, or off (choose it on validation)")
     parser.add_argument("--axis-split", action="store_true",
                         help="add the rows 'model, lateral error only' and 'model, depth error only': the headline "
                              "scored on one part of its error (which part keeps points outside the thresholds)")
@@ -112,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
           f"guidance {gen.config.guidance_scale if args.guidance is None else args.guidance:g}; "
           f"motion gate: {gen.config.motion_gate_threshold if gated else 'off'}; "
           f"samples averaged: {gen.config.sample_average if args.sample_average is None else args.sample_average}; "
-          f"clause composition: {composed}")
+          f"clause composition: {composed}; mirror averaging: {args.mirror_average}")
     result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, motion_gate=args.motion_gate,
-                      clause_composition=args.clause_composition, depth=args.depth,
+                      clause_composition=args.clause_composition, mirror_average=args.mirror_average, depth=args.depth,
                       still_threshold=args.still_threshold,
                       still_sweep=tuple(float(t) for t in args.still_sweep.split(",") if t.strip()),
                       smoothing=args.motion_smoothing,

@@ -44,6 +44,7 @@ from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sa
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
 from ..sampling.clause_composition import composition_kind
+from ..sampling.mirroring import mirror_averaging
 from ..sampling.motion_gating import gate_enabled
 from ..sampling.motion_smoothing import check_motion_smoothing, smoothing_for
 from ..sampling.sample_average import check_sample_average
@@ -100,7 +101,8 @@ def with_still_hold(generator, tracks: torch.Tensor, intrinsics, hw, threshold: 
 
 
 def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int = 0, steps: int | None = None,
-             guidance: float | None = None, motion_gate: str = "auto", clause_composition: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
+             guidance: float | None = None, motion_gate: str = "auto", clause_composition: str = "auto",
+             mirror_average: str = "auto", depth: str = "true", still_threshold: float | None = None, still_sweep: tuple[float, ...] = (),
              smoothing: float | None = None, smoothing_sweep: tuple[float, ...] = (),
              sample_average: int | None = None, with_controls: bool | Iterable[str] = True, axis_split: bool = False,
              mean_samples: int = 256, height: int | None = None, width: int | None = None,
@@ -131,6 +133,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     smooth_rows = {**({"model + smoothing": smooth} if smooth > 0 else {}),
                    **{f"model + smoothing {v:g}": check_motion_smoothing(v) for v in smoothing_sweep}}  # choices (on validation)
     averaged = check_sample_average(cfg.sample_average if sample_average is None else sample_average)
+    mirrored = mirror_averaging(mirror_average, cfg.mirror_average, codec=cfg.codec, samples=averaged,
+                                caption_known=getattr(generator.text_encoder, "read", None) is not None)[1]
     left_out = {"model + smoothing"} if smooth <= 0 else set()
     left_out |= {"model, one sample"} if averaged == 1 else set()
     axis_rows = AXIS_ROWS if axis_split else {}
@@ -147,7 +151,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     def run(s, caption, d, k, smoothing=0.0, count=averaged):
         pred = generator.generate(s.image, d, s.intrinsics, caption, seed=seed + k, steps=steps,
                                   guidance_scale=guidance, motion_gate=motion_gate,
-                                  clause_composition=clause_composition, depth_source=depth,
+                                  clause_composition=clause_composition, mirror_average=mirror_average,
+                                  depth_source=depth,
                                   still_threshold=0.0, motion_smoothing=smoothing, sample_average=count).points
         return rebase_motion(pred.double(), s.tracks[0].double()).float() if depth != "true" else pred
 
@@ -221,7 +226,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
              for u, by_method in per.items()}
     result = {
         "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
-        "depth": depth, "steps": steps or cfg.steps, "sample_average": averaged, "still_hold_threshold": hold, "motion_smoothing": smooth,
+        "depth": depth, "steps": steps or cfg.steps, "sample_average": averaged, "mirror_average": mirrored,
+        "still_hold_threshold": hold, "motion_smoothing": smooth,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
         "motion_gate": cfg.motion_gate_threshold if gated else "off",
         "clause_composition": composition_kind(clause_composition, cfg.clause_composition) if gated else "none",

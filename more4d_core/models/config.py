@@ -36,7 +36,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 11: motion_gate "fine" added (a gate on the latent grid; files of version < 11 have "none" or "attention")
 # 12: temporal_decoder added (files of version < 12 decode with the cosine basis alone)
 # 13: clause_composition "gate_camera" added (object clauses with a camera clause composed too)
-CONFIG_VERSION = 13
+# 14: mirror_average added (files of version < 14 draw every sample on the image as it is)
+CONFIG_VERSION = 14
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -151,6 +152,9 @@ class STraGConfig:
     # motion gate (sampling.clause_composition); "gate_camera" also one or more object clauses with a camera clause;
     # "none" samples the whole prompt at once
     clause_composition: str = "none"
+    # sampler: every other averaged sample drawn on the mirrored image and prompt, mirrored back (sampling.mirroring;
+    # the dct codec only)
+    mirror_average: bool = False
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -172,6 +176,9 @@ class STraGConfig:
         if self.clause_composition != "none" and self.motion_gate == "none":
             raise InputError(f"clause_composition {self.clause_composition!r} composes clauses with the motion gate: "
                              "it needs motion_gate 'attention' or 'fine'")
+        if not isinstance(self.mirror_average, bool) or (self.mirror_average and self.codec != "dct"):
+            raise InputError(f"mirror_average must be true or false, and true only with the 'dct' codec (its latents "
+                             f"have a mirror map), got {self.mirror_average!r} with codec {self.codec!r}")
         if self.reference_image not in ("image", "zero"):
             raise InputError(f"reference_image must be 'image' or 'zero', got {self.reference_image!r}")
         if self.mpm_alignment not in ("all_frames", "reference"):
@@ -318,6 +325,8 @@ class STraGConfig:
             data.setdefault("clause_composition", "none")
         if version < 12:  # written before the field existed: the cosine basis alone
             data.setdefault("temporal_decoder", "basis")
+        if version < 14:  # written before the field existed: every sample on the image as it is
+            data.setdefault("mirror_average", False)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -40,11 +40,12 @@ def sample_noises(shape: tuple[int, ...], seed: int, count: int, device, dtype=t
         yield torch.randn(shape, generator=gen, dtype=torch.float32).to(device=device, dtype=dtype)
 
 
-def mean_of_samples(sample: Callable[[torch.Tensor, Callable[[int, int], None] | None], torch.Tensor],
+def mean_of_samples(sample: Callable[[int, torch.Tensor, Callable[[int, int], None] | None], torch.Tensor],
                     noises: Iterator[torch.Tensor] | list[torch.Tensor], count: int,
                     progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """The mean of ``sample(noise, step_progress)`` over ``count`` noises, accumulated in float32 one sample at a
-    time (the memory of one sample). ``progress(done, total)`` counts the steps of all samples together."""
+    """The mean of ``sample(k, noise, step_progress)`` over ``count`` noises (``k`` the sample's number from 0),
+    accumulated in float32 one sample at a time (the memory of one sample). ``progress(done, total)`` counts the
+    steps of all samples together."""
     total, done = None, 0
     for k, noise in enumerate(noises):
         if k >= count:
@@ -54,7 +55,7 @@ def mean_of_samples(sample: Callable[[torch.Tensor, Callable[[int, int], None] |
             if progress is not None:
                 progress(k * steps + i, count * steps)
 
-        latents = sample(noise, step_progress).float()
+        latents = sample(k, noise, step_progress).float()
         total = latents if total is None else total + latents
         done += 1
     if done != count:

@@ -8,8 +8,6 @@ uninterrupted run would have seen.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,11 +17,9 @@ from ..data.procedural.motions import RIGID_KINDS
 from ..data.procedural.naming import first_mover, nameable_objects, named_caption
 from ..data.procedural.scene_generator import generate_sample
 from ..data.trajscene import TrajSceneDataset
+from ..sampling.mirroring import mirror_caption
 from .depth_noise import perturb_depth
 from .kind_head import kind_map
-
-_SWAPS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
-_SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
 
 # per-pixel training targets of the procedural generator (the mover and kind heads', the rollout's own-rigid target),
 # collated when present
@@ -45,11 +41,6 @@ def mover_maps(object_id: torch.Tensor, params: dict) -> tuple[torch.Tensor, tor
         else:
             loose |= here
     return rigid, loose
-
-
-def mirror_caption(caption: str) -> str:
-    """The caption of the horizontally mirrored clip (left <-> right, clockwise <-> counterclockwise)."""
-    return _SWAP_RE.sub(lambda m: _SWAPS[m.group(1)], caption)
 
 
 def mirror_example(ex: dict) -> dict:
