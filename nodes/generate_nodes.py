@@ -12,7 +12,6 @@ from more4d_core.sampling.clause_composition import COMPOSE_MODES
 from more4d_core.sampling.conditioning import as_image_tensor
 from more4d_core.sampling.flow_sampler import GenerationCancelled
 from more4d_core.sampling.generation_notes import generation_notes
-from more4d_core.sampling.mirroring import MIRROR_SETTINGS
 from more4d_core.sampling.motion_gating import GATE_MODES
 from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
 from more4d_core.sampling.sample_average import MAX_SAMPLE_AVERAGE
@@ -151,14 +150,6 @@ class GenerateTrajectories:
                                "gate on. A prompt of one subject is sampled whole. With a camera clause ('..., while "
                                "the camera pans left') each object clause is sampled with it and the rest of the image "
                                "moves as the camera clause alone, for models whose default is gate_camera."}),
-                "mirror_average": (list(MIRROR_SETTINGS), {
-                    "default": "auto",
-                    "tooltip": "Draws every other averaged sample on the mirror image of the picture and the prompt "
-                               "(left and right, clockwise and counterclockwise swapped) and mirrors it back, so the "
-                               "mean is taken over both orientations: what the model gets wrong on one side cancels "
-                               "part of what it gets wrong on the other, at no extra sampling time. auto = the "
-                               "model's default; needs a sample_average of 2 or more and the small models' motion "
-                               "latents (not the 14B model, not a CONDITIONING input)."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -172,8 +163,7 @@ class GenerateTrajectories:
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
                  motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
-                 clip_vision=None, motion_smoothing=-1.0, sample_average=0, clause_composition="auto", mirror_average="auto",
-                 unique_id=None):
+                 clip_vision=None, motion_smoothing=-1.0, sample_average=0, clause_composition="auto", unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -204,7 +194,6 @@ class GenerateTrajectories:
                                      motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,
                                      sample_average=int(sample_average) or None,
                                      motion_gate=motion_gate, clause_composition=clause_composition,
-                                     mirror_average=mirror_average,
                                      depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:

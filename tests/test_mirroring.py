@@ -206,24 +206,3 @@ def test_the_defaults_tool_writes_it_and_refuses_a_codec_without_a_mirror_map(tm
         set_defaults(other, tmp_path / "bad.safetensors", mirror_average=True)
     assert not (tmp_path / "bad.safetensors").exists()
 
-
-def test_the_node_passes_the_setting(monkeypatch):
-    from contextlib import nullcontext
-
-    from more4d_core.cache import MODEL_CACHE
-    from more4d_core.depth import DepthResult
-    from nodes.generate_nodes import GenerateTrajectories
-
-    gen = build_generator(DCT.replace(sample_average=2, mirror_average=True), seed=0)
-    monkeypatch.setattr("nodes.generate_nodes.require_handle", lambda *a: None)
-    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: nullcontext(gen))
-    spec = GenerateTrajectories.INPUT_TYPES()["optional"]["mirror_average"]
-    assert spec[0] == ["auto", "on", "off"] and spec[1]["default"] == "auto"
-    image, depth, k = _scene()
-    result = DepthResult(depth, k, torch.ones(32, 32, dtype=torch.bool), "external")
-    used = {}
-    for value in ("auto", "off"):
-        (scene,) = GenerateTrajectories().generate(object(), image.unsqueeze(0), result, "the ball moves right", "",
-                                                   0, 2, 0.0, 5.0, 5, 8.0, 1.0, "32", mirror_average=value)
-        used[value] = scene.metadata["mirror_average"]
-    assert used == {"auto": "on", "off": "off"}

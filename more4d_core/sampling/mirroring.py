@@ -10,6 +10,12 @@ other way on the mirrored one. With ``mirror_average`` on, every odd-numbered sa
 so the mean is taken over both orientations at the cost of the same number of samples (one extra
 encoding of the conditions and of the mirrored prompt).
 
+Measured on the bundled file (docs/bundled-model-history.md, "Mirror averaging, judged"): it did not help. The
+model's accuracy on one scene swings by as much with the image's orientation as with the seed, so the mirrored
+samples are another draw of its per-scene error rather than one that cancels it; validation's moving points fell
+(0.528 -> 0.511). The bundled file's default is off; the option stays for the evaluation and for models that are
+closer to mirror-symmetric.
+
 Mirroring the cosine-basis latents (:class:`..models.trajectory_codec.TemporalBasisCodec`, channels
 ``[x coefficients | y coefficients | z coefficients]`` of the focal-unit displacement) is exact:
 flip the width and negate the x channels. Other codecs (the Wan VAE's latents) have no such map, and
