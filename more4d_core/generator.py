@@ -37,8 +37,15 @@ from .sampling import conditioning as cond
 from .sampling.clause_composition import clause_progress, compose_latents, composition_kind, plan_clauses
 from .sampling.flow_sampler import guided_velocity, sample_flow
 from .sampling.mirroring import mirror_averaging, mirror_caption, mirror_image, mirror_latents
-from .sampling.motion_gating import apply_motion_gate, auto_left_off, gate_enabled, gate_probability
+from .sampling.motion_gating import (
+    apply_motion_gate,
+    auto_left_off,
+    gate_enabled,
+    gate_probability,
+    latent_probability,
+)
 from .sampling.motion_smoothing import smoothing_for
+from .sampling.pixel_gate import hold_outside, pixel_keep
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
 from .sampling.still import check_still_threshold
@@ -152,6 +159,7 @@ class TrajectoryGenerator(nn.Module):
         motion_gate: str | bool | None = None,
         clause_composition: str | bool | None = None,
         mirror_average: str | bool | None = None,
+        motion_gate_pixels: bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
@@ -179,7 +187,9 @@ class TrajectoryGenerator(nn.Module):
         the card slides left") is sampled clause by clause and composed by the gate, and with a model default of
         "gate_camera" also object clauses with a camera clause (:mod:`.sampling.clause_composition`). ``mirror_average``
         ("auto" = None: the model's default, "on", "off"): every other averaged sample is drawn on the mirrored image,
-        depth and prompt and mirrored back (:mod:`.sampling.mirroring`). ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
+        depth and prompt and mirrored back (:mod:`.sampling.mirroring`). ``motion_gate_pixels`` (None: the model's default):
+        the gate decided per output pixel where every moving pixel is a gated object clause's (:mod:`.sampling.pixel_gate`).
+        ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
         cfg = self.config
@@ -199,6 +209,8 @@ class TrajectoryGenerator(nn.Module):
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
         gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
+        pixels = gate_on and (cfg.motion_gate_pixels if motion_gate_pixels is None else bool(motion_gate_pixels))
+        pixel_probability = None  # the gate's probability on the latent grid, where the pixel gate decides
         compose = composition_kind(clause_composition, cfg.clause_composition)
         img = cond.as_image_tensor(image)
         depth = torch.as_tensor(depth).float()
@@ -304,18 +316,27 @@ class TrajectoryGenerator(nn.Module):
                     states = encoded(plan.camera)
                     rest = (sampled(plan.camera, states, clause_progress(progress, len(plan.objects), plan.samplings)),
                             gate_probability(self.transformer, conditions, states))
-                latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold, rest=rest)
+                dilate = pixels and plan.camera is None
+                latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold, rest=rest, dilate=dilate)
+                if dilate:
+                    pixel_probability = torch.stack([latent_probability(c, latents.shape[-2:]) for c in chances]).amax(0)
                 gate["clauses"] = list(plan.objects)
                 if plan.camera is not None:
                     gate["camera_clause"] = plan.camera
             else:
                 latents = sampled(prompt, texts, progress)
                 if moves is not None:
-                    latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold)
+                    latents, gate = apply_motion_gate(latents, moves, cfg.motion_gate_threshold, dilate=pixels)
+                    if pixels:
+                        pixel_probability = latent_probability(moves, latents.shape[-2:])
         factors = self.normalization_factors(k_grid, grid_hw)
         with stage(self.codec):
             tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
                                               still_threshold=still, smoothing=smoothing)[0]
+            if pixel_probability is not None:
+                keep = pixel_keep(pixel_probability, points0.unsqueeze(0).to(dev), cfg.motion_gate_threshold)
+                tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
+                gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4)}
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):
             raise InputError(

@@ -3,6 +3,7 @@
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
                                               [--sample-average N] [--steps K] [--clause-composition gate|none]
                                               [--motion-gate-threshold P] [--mirror-average on|off]
+                                              [--motion-gate-pixels on|off]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
 averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold and whether it
@@ -31,7 +32,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                  motion_smoothing: float | None = None, sample_average: int | None = None,
                  steps: int | None = None, clause_composition: str | None = None,
                  motion_gate_threshold: float | None = None, mirror_average: bool | None = None,
-                 overwrite: bool = False) -> Path:
+                 motion_gate_pixels: bool | None = None, overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -54,9 +55,11 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["motion_gate_threshold"] = float(motion_gate_threshold)  # the config checks the range
     if mirror_average is not None:
         changes["mirror_average"] = mirror_average  # the config checks it against the codec
+    if motion_gate_pixels is not None:
+        changes["motion_gate_pixels"] = motion_gate_pixels  # the config checks it against the gate and codec
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
-                         "--clause-composition, --motion-gate-threshold and/or --mirror-average")
+                         "--clause-composition, --motion-gate-threshold, --mirror-average and/or --motion-gate-pixels")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -83,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror-average", choices=("on", "off"), default=None,
                         help="on: every other averaged sample is drawn on the mirrored image and prompt and mirrored "
                              "back (models with the dct codec); off: every sample on the image as it is")
+    parser.add_argument("--motion-gate-pixels", choices=("on", "off"), default=None,
+                        help="on: the motion gate decided per output pixel where every moving pixel is a gated object "
+                             "clause's (models with a gate and the dct codec); off: per latent cell")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
@@ -91,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                      steps=args.steps, clause_composition=args.clause_composition,
                      motion_gate_threshold=args.motion_gate_threshold,
                      mirror_average=None if args.mirror_average is None else args.mirror_average == "on",
+                     motion_gate_pixels=None if args.motion_gate_pixels is None else args.motion_gate_pixels == "on",
                      overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))

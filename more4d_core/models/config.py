@@ -37,7 +37,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 12: temporal_decoder added (files of version < 12 decode with the cosine basis alone)
 # 13: clause_composition "gate_camera" added (object clauses with a camera clause composed too)
 # 14: mirror_average added (files of version < 14 draw every sample on the image as it is)
-CONFIG_VERSION = 14
+# 15: motion_gate_pixels added (files of version < 15 gate per latent cell)
+CONFIG_VERSION = 15
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -131,6 +132,9 @@ class STraGConfig:
     motion_gate: str = "none"
     motion_gate_width: int = 64
     motion_gate_threshold: float = 0.5
+    # the gate decided per output pixel (sampling.pixel_gate) where every moving pixel is a gated object clause's;
+    # False: per latent cell
+    motion_gate_pixels: bool = False
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -176,6 +180,11 @@ class STraGConfig:
         if self.clause_composition != "none" and self.motion_gate == "none":
             raise InputError(f"clause_composition {self.clause_composition!r} composes clauses with the motion gate: "
                              "it needs motion_gate 'attention' or 'fine'")
+        if not isinstance(self.motion_gate_pixels, bool) or (self.motion_gate_pixels and (
+                self.motion_gate == "none" or self.codec != "dct")):
+            raise InputError(f"motion_gate_pixels must be true or false, and true only for a model with a motion gate "
+                             f"and the 'dct' codec, got {self.motion_gate_pixels!r} (gate {self.motion_gate!r}, codec "
+                             f"{self.codec!r})")
         if not isinstance(self.mirror_average, bool) or (self.mirror_average and self.codec != "dct"):
             raise InputError(f"mirror_average must be true or false, and true only with the 'dct' codec (its latents "
                              f"have a mirror map), got {self.mirror_average!r} with codec {self.codec!r}")
@@ -327,6 +336,8 @@ class STraGConfig:
             data.setdefault("temporal_decoder", "basis")
         if version < 14:  # written before the field existed: every sample on the image as it is
             data.setdefault("mirror_average", False)
+        if version < 15:  # written before the field existed: the gate per latent cell
+            data.setdefault("motion_gate_pixels", False)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

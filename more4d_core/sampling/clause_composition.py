@@ -39,6 +39,7 @@ import torch
 from ..errors import InputError
 from ..models.vocabulary import read_prompt
 from .motion_gating import latent_probability
+from .pixel_gate import dilate_cells
 
 COMPOSE_MODES = ("auto", "on", "off")
 SEPARATORS = frozenset({"and", "while"})
@@ -115,18 +116,30 @@ def clause_progress(progress: Callable[[int, int], None] | None, clause: int,
 
 
 def compose_latents(latents: list[torch.Tensor], probabilities: list[torch.Tensor], threshold: float,
-                    rest: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
+                    rest: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    dilate: bool = False) -> tuple[torch.Tensor, dict]:
     """Clause latents ``[B, C, T, h, w]`` and their gate probabilities ``[B, gh, gw]`` -> (one latent where each
     position takes the clause of highest probability if it reaches ``threshold``; a position no clause claims takes
     ``rest`` = (latent, gate probability), the camera clause's, where that probability reaches ``threshold``, and
     is zero otherwise; a summary for the scene's metadata: ``moving_share`` (of the image), ``clause_shares``,
-    ``camera_share`` (with ``rest``) and ``threshold``)."""
+    ``camera_share`` (with ``rest``) and ``threshold``). ``dilate`` (without ``rest`` only): the moving cells grown
+    by one cell first, each taking its clause of highest probability (for the pixel gate, :mod:`.pixel_gate`)."""
     if not latents or len(latents) != len(probabilities):
         raise InputError(f"composing clauses needs one gate probability per clause latent, got {len(latents)} "
                          f"latents and {len(probabilities)} probabilities")
     hw = latents[0].shape[-2:]
     up = torch.stack([latent_probability(p, hw) for p in probabilities])  # [K, B, 1, 1, h, w]
     best, moves = up.argmax(0), up.amax(0) >= threshold
+    if dilate:
+        if rest is not None:
+            raise InputError("the pixel gate composes object clauses only: with a camera clause the rest of the image "
+                             "moves with the camera")
+        grown = dilate_cells(moves.float()) > 0
+        keeps = [(grown & (best == k)).float() for k in range(len(latents))]
+        out = sum(lat * keep.to(lat.dtype) for lat, keep in zip(latents, keeps))
+        shares = [round(float((moves & (best == k)).float().mean()), 4) for k in range(len(latents))]
+        return out, {"moving_share": round(float(moves.float().mean()), 4), "clause_shares": shares,
+                     "threshold": threshold}
     keeps = [(moves & (best == k)).float() for k in range(len(latents))]
     out = sum(lat * keep.to(lat.dtype) for lat, keep in zip(latents, keeps))
     summary = {"clause_shares": [round(float(keep.mean()), 4) for keep in keeps]}

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .pixel_gate import dilate_cells
 
 GATE_MODES = ("auto", "on", "off")
 # depth sources "auto" does not gate (DepthResult.backend of the built-in prior, the evaluation's "prior"
@@ -71,11 +72,16 @@ def gate_mask(probability: torch.Tensor, latent_hw: tuple[int, int], threshold: 
     return (latent_probability(probability, latent_hw) >= threshold).float()
 
 
-def apply_motion_gate(latents: torch.Tensor, probability: torch.Tensor, threshold: float) -> tuple[torch.Tensor, dict]:
+def apply_motion_gate(latents: torch.Tensor, probability: torch.Tensor, threshold: float,
+                      dilate: bool = False) -> tuple[torch.Tensor, dict]:
     """(``latents`` with the positions judged still set to zero, a summary for the scene's metadata:
-    ``moving_share``, the share of the image kept moving, and ``threshold``)."""
+    ``moving_share``, the share of the image kept moving, and ``threshold``). ``dilate``: the kept cells grown by
+    one cell first (for the pixel gate, :mod:`.pixel_gate`, which then decides each output pixel)."""
     keep = gate_mask(probability.to(latents.device), latents.shape[-2:], threshold)
-    return latents * keep.to(latents.dtype), {"moving_share": round(float(keep.mean()), 4), "threshold": threshold}
+    summary = {"moving_share": round(float(keep.mean()), 4), "threshold": threshold}
+    if dilate:
+        keep = dilate_cells(keep)
+    return latents * keep.to(latents.dtype), summary
 
 
 def describe_gate(summary: dict) -> str:
