@@ -150,6 +150,13 @@ class GenerateTrajectories:
                                "gate on. A prompt of one subject is sampled whole. With a camera clause ('..., while "
                                "the camera pans left') each object clause is sampled with it and the rest of the image "
                                "moves as the camera clause alone, for models whose default is gate_camera."}),
+                "gate_pixels": (["auto", "on", "off"], {
+                    "default": "auto",
+                    "tooltip": "Where the motion gate keeps motion: on = per output pixel (the motion stops at the "
+                               "object's outline, found along the depth's edges; where the gate wrongly keeps part of "
+                               "an object, that part ends at a sharp line), off = per 4 x 4 cell (a soft edge that "
+                               "smears a little motion onto the background). auto = the model's default (on for the "
+                               "bundled model). Prompts with a camera clause always use the cells."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -163,7 +170,8 @@ class GenerateTrajectories:
 
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
                  motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
-                 clip_vision=None, motion_smoothing=-1.0, sample_average=0, clause_composition="auto", unique_id=None):
+                 clip_vision=None, motion_smoothing=-1.0, sample_average=0, clause_composition="auto", gate_pixels="auto",
+                 unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -194,6 +202,7 @@ class GenerateTrajectories:
                                      motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,
                                      sample_average=int(sample_average) or None,
                                      motion_gate=motion_gate, clause_composition=clause_composition,
+                                     motion_gate_pixels={"auto": None, "on": True, "off": False}[gate_pixels],
                                      depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:
