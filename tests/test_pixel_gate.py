@@ -221,3 +221,11 @@ def test_the_node_passes_the_setting(monkeypatch):
                                                    5, 8.0, 1.0, "32", gate_pixels=value)
         used[value] = scene.metadata["motion_gate"].get("pixels", False)
     assert used == {"auto": True, "off": False, "on": True}
+
+
+def test_the_share_people_are_told_is_the_pixels_where_the_pixel_gate_decided():
+    from more4d_core.sampling.motion_gating import describe_gate
+
+    assert "lets 9% of the image move" in describe_gate({"moving_share": 0.09, "threshold": 0.3})
+    assert "lets 7% of the image move" in describe_gate({"moving_share": 0.09, "pixels": True,
+                                                          "pixel_moving_share": 0.07, "threshold": 0.3})

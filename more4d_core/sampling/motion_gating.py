@@ -89,7 +89,7 @@ def describe_gate(summary: dict) -> str:
     if summary.get("off"):
         return (f"the motion gate is off for {summary['off']} (on that depth it holds the objects the prompt names "
                 "still); give the depth of a depth model or a depth map to use it, or set motion_gate to on")
-    share = summary["moving_share"]
+    share = summary.get("pixel_moving_share", summary["moving_share"])  # what moves, per pixel where decided so
     if share == 0:
         return ("the motion gate judges that nothing in the image moves for this prompt, so the scene stays still "
                 "(turn motion_gate off to see the denoiser's motion alone)")
