@@ -49,6 +49,7 @@ from .sampling.pixel_gate import hold_outside, pixel_keep
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
 from .sampling.still import check_still_threshold
+from .sampling.switches import switch_mode
 from .scene import Scene4D
 
 log = logging.getLogger("more4d")
@@ -159,7 +160,7 @@ class TrajectoryGenerator(nn.Module):
         motion_gate: str | bool | None = None,
         clause_composition: str | bool | None = None,
         mirror_average: str | bool | None = None,
-        motion_gate_pixels: bool | None = None,
+        motion_gate_pixels: str | bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
@@ -187,7 +188,7 @@ class TrajectoryGenerator(nn.Module):
         the card slides left") is sampled clause by clause and composed by the gate, and with a model default of
         "gate_camera" also object clauses with a camera clause (:mod:`.sampling.clause_composition`). ``mirror_average``
         ("auto" = None: the model's default, "on", "off"): every other averaged sample is drawn on the mirrored image,
-        depth and prompt and mirrored back (:mod:`.sampling.mirroring`). ``motion_gate_pixels`` (None: the model's default):
+        depth and prompt and mirrored back (:mod:`.sampling.mirroring`). ``motion_gate_pixels`` ("auto" = None: the model's default, "on", "off"):
         the gate decided per output pixel where every moving pixel is a gated object clause's (:mod:`.sampling.pixel_gate`).
         ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
@@ -209,7 +210,8 @@ class TrajectoryGenerator(nn.Module):
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")
         gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
-        pixels = gate_on and (cfg.motion_gate_pixels if motion_gate_pixels is None else bool(motion_gate_pixels))
+        pixels_mode = switch_mode(motion_gate_pixels, "motion_gate_pixels")
+        pixels = gate_on and (cfg.motion_gate_pixels if pixels_mode == "auto" else pixels_mode == "on")
         pixel_probability = None  # the gate's probability on the latent grid, where the pixel gate decides
         compose = composition_kind(clause_composition, cfg.clause_composition)
         img = cond.as_image_tensor(image)

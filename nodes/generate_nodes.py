@@ -16,6 +16,7 @@ from more4d_core.sampling.motion_gating import GATE_MODES
 from more4d_core.sampling.motion_smoothing import MAX_MOTION_SMOOTHING
 from more4d_core.sampling.sample_average import MAX_SAMPLE_AVERAGE
 from more4d_core.sampling.still import MAX_STILL_THRESHOLD
+from more4d_core.sampling.switches import SWITCH_MODES
 
 from .comfy_bridge import Progress, check_interrupted, show_text
 from .model_nodes import require_handle
@@ -150,7 +151,7 @@ class GenerateTrajectories:
                                "gate on. A prompt of one subject is sampled whole. With a camera clause ('..., while "
                                "the camera pans left') each object clause is sampled with it and the rest of the image "
                                "moves as the camera clause alone, for models whose default is gate_camera."}),
-                "gate_pixels": (["auto", "on", "off"], {
+                "gate_pixels": (list(SWITCH_MODES), {
                     "default": "auto",
                     "tooltip": "Where the motion gate keeps motion: on = per output pixel (the motion stops at the "
                                "object's outline, found along the depth's edges; where the gate wrongly keeps part of "
@@ -202,7 +203,7 @@ class GenerateTrajectories:
                                      motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,
                                      sample_average=int(sample_average) or None,
                                      motion_gate=motion_gate, clause_composition=clause_composition,
-                                     motion_gate_pixels={"auto": None, "on": True, "off": False}[gate_pixels],
+                                     motion_gate_pixels=gate_pixels,
                                      depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:

@@ -229,3 +229,11 @@ def test_the_share_people_are_told_is_the_pixels_where_the_pixel_gate_decided():
     assert "lets 9% of the image move" in describe_gate({"moving_share": 0.09, "threshold": 0.3})
     assert "lets 7% of the image move" in describe_gate({"moving_share": 0.09, "pixels": True,
                                                           "pixel_moving_share": 0.07, "threshold": 0.3})
+
+
+def test_a_setting_other_than_auto_on_off_is_refused():
+    gen = build_generator(GATED_DCT, seed=0)
+    depth, _ = _object_scene(32, (10, 19))
+    with pytest.raises(InputError, match="motion_gate_pixels must be one of auto, on, off"):
+        gen.generate(torch.rand(32, 32, 3), depth, K, "the ball moves right", steps=1, num_frames=5,
+                     motion_gate_pixels="sometimes")

@@ -40,8 +40,9 @@ from ..errors import InputError
 from ..models.vocabulary import read_prompt
 from .motion_gating import latent_probability
 from .pixel_gate import dilate_cells
+from .switches import SWITCH_MODES, switch_mode
 
-COMPOSE_MODES = ("auto", "on", "off")
+COMPOSE_MODES = SWITCH_MODES
 SEPARATORS = frozenset({"and", "while"})
 SUBJECTS = frozenset({"ball", "box", "card", "disc", "object", "camera"})
 VERBS = frozenset({"moves", "bounces", "spins", "grows", "shrinks", "waves", "ripples", "bends", "pans", "rises"})
@@ -52,9 +53,7 @@ def composition_kind(mode: str | bool | None, default: str) -> str:
     camera clause), for ``mode`` "on" / "off" / "auto" (None = "auto"; True / False = "on" / "off") and the model's
     ``default`` (``STraGConfig.clause_composition``): "auto" follows the default, "on" too unless the default is
     "none" (then "gate"), "off" is "none"."""
-    mode = {None: "auto", True: "on", False: "off"}.get(mode, mode)
-    if mode not in COMPOSE_MODES:
-        raise InputError(f"clause_composition must be one of {', '.join(COMPOSE_MODES)}, got {mode!r}")
+    mode = switch_mode(mode, "clause_composition")
     if mode == "off":
         return "none"
     return "gate" if mode == "on" and default == "none" else default

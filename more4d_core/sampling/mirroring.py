@@ -29,10 +29,11 @@ import re
 import torch
 
 from ..errors import InputError
+from .switches import SWITCH_MODES, switch_mode
 
 _SWAPS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
 _SWAP_RE = re.compile(r"\b(left|right|clockwise|counterclockwise)\b")
-MIRROR_SETTINGS = ("auto", "on", "off")
+MIRROR_SETTINGS = SWITCH_MODES
 
 
 def mirror_caption(caption: str) -> str:
@@ -57,24 +58,13 @@ def mirror_image(image: torch.Tensor) -> torch.Tensor:
     return image.flip(-1)
 
 
-def check_mirror_setting(setting) -> str:
-    """``setting`` (None = "auto", True = "on", False = "off", or one of :data:`MIRROR_SETTINGS`) as a name."""
-    if setting is None:
-        return "auto"
-    if isinstance(setting, bool):
-        return "on" if setting else "off"
-    if setting not in MIRROR_SETTINGS:
-        raise InputError(f"mirror averaging must be one of {', '.join(MIRROR_SETTINGS)}, got {setting!r}")
-    return str(setting)
-
-
 def mirror_averaging(setting, model_default: bool, *, codec: str, samples: int, caption_known: bool) -> tuple[bool, str]:
     """Whether a generation mirrors its odd samples, and why (for the scene's metadata).
 
     "auto" follows the model's default; "on" asks for it and is refused where it cannot work (a codec
     without a mirror map, text conditioning given as encoder states or an encoder that cannot read its words);
     one sample has nothing to average, so it is off."""
-    name = check_mirror_setting(setting)
+    name = switch_mode(setting, "mirror_average")
     wanted = model_default if name == "auto" else name == "on"
     if not wanted:
         return False, "off"

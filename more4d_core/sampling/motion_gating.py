@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
 from .pixel_gate import dilate_cells
+from .switches import SWITCH_MODES, switch_mode
 
-GATE_MODES = ("auto", "on", "off")
+GATE_MODES = SWITCH_MODES
 # depth sources "auto" does not gate (DepthResult.backend of the built-in prior, the evaluation's "prior"
 # depth), with the words that tell the user why
 UNGATED_DEPTH_SOURCES = {"prior": "the built-in prior's depth"}
@@ -31,9 +31,7 @@ def gate_enabled(mode: str | bool | None, depth_source: str | None) -> bool:
     """Whether to use a model's motion gate: ``mode`` "on" / "off" / "auto" (None = "auto"; True / False =
     "on" / "off"); "auto" is on unless ``depth_source`` (a DepthResult backend: "prior", "external",
     "transformers:...", or None when unknown) is the built-in prior's."""
-    mode = {None: "auto", True: "on", False: "off"}.get(mode, mode)
-    if mode not in GATE_MODES:
-        raise InputError(f"motion_gate must be one of {', '.join(GATE_MODES)}, got {mode!r}")
+    mode = switch_mode(mode, "motion_gate")
     return mode == "on" or (mode == "auto" and depth_source not in UNGATED_DEPTH_SOURCES)
 
 
