@@ -128,20 +128,14 @@ def compose_latents(latents: list[torch.Tensor], probabilities: list[torch.Tenso
                          f"latents and {len(probabilities)} probabilities")
     hw = latents[0].shape[-2:]
     up = torch.stack([latent_probability(p, hw) for p in probabilities])  # [K, B, 1, 1, h, w]
+    if dilate and rest is not None:
+        raise InputError("the pixel gate composes object clauses only: with a camera clause the rest of the image "
+                         "moves with the camera")
     best, moves = up.argmax(0), up.amax(0) >= threshold
-    if dilate:
-        if rest is not None:
-            raise InputError("the pixel gate composes object clauses only: with a camera clause the rest of the image "
-                             "moves with the camera")
-        grown = dilate_cells(moves.float()) > 0
-        keeps = [(grown & (best == k)).float() for k in range(len(latents))]
-        out = sum(lat * keep.to(lat.dtype) for lat, keep in zip(latents, keeps))
-        shares = [round(float((moves & (best == k)).float().mean()), 4) for k in range(len(latents))]
-        return out, {"moving_share": round(float(moves.float().mean()), 4), "clause_shares": shares,
-                     "threshold": threshold}
-    keeps = [(moves & (best == k)).float() for k in range(len(latents))]
+    region = dilate_cells(moves.float()) > 0 if dilate else moves  # where the clauses' latents are kept
+    keeps = [(region & (best == k)).float() for k in range(len(latents))]
     out = sum(lat * keep.to(lat.dtype) for lat, keep in zip(latents, keeps))
-    summary = {"clause_shares": [round(float(keep.mean()), 4) for keep in keeps]}
+    summary = {"clause_shares": [round(float((moves & (best == k)).float().mean()), 4) for k in range(len(latents))]}
     if rest is not None:
         camera = ~moves & (latent_probability(rest[1], hw) >= threshold)
         out = out + rest[0] * camera.to(rest[0].dtype)
