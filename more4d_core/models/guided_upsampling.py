@@ -18,8 +18,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..geometry.normalization import safe_depth
+
 SIGMA_RANGE = 0.03  # log depth
 SIGMA_SPACE = 0.6  # blocks
+
+
+def depth_guide(points0: torch.Tensor) -> torch.Tensor:
+    """The guide of frame-0 points ``[B, H, W, 3]``: their log depth ``[B, H, W]`` (unusable depths as 1)."""
+    return torch.log(safe_depth(points0[..., 2].float()))
 
 
 def block_means(guide: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, safe_depth
+from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion
 from ..sampling.motion_smoothing import blocks_sigma, check_motion_smoothing, smooth_motion_blocks
 from ..sampling.still import hold_still
 from .config import DECODE_GUIDES, STraGConfig
-from .guided_upsampling import block_means, guided_upsample
+from .guided_upsampling import block_means, depth_guide, guided_upsample
 from .temporal_decoder import TemporalResidual
 from .vae_adaptors import DecoderAdaptor, EncoderAdaptor
 
@@ -227,7 +227,7 @@ class TemporalBasisCodec(TrajectoryCodec):
         sigma = blocks_sigma(smoothing, coeffs.shape[-1])
         if sigma == 0.0 and self.decode_guide == "none" and self.residual is None:
             return super().decode_field_on(latents, points0, num_frames)
-        guide = torch.log(safe_depth(points0[..., 2].float()))
+        guide = depth_guide(points0)
         if sigma > 0.0:
             coeffs = smooth_motion_blocks(coeffs, block_means(guide, coeffs.shape[-2:]), sigma)
         if self.decode_guide == "none" and self.residual is None:

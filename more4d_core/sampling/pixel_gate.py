@@ -21,8 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..geometry.normalization import safe_depth
-from ..models.guided_upsampling import guided_upsample
+from ..models.guided_upsampling import depth_guide, guided_upsample
 
 
 def dilate_cells(keep: torch.Tensor) -> torch.Tensor:
@@ -34,7 +33,7 @@ def dilate_cells(keep: torch.Tensor) -> torch.Tensor:
 def pixel_keep(probability: torch.Tensor, points0: torch.Tensor, threshold: float) -> torch.Tensor:
     """``probability`` on the latent grid ``[B, 1, 1, h, w]`` -> ``[B, H, W]`` bool: the output pixels (the grid of
     the frame-0 points ``[B, H, W, 3]``) where its depth-guided upsampling reaches ``threshold``."""
-    guide = torch.log(safe_depth(points0[..., 2].float()))
+    guide = depth_guide(points0)
     up = guided_upsample(probability[:, 0].float().to(guide.device), guide)[:, 0]
     return up >= threshold
 
