@@ -111,6 +111,14 @@ class TrajectoryGenerator(nn.Module):
             log.warning("prompt %r: %s", prompt, warning)
         return reading
 
+    def mirror_choice(self, setting, samples: int, *, text_given: bool = False) -> tuple[bool, str]:
+        """Whether :meth:`generate` mirrors its odd samples for ``setting`` and ``samples`` averaged, and the note its
+        metadata records (:func:`.sampling.mirroring.mirror_averaging`); ``text_given``: encoder states replace the
+        prompt, so there is no caption to mirror."""
+        caption_known = not text_given and getattr(self.text_encoder, "read", None) is not None
+        return mirror_averaging(setting, self.config.mirror_average, codec=self.config.codec, samples=samples,
+                                caption_known=caption_known)
+
     def _check_text_states(self, states: torch.Tensor | None) -> torch.Tensor | None:
         cfg = self.config
         if states is None:
@@ -203,9 +211,7 @@ class TrajectoryGenerator(nn.Module):
         still = check_still_threshold(cfg.still_threshold if still_threshold is None else still_threshold)
         smoothing, smoothing_off = smoothing_for(motion_smoothing, cfg.motion_smoothing, depth_source)
         averaged = check_sample_average(cfg.sample_average if sample_average is None else sample_average)
-        caption_known = text_states is None and getattr(self.text_encoder, "read", None) is not None
-        mirrored, mirror_note = mirror_averaging(mirror_average, cfg.mirror_average, codec=cfg.codec, samples=averaged,
-                                                 caption_known=caption_known)
+        mirrored, mirror_note = self.mirror_choice(mirror_average, averaged, text_given=text_states is not None)
         if smoothing > 0.0 and cfg.codec != "dct":  # refused before minutes of sampling, not after
             raise InputError(f"motion smoothing works on the small models' coarse motion grid; {cfg.name} (codec "
                              f"{cfg.codec!r}) has none: set motion smoothing to 0 (or -1 on the node)")

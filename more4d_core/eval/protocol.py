@@ -44,7 +44,6 @@ from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sa
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
 from ..sampling.clause_composition import composition_kind
-from ..sampling.mirroring import mirror_averaging
 from ..sampling.motion_gating import gate_enabled
 from ..sampling.motion_smoothing import check_motion_smoothing, smoothing_for
 from ..sampling.sample_average import check_sample_average
@@ -133,8 +132,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
     smooth_rows = {**({"model + smoothing": smooth} if smooth > 0 else {}),
                    **{f"model + smoothing {v:g}": check_motion_smoothing(v) for v in smoothing_sweep}}  # choices (on validation)
     averaged = check_sample_average(cfg.sample_average if sample_average is None else sample_average)
-    mirrored = mirror_averaging(mirror_average, cfg.mirror_average, codec=cfg.codec, samples=averaged,
-                                caption_known=getattr(generator.text_encoder, "read", None) is not None)[1]
+    mirrored = generator.mirror_choice(mirror_average, averaged)[1]  # the note generate() records
     left_out = {"model + smoothing"} if smooth <= 0 else set()
     left_out |= {"model, one sample"} if averaged == 1 else set()
     axis_rows = AXIS_ROWS if axis_split else {}
