@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from tiny_models import record_decoded_latents
 
 from more4d_core.errors import InputError
 from more4d_core.eval.protocol import evaluate
@@ -87,21 +88,9 @@ def test_it_is_left_off_or_refused_where_it_cannot_work():
         mirror_averaging("sometimes", False, codec="dct", samples=8, caption_known=True)
 
 
-def _decoded_latents(gen, monkeypatch):
-    seen = []
-    decode = gen.codec.decode_tracks
-
-    def spy(latents, *args, **kwargs):
-        seen.append(latents.detach().clone())
-        return decode(latents, *args, **kwargs)
-
-    monkeypatch.setattr(gen.codec, "decode_tracks", spy)
-    return seen
-
-
 def test_the_odd_samples_are_the_mirror_images_generations_mirrored_back(monkeypatch):
     gen = build_generator(DCT, seed=0)
-    seen = _decoded_latents(gen, monkeypatch)
+    seen = record_decoded_latents(monkeypatch, gen)
     image, depth, k = _scene()
     args = dict(steps=2, num_frames=5, motion_gate="off", still_threshold=0.0, motion_smoothing=0.0,
                 negative_prompt="the ball moves left")
@@ -134,7 +123,7 @@ def test_the_odd_samples_are_the_mirror_images_generations_mirrored_back(monkeyp
 
 def test_a_synonym_is_mirrored_as_the_word_it_maps_to(monkeypatch):
     gen = build_generator(DCT.replace(text_vocabulary="procedural"), seed=0)
-    seen = _decoded_latents(gen, monkeypatch)
+    seen = record_decoded_latents(monkeypatch, gen)
     image, depth, k = _scene()
     args = dict(steps=1, num_frames=5, motion_gate="off", still_threshold=0.0, motion_smoothing=0.0,
                 sample_average=2, mirror_average="on")

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from tiny_models import record_decoded_latents
 
 from more4d_core.errors import InputError
 from more4d_core.generator import build_generator
@@ -155,9 +156,7 @@ def test_the_generator_decodes_the_outline_cells_motion_with_the_pixel_gate(monk
     gen = build_generator(GATED_DCT, seed=0)
     depth, _ = _object_scene(32, (10, 19))
     image = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(2))
-    seen = []
-    decode = gen.codec.decode_tracks
-    monkeypatch.setattr(gen.codec, "decode_tracks", lambda latents, *a, **k: seen.append(latents) or decode(latents, *a, **k))
+    seen = record_decoded_latents(monkeypatch, gen)
 
     def probability(transformer, conditions, text):
         p = torch.zeros(1, *conditions.control.shape[-2:])

@@ -114,3 +114,17 @@ def force_gate(gate, logit: float) -> None:
             p.zero_()
         gate.query.bias[0] = 1.0
         gate.key.bias[0] = logit * math.sqrt(gate.width)
+
+
+def record_decoded_latents(monkeypatch, gen) -> list:
+    """Keep, per generation, a copy of the latents ``gen`` hands its codec to decode (what the sampler and the gate
+    made), decoding them as before."""
+    seen = []
+    decode = gen.codec.decode_tracks
+
+    def spy(latents, *args, **kwargs):
+        seen.append(latents.detach().clone())
+        return decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(gen.codec, "decode_tracks", spy)
+    return seen
