@@ -47,6 +47,7 @@ from .sampling.motion_gating import (
 from .sampling.motion_smoothing import smoothing_for
 from .sampling.pixel_gate import hold_outside, pixel_keep
 from .sampling.prompt_binding import binding_probability, binding_summary
+from .sampling.rigid_motion import fit_segments
 from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
 from .sampling.still import check_still_threshold
 from .sampling.switches import switch_mode
@@ -169,6 +170,7 @@ class TrajectoryGenerator(nn.Module):
         clause_composition: str | bool | None = None,
         mirror_average: str | bool | None = None,
         motion_gate_pixels: str | bool | None = None,
+        rigid_segments: str | bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
@@ -198,6 +200,9 @@ class TrajectoryGenerator(nn.Module):
         ("auto" = None: the model's default, "on", "off"): every other averaged sample is drawn on the mirrored image,
         depth and prompt and mirrored back (:mod:`.sampling.mirroring`). ``motion_gate_pixels`` ("auto" = None: the model's default, "on", "off"):
         the gate decided per output pixel where every moving pixel is a gated object clause's (:mod:`.sampling.pixel_gate`).
+        ``rigid_segments`` ("auto" = None: the model's default, "on", "off"): where the pixel gate decides, each moving
+        segment's motion is replaced by one translation or similarity transform per frame where that explains it
+        (:mod:`.sampling.rigid_motion`).
         ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
@@ -218,6 +223,8 @@ class TrajectoryGenerator(nn.Module):
         gate_on = gate_enabled(motion_gate, depth_source) and cfg.motion_gate != "none"
         pixels_mode = switch_mode(motion_gate_pixels, "motion_gate_pixels")
         pixels = gate_on and (cfg.motion_gate_pixels if pixels_mode == "auto" else pixels_mode == "on")
+        rigid_mode = switch_mode(rigid_segments, "rigid_segments")
+        rigid = pixels and (cfg.rigid_segments if rigid_mode == "auto" else rigid_mode == "on")
         pixel_probability = None  # the gate's probability on the latent grid, where the pixel gate decides
         compose = composition_kind(clause_composition, cfg.clause_composition)
         img = cond.as_image_tensor(image)
@@ -345,6 +352,9 @@ class TrajectoryGenerator(nn.Module):
                 keep = pixel_keep(pixel_probability, points0.unsqueeze(0).to(dev), cfg.motion_gate_threshold)
                 tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
                 gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4)}
+                if rigid:
+                    tracks, fitted = fit_segments(tracks, keep[0])
+                    gate["rigid_segments"] = fitted
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):
             raise InputError(

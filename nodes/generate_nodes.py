@@ -158,6 +158,13 @@ class GenerateTrajectories:
                                "an object, that part ends at a sharp line), off = per 4 x 4 cell (a soft edge that "
                                "smears a little motion onto the background). auto = the model's default (on for the "
                                "bundled model). Prompts with a camera clause always use the cells."}),
+                "rigid_segments": (list(SWITCH_MODES), {
+                    "default": "auto",
+                    "tooltip": "With the pixel gate: the moving pixels are split into segments where the depth jumps, "
+                               "and each segment moves as one piece (one translation, or one rotation, move and scale, "
+                               "per frame) where that explains its generated motion; a segment whose motion is not "
+                               "rigid (a bend, a wave, two objects touching) keeps its motion as generated. auto = the "
+                               "model's default. Needs gate_pixels on."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -172,7 +179,7 @@ class GenerateTrajectories:
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
                  motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
                  clip_vision=None, motion_smoothing=-1.0, sample_average=0, clause_composition="auto", gate_pixels="auto",
-                 unique_id=None):
+                 rigid_segments="auto", unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -203,7 +210,7 @@ class GenerateTrajectories:
                                      motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,
                                      sample_average=int(sample_average) or None,
                                      motion_gate=motion_gate, clause_composition=clause_composition,
-                                     motion_gate_pixels=gate_pixels,
+                                     motion_gate_pixels=gate_pixels, rigid_segments=rigid_segments,
                                      depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:

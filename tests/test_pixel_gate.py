@@ -5,21 +5,17 @@ import json
 
 import pytest
 import torch
-from tiny_models import record_decoded_latents
+from tiny_models import GATE_INTRINSICS, GATED_DCT, record_decoded_latents
 
 from more4d_core.errors import InputError
 from more4d_core.generator import build_generator
 from more4d_core.geometry.projection import backproject_depth
-from more4d_core.models.config import CONFIG_VERSION, MORE4D_TINY, STraGConfig
+from more4d_core.models.config import CONFIG_VERSION, STraGConfig
 from more4d_core.sampling.clause_composition import compose_latents
 from more4d_core.sampling.motion_gating import apply_motion_gate
 from more4d_core.sampling.pixel_gate import dilate_cells, hold_outside, pixel_keep
 
-GATED_DCT = MORE4D_TINY.replace(codec="dct", dct_coefficients=8, latent_channels=24, spatial_compression=4,
-                                normalization="focal", depth_condition="max_ratio", decode_guide="depth",
-                                object_encoder="conv", object_encoder_width=16, motion_gate="attention",
-                                motion_gate_width=2, motion_gate_threshold=0.5)
-K = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
+K = GATE_INTRINSICS
 
 
 def _object_scene(size=24, box=(6, 14)):

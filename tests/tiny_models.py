@@ -99,6 +99,11 @@ def record_generate_option(monkeypatch, gen, option: str) -> list:
 TINY_GATE = MORE4D_TINY.replace(object_encoder="conv", object_encoder_width=16, motion_gate="attention",
                                 motion_gate_width=2)
 GATE_INTRINSICS = torch.tensor([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
+# the same gate on the small models' dct codec with its depth-guided decoder (the pixel gate's setting)
+GATED_DCT = MORE4D_TINY.replace(codec="dct", dct_coefficients=8, latent_channels=24, spatial_compression=4,
+                                normalization="focal", depth_condition="max_ratio", decode_guide="depth",
+                                object_encoder="conv", object_encoder_width=16, motion_gate="attention",
+                                motion_gate_width=2, motion_gate_threshold=0.5)
 
 
 def gate_inputs(seed=2):

@@ -3,7 +3,7 @@
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
                                               [--sample-average N] [--steps K] [--clause-composition gate|none]
                                               [--motion-gate-threshold P] [--mirror-average on|off]
-                                              [--motion-gate-pixels on|off]
+                                              [--motion-gate-pixels on|off] [--rigid-segments on|off]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
 averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold and whether it
@@ -32,7 +32,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                  motion_smoothing: float | None = None, sample_average: int | None = None,
                  steps: int | None = None, clause_composition: str | None = None,
                  motion_gate_threshold: float | None = None, mirror_average: bool | None = None,
-                 motion_gate_pixels: bool | None = None, overwrite: bool = False) -> Path:
+                 motion_gate_pixels: bool | None = None, rigid_segments: bool | None = None, overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -57,9 +57,12 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["mirror_average"] = mirror_average  # the config checks it against the codec
     if motion_gate_pixels is not None:
         changes["motion_gate_pixels"] = motion_gate_pixels  # the config checks it against the gate and codec
+    if rigid_segments is not None:
+        changes["rigid_segments"] = rigid_segments  # the config checks it against the pixel gate
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
-                         "--clause-composition, --motion-gate-threshold, --mirror-average and/or --motion-gate-pixels")
+                         "--clause-composition, --motion-gate-threshold, --mirror-average, --motion-gate-pixels and/or "
+                         "--rigid-segments")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -89,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--motion-gate-pixels", choices=("on", "off"), default=None,
                         help="on: the motion gate decided per output pixel where every moving pixel is a gated object "
                              "clause's (models with a gate and the dct codec); off: per latent cell")
+    parser.add_argument("--rigid-segments", choices=("on", "off"), default=None,
+                        help="on: with the pixel gate, each moving segment's motion is replaced by one translation or "
+                             "similarity transform per frame where that explains it; off: each pixel's motion as decoded")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                      motion_gate_threshold=args.motion_gate_threshold,
                      mirror_average=None if args.mirror_average is None else args.mirror_average == "on",
                      motion_gate_pixels=None if args.motion_gate_pixels is None else args.motion_gate_pixels == "on",
+                     rigid_segments=None if args.rigid_segments is None else args.rigid_segments == "on",
                      overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))

@@ -38,7 +38,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 13: clause_composition "gate_camera" added (object clauses with a camera clause composed too)
 # 14: mirror_average added (files of version < 14 draw every sample on the image as it is)
 # 15: motion_gate_pixels added (files of version < 15 gate per latent cell)
-CONFIG_VERSION = 15
+# 16: rigid_segments added (files of version < 16 keep each moving pixel's motion as decoded)
+CONFIG_VERSION = 16
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -135,6 +136,9 @@ class STraGConfig:
     # the gate decided per output pixel (sampling.pixel_gate) where every moving pixel is a gated object clause's;
     # False: per latent cell
     motion_gate_pixels: bool = False
+    # with the pixel gate: each moving segment's motion replaced by one translation or similarity transform per frame
+    # where that explains it (sampling.rigid_motion); False: each pixel's motion as decoded
+    rigid_segments: bool = False
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -185,6 +189,10 @@ class STraGConfig:
             raise InputError(f"motion_gate_pixels must be true or false, and true only for a model with a motion gate "
                              f"and the 'dct' codec, got {self.motion_gate_pixels!r} (gate {self.motion_gate!r}, codec "
                              f"{self.codec!r})")
+        if not isinstance(self.rigid_segments, bool) or (self.rigid_segments and not self.motion_gate_pixels):
+            raise InputError(f"rigid_segments must be true or false, and true only with motion_gate_pixels (the pixel "
+                             f"gate's moving pixels are what it fits), got {self.rigid_segments!r} (motion_gate_pixels "
+                             f"{self.motion_gate_pixels!r})")
         if not isinstance(self.mirror_average, bool) or (self.mirror_average and self.codec != "dct"):
             raise InputError(f"mirror_average must be true or false, and true only with the 'dct' codec (its latents "
                              f"have a mirror map), got {self.mirror_average!r} with codec {self.codec!r}")
@@ -338,6 +346,8 @@ class STraGConfig:
             data.setdefault("mirror_average", False)
         if version < 15:  # written before the field existed: the gate per latent cell
             data.setdefault("motion_gate_pixels", False)
+        if version < 16:  # written before the field existed: each pixel's motion as decoded
+            data.setdefault("rigid_segments", False)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -93,4 +93,10 @@ def describe_gate(summary: dict) -> str:
                 "(turn motion_gate off to see the denoiser's motion alone)")
     if share >= 1.0:
         return "the motion gate lets the whole image move"
-    return f"the motion gate lets {100 * share:.0f}% of the image move; the rest stays exactly still"
+    line = f"the motion gate lets {100 * share:.0f}% of the image move; the rest stays exactly still"
+    fitted = summary.get("rigid_segments")
+    if fitted:
+        whole = fitted["translation"] + fitted["similarity"]
+        line += (f"; {whole} of its {whole + fitted['as generated']} moving segments move as one piece"
+                 if whole or fitted["as generated"] else "")
+    return line

@@ -1,0 +1,122 @@
+"""Each moving segment moved as one piece: one translation, or one similarity transform, per frame.
+
+The denoiser generates a rigid slide as a smoothly non-rigid field: one side or the middle of the object moves
+faster (docs/bundled-model-history.md, "Where a mover's remaining error lives": at the last frame of a 158-pixel
+slide the points' speeds spread by 23 pixels, the same in every sample). The procedural movers it was trained on
+slide, bounce, move toward or away, spin and grow, each of which moves all of an object's points by one similarity
+transform of 3D space (rotation, translation, scale); bends and waves do not. Here the moving pixels (the pixel
+gate's) are split into segments, connected pixels cut where the depth jumps so that an object and the background
+beside it fall apart, and each segment's points at each frame are replaced by
+
+* its median displacement, where that leaves at most :data:`TRANSLATION_LIMIT` of the segment's motion unexplained;
+* else the similarity transform that best maps its frame-0 points onto them (least squares, Umeyama's closed form),
+  where that leaves at most :data:`SIMILARITY_LIMIT`;
+* else nothing: a segment whose motion is not rigid (a bend, a wave, two objects touching that move differently)
+  keeps its motion as generated, as do segments of fewer than :data:`MIN_SEGMENT` pixels.
+
+Frame 0 and the pixels outside the mask stay as they are.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+# chosen on 80 still-camera scenes of the training stream (seeds from 990000000 and 990000150), never on validation
+# (docs/bundled-model-history.md, "Each moving segment as one piece")
+DEPTH_JUMP = 0.04  # a relative depth difference between 4-neighbours that separates two segments
+MIN_SEGMENT = 16  # segments of fewer pixels keep their motion as generated
+TRANSLATION_LIMIT = 0.1  # a segment moves by its median displacement where that leaves at most this share unexplained
+SIMILARITY_LIMIT = 0.1  # else by its similarity fit where that leaves at most this share
+
+
+def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool = True) -> torch.Tensor:
+    """Least-squares similarity transforms: ``source [N, 3]`` (one point set) onto ``target [T, N, 3]``; returns the
+    mapped source ``[T, N, 3]`` (``s R p + t`` per frame, ``R`` a proper rotation)."""
+    p = source.double()
+    q = target.double()
+    mu_p = p.mean(0)
+    mu_q = q.mean(1, keepdim=True)
+    pc = p - mu_p
+    qc = q - mu_q
+    var_p = (pc * pc).sum(-1).mean()
+    if float(var_p) <= 0.0:  # one point repeated: only the translation is defined
+        return (mu_q + pc.expand_as(q)).to(target.dtype)
+    cov = torch.einsum("tni,nj->tij", qc, pc) / p.shape[0]
+    u, sigma, vh = torch.linalg.svd(cov)
+    sign = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    d = torch.ones_like(sigma)
+    d[:, 2] = sign
+    rotation = u @ torch.diag_embed(d) @ vh
+    scale = (sigma * d).sum(-1) / var_p if with_scale else torch.ones_like(sigma[:, 0])
+    mapped = scale[:, None, None] * torch.einsum("tij,nj->tni", rotation, pc) + mu_q
+    return mapped.to(target.dtype)
+
+
+def motion_segments(points0: torch.Tensor, keep: torch.Tensor, depth_jump: float = DEPTH_JUMP) -> np.ndarray:
+    """``[H, W]`` int labels (0 = not a segment) of the pixels of ``keep [H, W]`` (bool), 4-connected, cut where
+    the frame-0 depth (``points0 [H, W, 3]``'s z) of two neighbours differs by more than ``depth_jump`` of the
+    nearer one: the farther pixel of such a pair goes to a segment of its own side."""
+    z = points0[..., 2].double().cpu().numpy()
+    mask = keep.cpu().numpy().astype(bool)
+    far = np.zeros_like(mask)
+    for a, b, far_a, far_b in ((z[:-1], z[1:], far[:-1], far[1:]), (z[:, :-1], z[:, 1:], far[:, :-1], far[:, 1:])):
+        jump = np.abs(a - b) > depth_jump * np.maximum(np.minimum(a, b), 1e-12)  # neighbours below / to the right
+        far_a |= jump & (a > b)  # views of far: marks the farther pixel of each pair
+        far_b |= jump & (b > a)
+    labels = np.zeros(mask.shape, np.int32)
+    count = 0
+    for part in (mask & ~far, mask & far):
+        n, lab = cv2.connectedComponents(part.astype(np.uint8), connectivity=4)
+        labels[lab > 0] = lab[lab > 0] + count
+        count += n - 1
+    return labels
+
+
+def translation_fit(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Translations: ``source [N, 3]`` moved by the per-axis median displacement of ``target [T, N, 3]`` per frame
+    (the median, not the mean: the points at an object's outline move short, and a mean would carry them over the
+    whole object)."""
+    shift = (target - source).median(1, keepdim=True).values
+    return (source + shift).to(target.dtype)
+
+
+def unexplained(source: torch.Tensor, target: torch.Tensor, fitted: torch.Tensor) -> float:
+    """The share of the motion ``target - source`` that ``fitted`` leaves unexplained (squared error over squared
+    motion, all frames; 0 = fitted exactly)."""
+    motion = (target - source).double().square().sum()
+    return float((target - fitted).double().square().sum() / motion.clamp(min=1e-30))
+
+
+def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, depth_jump: float = DEPTH_JUMP,
+                 min_segment: int = MIN_SEGMENT, translation_limit: float = TRANSLATION_LIMIT,
+                 similarity_limit: float = SIMILARITY_LIMIT) -> tuple[torch.Tensor, dict]:
+    """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`) moved by one transform
+    per frame (frame 0 unchanged): its median translation where that leaves at most ``translation_limit`` of the
+    segment's motion unexplained, else its similarity fit where that leaves at most ``similarity_limit``, else as
+    generated. Returns the tracks and how many segments took each."""
+    frames, h, w, _ = tracks.shape
+    labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump)).reshape(-1).to(tracks.device)
+    flat = tracks.reshape(frames, h * w, 3).clone()
+    counts = {"translation": 0, "similarity": 0, "as generated": 0}
+    for label in labels.unique().tolist():
+        if label == 0:
+            continue
+        index = (labels == label).nonzero()[:, 0]
+        if index.numel() < min_segment:
+            continue
+        source, target = flat[0, index], flat[1:, index]
+        moved = translation_fit(source, target)
+        if unexplained(source, target, moved) <= translation_limit:
+            flat[1:, index] = moved
+            counts["translation"] += 1
+            continue
+        moved = similarity_fit(source, target)
+        if unexplained(source, target, moved) <= similarity_limit:
+            flat[1:, index] = moved
+            counts["similarity"] += 1
+            continue
+        counts["as generated"] += 1
+    return flat.reshape(frames, h, w, 3), counts

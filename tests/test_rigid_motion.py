@@ -1,0 +1,255 @@
+"""Each moving segment fitted as one transform per frame (sampling.rigid_motion): the closed-form fits against
+transforms built by hand, the segments against a known depth layout, which fit a segment takes, and the generator,
+config, defaults tool and node that use it."""
+
+import json
+import math
+
+import pytest
+import torch
+from tiny_models import GATE_INTRINSICS, GATED_DCT
+
+from more4d_core.errors import InputError
+from more4d_core.generator import build_generator
+from more4d_core.geometry.projection import backproject_depth
+from more4d_core.models.config import CONFIG_VERSION, STraGConfig
+from more4d_core.sampling.rigid_motion import (
+    fit_segments,
+    motion_segments,
+    similarity_fit,
+    translation_fit,
+    unexplained,
+)
+
+K = GATE_INTRINSICS
+
+
+def _rotation(axis, angle):
+    axis = torch.tensor(axis, dtype=torch.float64)
+    axis = axis / axis.norm()
+    x, y, z = axis.tolist()
+    cross = torch.tensor([[0, -z, y], [z, 0, -x], [-y, x, 0]], dtype=torch.float64)
+    return torch.eye(3, dtype=torch.float64) + math.sin(angle) * cross + (1 - math.cos(angle)) * cross @ cross
+
+
+def test_the_similarity_fit_recovers_a_rotation_scale_and_move_built_by_hand():
+    source = torch.randn(50, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    frames = []
+    for t, (angle, scale) in enumerate([(0.3, 1.2), (-1.1, 0.7), (2.5, 1.0)]):
+        r = _rotation([1.0, 2.0, -0.5 + t], angle)
+        frames.append(scale * source @ r.T + torch.tensor([0.5, -1.0, 2.0 * t]))
+    target = torch.stack(frames)
+    assert torch.allclose(similarity_fit(source, target), target, atol=1e-9)
+    rigid = similarity_fit(source, target[2:], with_scale=False)  # the third frame has scale 1
+    assert torch.allclose(rigid, target[2:], atol=1e-9)
+
+
+def test_a_mirror_image_is_not_fitted_as_a_rotation():
+    source = torch.randn(40, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mirrored = source * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    fitted = similarity_fit(source, mirrored[None])
+    r = torch.linalg.lstsq(source - source.mean(0), fitted[0] - fitted[0].mean(0)).solution
+    assert torch.linalg.det(r) > 0  # a proper rotation (scaled), not the reflection
+    assert not torch.allclose(fitted[0], mirrored, atol=1e-3)
+
+
+def test_the_translation_is_the_median_displacement_per_axis():
+    source = torch.zeros(5, 3)
+    target = torch.tensor([[[1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [6.0, 0, 0]],
+                           [[0.0, 2, 1], [0.0, 3, 1], [0.0, 4, 1], [0.0, 9, 1], [0.0, -5, 1]]])
+    expected = torch.tensor([[1.0, 0, 0], [0.0, 3, 1]]).unsqueeze(1).expand(2, 5, 3)
+    assert torch.equal(translation_fit(source, target), expected)  # not the means (2, 0, 0) and (0, 2.6, 1)
+    assert unexplained(source, target, target) == 0.0
+    assert unexplained(source, target, source.expand_as(target)) == 1.0
+
+
+def _layout():
+    """Depth 3 with two squares at depth 1 and 1.01 that touch (one surface) and a third at depth 2 beside them."""
+    depth = torch.full((20, 30), 3.0)
+    depth[4:10, 4:10] = 1.0
+    depth[4:10, 10:16] = 1.01  # continuous with the first: 1% < the jump
+    depth[4:10, 18:26] = 2.0
+    return depth
+
+
+def test_segments_are_cut_where_the_depth_jumps_and_the_far_side_is_its_own():
+    depth = _layout()
+    points0 = backproject_depth(depth, K).float().reshape(20, 30, 3)
+    keep = torch.zeros(20, 30, dtype=torch.bool)
+    keep[3:11, 3:17] = True  # the two touching squares and a one-pixel rim of background around them
+    keep[4:10, 18:26] = True
+    labels = torch.from_numpy(motion_segments(points0, keep))
+    squares = labels[4:10, 4:16]
+    assert (squares > 0).all() and squares.unique().numel() == 1  # one surface, one segment
+    third = labels[4:10, 18:26]
+    assert third.unique().numel() == 1 and int(third[0, 0]) not in squares.unique().tolist()
+    rim = keep & (depth == 3.0)
+    assert (labels[rim] > 0).all() and not set(labels[rim].tolist()) & {int(squares[0, 0]), int(third[0, 0])}
+    assert (labels[~keep] == 0).all()
+
+
+def _tracks(depth, moves):
+    """Tracks ``[T, H, W, 3]``: frame-0 points of ``depth`` and, per frame, the displacement ``moves(points0, t)``."""
+    points0 = backproject_depth(depth, K).double().reshape(*depth.shape, 3)
+    return torch.stack([points0 + moves(points0, t) for t in range(4)]).float()
+
+
+def test_a_rigid_slide_generated_with_a_bump_in_its_speed_moves_as_one_piece():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:13, 6:19] = 1.0  # 13 columns: the bump's middle column is its median
+    keep = depth < 2
+    cols = torch.arange(30, dtype=torch.float64).view(1, 30).expand(20, 30)
+    bump = torch.where(keep, torch.cos((cols - 6) / 12 * math.pi), torch.zeros(20, 30))  # median 0 over the object
+    slide = torch.tensor([0.2, 0.05, 0.0], dtype=torch.float64)
+
+    def moves(p, t):
+        out = t * slide * (1 + 0.1 * bump).unsqueeze(-1)  # one side faster, the other slower
+        return torch.where(keep.unsqueeze(-1), out, torch.zeros_like(out))
+
+    tracks = _tracks(depth, moves)
+    fitted, counts = fit_segments(tracks, keep)
+    truth = _tracks(depth, lambda p, t: torch.where(keep.unsqueeze(-1), (t * slide).expand_as(p), torch.zeros_like(p)))
+    assert counts == {"translation": 1, "similarity": 0, "as generated": 0}
+    assert torch.allclose(fitted, truth, atol=1e-5)
+    assert not torch.allclose(tracks, truth, atol=1e-3)
+    assert torch.equal(fitted[0], tracks[0])
+
+
+def test_a_spin_is_fitted_as_a_rotation_and_a_bend_keeps_its_motion():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:13, 6:18] = 1.0
+    keep = depth < 2
+    centre = backproject_depth(depth, K).double().reshape(20, 30, 3)[keep].mean(0)
+
+    def spin(p, t):
+        r = _rotation([0.0, 1.0, 0.0], 0.2 * t)
+        out = (p - centre) @ r.T + centre - p
+        return torch.where(keep.unsqueeze(-1), out, torch.zeros_like(out))
+
+    tracks = _tracks(depth, spin)
+    wobble = 1e-3 * torch.randn(tracks.shape, generator=torch.Generator().manual_seed(3))
+    wobble[0] = 0
+    wobble[:, ~keep] = 0
+    fitted, counts = fit_segments(tracks + wobble, keep)
+    assert counts == {"translation": 0, "similarity": 1, "as generated": 0}
+    assert (fitted - tracks)[:, keep].norm(dim=-1).max() < 5e-4
+
+    def bend(p, t):
+        x = p[..., 0] - centre[0]
+        out = torch.zeros_like(p)
+        out[..., 2] = -0.5 * t * x * x  # the sides curl toward the camera
+        return torch.where(keep.unsqueeze(-1), out, torch.zeros_like(out))
+
+    bent = _tracks(depth, bend)
+    fitted, counts = fit_segments(bent, keep)
+    assert counts == {"translation": 0, "similarity": 0, "as generated": 1}
+    assert torch.equal(fitted, bent)
+
+
+def test_segments_too_small_to_fit_keep_their_motion():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:8, 6:9] = 1.0  # 9 pixels
+    keep = depth < 2
+    tracks = _tracks(depth, lambda p, t: t * 0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(t),
+                                                               dtype=torch.float64) * keep.unsqueeze(-1))
+    fitted, counts = fit_segments(tracks, keep)
+    assert torch.equal(fitted, tracks) and counts == {"translation": 0, "similarity": 0, "as generated": 0}
+
+
+def test_the_config_carries_it_only_with_the_pixel_gate():
+    with pytest.raises(InputError, match="rigid_segments"):
+        GATED_DCT.replace(rigid_segments=True)
+    with pytest.raises(InputError, match="rigid_segments"):
+        GATED_DCT.replace(motion_gate_pixels=True, rigid_segments="yes")
+    data = json.loads(GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True).to_json())
+    assert data["config_version"] == CONFIG_VERSION and STraGConfig.from_dict(dict(data)).rigid_segments is True
+    data["config_version"] = 15
+    data.pop("rigid_segments")
+    assert STraGConfig.from_dict(data).rigid_segments is False
+
+
+def test_the_defaults_tool_writes_it(tmp_path):
+    from more4d_core.checkpoints.bundle import read_header, save_bundle
+    from more4d_core.checkpoints.defaults import set_defaults
+
+    def saved(config, name):
+        gen = build_generator(config, seed=0)
+        save_bundle(tmp_path / name, config,
+                    {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
+        return tmp_path / name
+
+    out = set_defaults(saved(GATED_DCT.replace(motion_gate_pixels=True), "m.safetensors"),
+                       tmp_path / "out.safetensors", rigid_segments=True)
+    assert read_header(out).config.rigid_segments is True
+    with pytest.raises(InputError, match="rigid_segments"):
+        set_defaults(saved(GATED_DCT, "n.safetensors"), tmp_path / "bad.safetensors", rigid_segments=True)
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
+def _slide_generation(monkeypatch, rigid, config=None):
+    gen = build_generator(config or GATED_DCT.replace(motion_gate_pixels=True), seed=0)
+    depth = torch.full((32, 32), 3.0)
+    depth[10:19, 10:19] = 1.0
+    image = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(2))
+
+    def probability(transformer, conditions, text):
+        p = torch.zeros(1, *conditions.control.shape[-2:])
+        p[0, 2:5, 2:5] = 1.0  # the cells of the object
+        return p
+
+    monkeypatch.setattr("more4d_core.generator.gate_probability", probability)
+    return gen.generate(image, depth, K, "the ball moves right quickly", steps=2, num_frames=5, still_threshold=0.0,
+                        motion_smoothing=0.0, rigid_segments=rigid, seed=3), depth < 2
+
+
+def test_the_generator_moves_each_segment_as_one_piece_when_on(monkeypatch):
+    plain, obj = _slide_generation(monkeypatch, "off")
+    fitted, _ = _slide_generation(monkeypatch, "on")
+    summary = fitted.metadata["motion_gate"]["rigid_segments"]
+    assert "rigid_segments" not in plain.metadata["motion_gate"]
+    assert summary["translation"] + summary["similarity"] == 1  # the object is one segment, moved as one piece
+    moved = (fitted.points - fitted.points[:1]).abs().amax(dim=(0, 2)).reshape(32, 32) > 0
+    assert torch.equal(moved, obj)  # the pixel gate's pixels still decide what moves
+    grid = fitted.points.reshape(5, 32, 32, 3)[:, obj]
+    again = similarity_fit(grid[0].double(), grid[1:].double())  # already one transform per frame: fitted exactly
+    assert (again - grid[1:]).norm(dim=-1).max() < 1e-4
+    assert torch.equal(fitted.points[0], plain.points[0])
+    assert not torch.equal(fitted.points, plain.points)
+
+
+def test_the_models_default_decides_auto_and_a_bad_setting_is_refused(monkeypatch):
+    on = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
+    auto, _ = _slide_generation(monkeypatch, None, on)
+    assert "rigid_segments" in auto.metadata["motion_gate"]
+    off, _ = _slide_generation(monkeypatch, None)
+    assert "rigid_segments" not in off.metadata["motion_gate"]
+    with pytest.raises(InputError, match="rigid_segments must be one of auto, on, off"):
+        _slide_generation(monkeypatch, "always")
+
+
+def test_the_node_passes_the_setting_and_tells_what_was_fitted(monkeypatch):
+    from contextlib import nullcontext
+
+    from more4d_core.cache import MODEL_CACHE
+    from more4d_core.depth import DepthResult
+    from more4d_core.sampling.motion_gating import describe_gate
+    from nodes.generate_nodes import GenerateTrajectories
+
+    gen = build_generator(GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True), seed=0)
+    monkeypatch.setattr("nodes.generate_nodes.require_handle", lambda *a: None)
+    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: nullcontext(gen))
+    spec = GenerateTrajectories.INPUT_TYPES()["optional"]["rigid_segments"]
+    assert spec[0] == ["auto", "on", "off"] and spec[1]["default"] == "auto"
+    depth = torch.full((32, 32), 3.0)
+    depth[10:19, 10:19] = 1.0
+    image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(2))
+    result = DepthResult(depth, K, torch.ones(32, 32, dtype=torch.bool), "external")
+    used = {}
+    for value in ("auto", "off", "on"):
+        (scene,) = GenerateTrajectories().generate(object(), image, result, "the ball moves right", "", 0, 1, 0.0, 5.0,
+                                                   5, 8.0, 1.0, "32", rigid_segments=value)
+        used[value] = "rigid_segments" in scene.metadata["motion_gate"]
+    assert used == {"auto": True, "off": False, "on": True}
+    line = describe_gate({"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3,
+                          "rigid_segments": {"translation": 1, "similarity": 1, "as generated": 1}})
+    assert "2 of its 3 moving segments move as one piece" in line
