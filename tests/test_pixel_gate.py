@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from tiny_models import GATE_INTRINSICS, GATED_DCT, record_decoded_latents
+from tiny_models import GATE_INTRINSICS, GATED_DCT, node_switch_results, record_decoded_latents
 
 from more4d_core.errors import InputError
 from more4d_core.generator import build_generator
@@ -196,25 +196,8 @@ def test_composed_object_clauses_each_move_their_objects_pixels(monkeypatch):
 
 
 def test_the_node_passes_the_setting(monkeypatch):
-    from contextlib import nullcontext
-
-    from more4d_core.cache import MODEL_CACHE
-    from more4d_core.depth import DepthResult
-    from nodes.generate_nodes import GenerateTrajectories
-
     gen = build_generator(GATED_DCT.replace(motion_gate_pixels=True), seed=0)
-    monkeypatch.setattr("nodes.generate_nodes.require_handle", lambda *a: None)
-    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: nullcontext(gen))
-    spec = GenerateTrajectories.INPUT_TYPES()["optional"]["gate_pixels"]
-    assert spec[0] == ["auto", "on", "off"] and spec[1]["default"] == "auto"
-    depth, _ = _object_scene(32, (10, 19))
-    image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(2))
-    result = DepthResult(depth, K, torch.ones(32, 32, dtype=torch.bool), "external")
-    used = {}
-    for value in ("auto", "off", "on"):
-        (scene,) = GenerateTrajectories().generate(object(), image, result, "the ball moves right", "", 0, 1, 0.0, 5.0,
-                                                   5, 8.0, 1.0, "32", gate_pixels=value)
-        used[value] = scene.metadata["motion_gate"].get("pixels", False)
+    used = node_switch_results(monkeypatch, gen, "gate_pixels", lambda meta: meta["motion_gate"].get("pixels", False))
     assert used == {"auto": True, "off": False, "on": True}
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import GATE_INTRINSICS, GATED_DCT
+from tiny_models import GATE_INTRINSICS, GATED_DCT, node_switch_results
 
 from more4d_core.errors import InputError
 from more4d_core.generator import build_generator
@@ -228,27 +228,10 @@ def test_the_models_default_decides_auto_and_a_bad_setting_is_refused(monkeypatc
 
 
 def test_the_node_passes_the_setting_and_tells_what_was_fitted(monkeypatch):
-    from contextlib import nullcontext
-
-    from more4d_core.cache import MODEL_CACHE
-    from more4d_core.depth import DepthResult
     from more4d_core.sampling.motion_gating import describe_gate
-    from nodes.generate_nodes import GenerateTrajectories
 
     gen = build_generator(GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True), seed=0)
-    monkeypatch.setattr("nodes.generate_nodes.require_handle", lambda *a: None)
-    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: nullcontext(gen))
-    spec = GenerateTrajectories.INPUT_TYPES()["optional"]["rigid_segments"]
-    assert spec[0] == ["auto", "on", "off"] and spec[1]["default"] == "auto"
-    depth = torch.full((32, 32), 3.0)
-    depth[10:19, 10:19] = 1.0
-    image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(2))
-    result = DepthResult(depth, K, torch.ones(32, 32, dtype=torch.bool), "external")
-    used = {}
-    for value in ("auto", "off", "on"):
-        (scene,) = GenerateTrajectories().generate(object(), image, result, "the ball moves right", "", 0, 1, 0.0, 5.0,
-                                                   5, 8.0, 1.0, "32", rigid_segments=value)
-        used[value] = "rigid_segments" in scene.metadata["motion_gate"]
+    used = node_switch_results(monkeypatch, gen, "rigid_segments", lambda meta: "rigid_segments" in meta["motion_gate"])
     assert used == {"auto": True, "off": False, "on": True}
     line = describe_gate({"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3,
                           "rigid_segments": {"translation": 1, "similarity": 1, "as generated": 1}})

@@ -133,3 +133,29 @@ def record_decoded_latents(monkeypatch, gen) -> list:
 
     monkeypatch.setattr(gen.codec, "decode_tracks", spy)
     return seen
+
+
+def node_switch_results(monkeypatch, gen, widget: str, read) -> dict:
+    """The Generate node run on ``gen`` (a 32 x 32 image, an object at depth 1 over a depth of 3, the depth a depth
+    map's) with its auto/on/off ``widget`` at each value: ``{value: read(scene.metadata)}``; checks the widget is
+    offered as auto/on/off, default auto."""
+    from contextlib import nullcontext
+
+    from more4d_core.cache import MODEL_CACHE
+    from more4d_core.depth import DepthResult
+    from nodes.generate_nodes import GenerateTrajectories
+
+    monkeypatch.setattr("nodes.generate_nodes.require_handle", lambda *a: None)
+    monkeypatch.setattr(MODEL_CACHE, "use", lambda handle: nullcontext(gen))
+    spec = GenerateTrajectories.INPUT_TYPES()["optional"][widget]
+    assert spec[0] == ["auto", "on", "off"] and spec[1]["default"] == "auto"
+    depth = torch.full((32, 32), 3.0)
+    depth[10:19, 10:19] = 1.0
+    image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(2))
+    result = DepthResult(depth, GATE_INTRINSICS, torch.ones(32, 32, dtype=torch.bool), "external")
+    used = {}
+    for value in ("auto", "off", "on"):
+        (scene,) = GenerateTrajectories().generate(object(), image, result, "the ball moves right", "", 0, 1, 0.0, 5.0,
+                                                   5, 8.0, 1.0, "32", **{widget: value})
+        used[value] = read(scene.metadata)
+    return used
