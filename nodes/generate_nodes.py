@@ -163,8 +163,10 @@ class GenerateTrajectories:
                     "tooltip": "With the pixel gate: the moving pixels are split into segments where the depth jumps, "
                                "and each segment moves as one piece (one translation, or one rotation, move and scale, "
                                "per frame) where that explains its generated motion; a segment whose motion is not "
-                               "rigid (a bend, a wave, two objects touching) keeps its motion as generated. auto = the "
-                               "model's default. Needs gate_pixels on."}),
+                               "rigid (a bend, a wave) keeps its motion as generated. Where the gate wrongly keeps part "
+                               "of a neighbour at the same depth, that part now moves fully with the object (off gives "
+                               "the generated motion back). auto = the model's default (on for the bundled model). "
+                               "Needs gate_pixels on."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),

@@ -6,8 +6,9 @@
                                               [--motion-gate-pixels on|off] [--rigid-segments on|off]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
-averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold and whether it
-mirrors every other sample are defaults a model file carries (chosen on the validation split for that model, see docs/bundled-model-history.md). OUT is MODEL with every tensor copied
+averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold, whether it
+mirrors every other sample, decides the gate per pixel and moves each moving segment as one piece are defaults a
+model file carries (chosen on the validation split for that model, see docs/bundled-model-history.md). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
 """
