@@ -94,9 +94,8 @@ def describe_gate(summary: dict) -> str:
     if share >= 1.0:
         return "the motion gate lets the whole image move"
     line = f"the motion gate lets {100 * share:.0f}% of the image move; the rest stays exactly still"
-    fitted = summary.get("rigid_segments")
-    if fitted:
+    fitted = summary.get("rigid_segments")  # segments by the fit they took (sampling.rigid_motion)
+    if fitted and sum(fitted.values()):
         whole = fitted["translation"] + fitted["similarity"]
-        line += (f"; {whole} of its {whole + fitted['as generated']} moving segments move as one piece"
-                 if whole or fitted["as generated"] else "")
+        line += f"; {whole} of its {sum(fitted.values())} moving segments move as one piece"
     return line

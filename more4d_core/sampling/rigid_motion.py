@@ -45,10 +45,8 @@ def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool 
         return (mu_q + pc.expand_as(q)).to(target.dtype)
     cov = torch.einsum("tni,nj->tij", qc, pc) / p.shape[0]
     u, sigma, vh = torch.linalg.svd(cov)
-    sign = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
     d = torch.ones_like(sigma)
-    d[:, 2] = sign
+    d[:, 2] = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))  # -1 where u vh would reflect (dets are +-1)
     rotation = u @ torch.diag_embed(d) @ vh
     scale = (sigma * d).sum(-1) / var_p if with_scale else torch.ones_like(sigma[:, 0])
     mapped = scale[:, None, None] * torch.einsum("tij,nj->tni", rotation, pc) + mu_q
@@ -101,12 +99,10 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, depth_jump: float 
     labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump)).reshape(-1).to(tracks.device)
     flat = tracks.reshape(frames, h * w, 3).clone()
     counts = {"translation": 0, "similarity": 0, "as generated": 0}
-    for label in labels.unique().tolist():
-        if label == 0:
-            continue
+    sizes = torch.bincount(labels)
+    sizes[0] = 0  # not a segment
+    for label in (sizes >= min_segment).nonzero()[:, 0].tolist():  # smaller segments keep their motion
         index = (labels == label).nonzero()[:, 0]
-        if index.numel() < min_segment:
-            continue
         source, target = flat[0, index], flat[1:, index]
         moved = translation_fit(source, target)
         if unexplained(source, target, moved) <= translation_limit:
