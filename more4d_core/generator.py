@@ -45,7 +45,7 @@ from .sampling.motion_gating import (
     latent_probability,
 )
 from .sampling.motion_smoothing import smoothing_for
-from .sampling.pixel_gate import hold_outside, pixel_keep
+from .sampling.pixel_gate import hold_outside, upsampled_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.rigid_motion import fit_segments
 from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
@@ -202,7 +202,7 @@ class TrajectoryGenerator(nn.Module):
         the gate decided per output pixel where every moving pixel is a gated object clause's (:mod:`.sampling.pixel_gate`).
         ``rigid_segments`` ("auto" = None: the model's default, "on", "off"): where the pixel gate decides, each moving
         segment's motion is replaced by one translation or similarity transform per frame where that explains it
-        (:mod:`.sampling.rigid_motion`).
+        (:mod:`.sampling.rigid_motion`; segments also cut at the model's ``rigid_level`` of the gate's probability).
         ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
@@ -349,11 +349,12 @@ class TrajectoryGenerator(nn.Module):
             tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
                                               still_threshold=still, smoothing=smoothing)[0]
             if pixel_probability is not None:
-                keep = pixel_keep(pixel_probability, points0.unsqueeze(0).to(dev), cfg.motion_gate_threshold)
+                upsampled = upsampled_probability(pixel_probability, points0.unsqueeze(0).to(dev))
+                keep = upsampled >= cfg.motion_gate_threshold
                 tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
                 gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4)}
                 if rigid:
-                    tracks, fitted = fit_segments(tracks, keep[0])
+                    tracks, fitted = fit_segments(tracks, keep[0], probability=upsampled[0], level=cfg.rigid_level)
                     gate["rigid_segments"] = fitted
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):

@@ -88,6 +88,42 @@ def test_segments_are_cut_where_the_depth_jumps_and_the_far_side_is_its_own():
     assert (labels[~keep] == 0).all()
 
 
+def test_segments_are_also_cut_at_a_level_of_the_gate_probability():
+    depth = _layout()
+    points0 = backproject_depth(depth, K).float().reshape(20, 30, 3)
+    keep = depth < 2.5  # the two touching squares and the third one
+    probability = torch.full((20, 30), 0.9)
+    probability[4:10, 10:16] = 0.4  # the second square: the gate is less sure of it
+    one = torch.from_numpy(motion_segments(points0, keep, probability=probability, level=0.0))
+    assert one[4:10, 4:16].unique().numel() == 1  # no level: one surface, one segment
+    cut = torch.from_numpy(motion_segments(points0, keep, probability=probability, level=0.5))
+    first, second, third = cut[4:10, 4:10], cut[4:10, 10:16], cut[4:10, 18:26]
+    for part in (first, second, third):
+        assert (part > 0).all() and part.unique().numel() == 1
+    assert len({int(first[0, 0]), int(second[0, 0]), int(third[0, 0])}) == 3
+    assert (cut[~keep] == 0).all()
+
+
+def test_a_still_strip_the_gate_was_unsure_of_stays_still_beside_a_slide():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:13, 6:25] = 1.0  # one surface: a slide (columns 6-18) and a strip beside it (19-24) the model kept still
+    keep = depth < 2
+    slider = keep.clone()
+    slider[:, 19:] = False
+    cols = torch.arange(30, dtype=torch.float64).view(1, 30).expand(20, 30)
+    bump = torch.where(slider, torch.cos((cols - 6) / 12 * math.pi), torch.zeros(20, 30))  # median 0 over the slide
+    slide = torch.tensor([0.2, 0.05, 0.0], dtype=torch.float64)
+    true = _tracks(depth, lambda p, t: t * slide * slider.unsqueeze(-1))
+    generated = _tracks(depth, lambda p, t: t * slide * (slider * (1 + 0.1 * bump)).unsqueeze(-1))
+    probability = torch.where(slider, 0.9, 0.35)
+    fitted, counts = fit_segments(generated, keep, probability=probability, level=0.45)
+    assert counts == {"translation": 2, "similarity": 0, "as generated": 0}
+    assert torch.allclose(fitted, true, atol=1e-5)  # the slide slides as one piece, the strip stays
+    whole, counts = fit_segments(generated, keep)  # one segment: one similarity drags the still strip along
+    strip = keep & ~slider
+    assert counts["similarity"] == 1 and (whole[:, strip] - whole[:1, strip]).norm(dim=-1).amax() > 0.02
+
+
 def _tracks(depth, moves):
     """Tracks ``[T, H, W, 3]``: frame-0 points of ``depth`` and, per frame, the displacement ``moves(points0, t)``."""
     points0 = backproject_depth(depth, K).double().reshape(*depth.shape, 3)
@@ -168,6 +204,21 @@ def test_the_config_carries_it_only_with_the_pixel_gate():
     assert STraGConfig.from_dict(data).rigid_segments is False
 
 
+def test_the_config_carries_a_level_only_with_rigid_segments_and_above_the_gate_threshold():
+    pixels = GATED_DCT.replace(motion_gate_pixels=True)  # gate threshold 0.5
+    assert pixels.replace(rigid_segments=True, rigid_level=0.7).rigid_level == 0.7
+    for bad in ({"rigid_level": 0.7}, {"rigid_segments": True, "rigid_level": 0.5},
+                {"rigid_segments": True, "rigid_level": 1.0}, {"rigid_segments": True, "rigid_level": float("nan")},
+                {"rigid_segments": True, "rigid_level": True}):
+        with pytest.raises(InputError, match="rigid_level"):
+            pixels.replace(**bad)
+    data = json.loads(pixels.replace(rigid_segments=True, rigid_level=0.7).to_json())
+    assert STraGConfig.from_dict(dict(data)).rigid_level == 0.7
+    data["config_version"] = 16
+    data.pop("rigid_level")
+    assert STraGConfig.from_dict(data).rigid_level == 0.0  # written before the level: depth jumps only
+
+
 def test_the_defaults_tool_writes_it(tmp_path):
     from more4d_core.checkpoints.bundle import read_header, save_bundle
     from more4d_core.checkpoints.defaults import set_defaults
@@ -181,6 +232,13 @@ def test_the_defaults_tool_writes_it(tmp_path):
     out = set_defaults(saved(GATED_DCT.replace(motion_gate_pixels=True), "m.safetensors"),
                        tmp_path / "out.safetensors", rigid_segments=True)
     assert read_header(out).config.rigid_segments is True
+    level = set_defaults(out, tmp_path / "level.safetensors", rigid_level=0.7)
+    assert read_header(level).config.rigid_level == 0.7
+    off = set_defaults(level, tmp_path / "off.safetensors", rigid_segments=False)  # no segments, no level
+    assert read_header(off).config.rigid_segments is False and read_header(off).config.rigid_level == 0.0
+    with pytest.raises(InputError, match="rigid_level"):
+        set_defaults(out, tmp_path / "low.safetensors", rigid_level=0.3)  # below the gate threshold
+    assert not (tmp_path / "low.safetensors").exists()
     with pytest.raises(InputError, match="rigid_segments"):
         set_defaults(saved(GATED_DCT, "n.safetensors"), tmp_path / "bad.safetensors", rigid_segments=True)
     assert not (tmp_path / "bad.safetensors").exists()
@@ -215,6 +273,28 @@ def test_the_generator_moves_each_segment_as_one_piece_when_on(monkeypatch):
     assert (again - grid[1:]).norm(dim=-1).max() < 1e-4
     assert torch.equal(fitted.points[0], plain.points[0])
     assert not torch.equal(fitted.points, plain.points)
+
+
+def test_the_generator_cuts_segments_at_the_models_level(monkeypatch):
+    depth = torch.full((32, 32), 3.0)
+    depth[10:19, 10:27] = 1.0  # one surface over the cells of both probabilities below
+    image = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(2))
+
+    def probability(transformer, conditions, text):
+        p = torch.zeros(1, *conditions.control.shape[-2:])
+        p[0, 2:5, 2:5] = 1.0  # the gate is sure of the left of the surface
+        p[0, 2:5, 5:7] = 0.6  # and less sure of its right, above the threshold 0.5
+        return p
+
+    monkeypatch.setattr("more4d_core.generator.gate_probability", probability)
+    segments = {}
+    for level in (0.0, 0.8):
+        gen = build_generator(GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True, rigid_level=level),
+                              seed=0)
+        out = gen.generate(image, depth, K, "the ball moves right quickly", steps=2, num_frames=5,
+                           still_threshold=0.0, motion_smoothing=0.0, seed=3)
+        segments[level] = sum(out.metadata["motion_gate"]["rigid_segments"].values())
+    assert segments == {0.0: 1, 0.8: 2}
 
 
 def test_the_models_default_decides_auto_and_a_bad_setting_is_refused(monkeypatch):

@@ -231,6 +231,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "clause_composition": composition_kind(clause_composition, cfg.clause_composition) if gated else "none",
         "motion_gate_pixels": bool(cfg.motion_gate_pixels) if gated else False,
         "rigid_segments": bool(cfg.rigid_segments) if gated else False,
+        "rigid_level": float(cfg.rigid_level) if gated and cfg.rigid_segments else 0.0,
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
         "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},

@@ -39,7 +39,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 14: mirror_average added (files of version < 14 draw every sample on the image as it is)
 # 15: motion_gate_pixels added (files of version < 15 gate per latent cell)
 # 16: rigid_segments added (files of version < 16 keep each moving pixel's motion as decoded)
-CONFIG_VERSION = 16
+# 17: rigid_level added (files of version < 17 cut segments at depth jumps only)
+CONFIG_VERSION = 17
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -139,6 +140,9 @@ class STraGConfig:
     # with the pixel gate: each moving segment's motion replaced by one translation or similarity transform per frame
     # where that explains it (sampling.rigid_motion); False: each pixel's motion as decoded
     rigid_segments: bool = False
+    # with rigid segments: the segments also cut where the gate's upsampled probability crosses this level (pixels it
+    # is surer of than this apart from those it let move with less); 0 = cut at depth jumps only
+    rigid_level: float = 0.0
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -193,6 +197,11 @@ class STraGConfig:
             raise InputError(f"rigid_segments must be true or false, and true only with motion_gate_pixels (the pixel "
                              f"gate's moving pixels are what it fits), got {self.rigid_segments!r} (motion_gate_pixels "
                              f"{self.motion_gate_pixels!r})")
+        if isinstance(self.rigid_level, bool) or not isinstance(self.rigid_level, (int, float)) or not (
+                self.rigid_level == 0 or (self.rigid_segments and self.motion_gate_threshold < self.rigid_level < 1)):
+            raise InputError(f"rigid_level must be 0 (segments cut at depth jumps only) or, with rigid_segments, a "
+                             f"probability above the gate threshold {self.motion_gate_threshold} and below 1, got "
+                             f"{self.rigid_level!r} (rigid_segments {self.rigid_segments!r})")
         if not isinstance(self.mirror_average, bool) or (self.mirror_average and self.codec != "dct"):
             raise InputError(f"mirror_average must be true or false, and true only with the 'dct' codec (its latents "
                              f"have a mirror map), got {self.mirror_average!r} with codec {self.codec!r}")
@@ -348,6 +357,8 @@ class STraGConfig:
             data.setdefault("motion_gate_pixels", False)
         if version < 16:  # written before the field existed: each pixel's motion as decoded
             data.setdefault("rigid_segments", False)
+        if version < 17:  # written before the field existed: segments cut at depth jumps only
+            data.setdefault("rigid_level", 0.0)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -30,12 +30,17 @@ def dilate_cells(keep: torch.Tensor) -> torch.Tensor:
     return grown.unsqueeze(1).to(keep.dtype)
 
 
-def pixel_keep(probability: torch.Tensor, points0: torch.Tensor, threshold: float) -> torch.Tensor:
-    """``probability`` on the latent grid ``[B, 1, 1, h, w]`` -> ``[B, H, W]`` bool: the output pixels (the grid of
-    the frame-0 points ``[B, H, W, 3]``) where its depth-guided upsampling reaches ``threshold``."""
+def upsampled_probability(probability: torch.Tensor, points0: torch.Tensor) -> torch.Tensor:
+    """``probability`` on the latent grid ``[B, 1, 1, h, w]`` -> ``[B, H, W]`` on the output pixels (the grid of the
+    frame-0 points ``[B, H, W, 3]``), by the depth-guided upsampling the decoder uses."""
     guide = depth_guide(points0)
-    up = guided_upsample(probability[:, 0].float().to(guide.device), guide)[:, 0]
-    return up >= threshold
+    return guided_upsample(probability[:, 0].float().to(guide.device), guide)[:, 0]
+
+
+def pixel_keep(probability: torch.Tensor, points0: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``probability`` on the latent grid ``[B, 1, 1, h, w]`` -> ``[B, H, W]`` bool: the output pixels where its
+    upsampling (:func:`upsampled_probability`) reaches ``threshold``."""
+    return upsampled_probability(probability, points0) >= threshold
 
 
 def hold_outside(tracks: torch.Tensor, points0: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,9 @@ slide the points' speeds spread by 23 pixels, the same in every sample). The pro
 slide, bounce, move toward or away, spin and grow, each of which moves all of an object's points by one similarity
 transform of 3D space (rotation, translation, scale); bends and waves do not. Here the moving pixels (the pixel
 gate's) are split into segments, connected pixels cut where the depth jumps so that an object and the background
-beside it fall apart, and each segment's points at each frame are replaced by
+beside it fall apart, and (with a ``level``) where the gate's probability crosses that level, so that an object the
+gate is sure of falls apart from the surface beside it that it let move with less confidence; each segment's points at
+each frame are replaced by
 
 * its median displacement, where that leaves at most :data:`TRANSLATION_LIMIT` of the segment's motion unexplained;
 * else the similarity transform that best maps its frame-0 points onto them (least squares, Umeyama's closed form),
@@ -53,10 +55,12 @@ def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool 
     return mapped.to(target.dtype)
 
 
-def motion_segments(points0: torch.Tensor, keep: torch.Tensor, depth_jump: float = DEPTH_JUMP) -> np.ndarray:
+def motion_segments(points0: torch.Tensor, keep: torch.Tensor, depth_jump: float = DEPTH_JUMP,
+                    probability: torch.Tensor | None = None, level: float = 0.0) -> np.ndarray:
     """``[H, W]`` int labels (0 = not a segment) of the pixels of ``keep [H, W]`` (bool), 4-connected, cut where
     the frame-0 depth (``points0 [H, W, 3]``'s z) of two neighbours differs by more than ``depth_jump`` of the
-    nearer one: the farther pixel of such a pair goes to a segment of its own side."""
+    nearer one: the farther pixel of such a pair goes to a segment of its own side. With ``probability [H, W]`` and
+    ``level`` > 0, the pixels whose probability reaches ``level`` and those below it are segmented apart."""
     z = points0[..., 2].double().cpu().numpy()
     mask = keep.cpu().numpy().astype(bool)
     far = np.zeros_like(mask)
@@ -64,9 +68,13 @@ def motion_segments(points0: torch.Tensor, keep: torch.Tensor, depth_jump: float
         jump = np.abs(a - b) > depth_jump * np.maximum(np.minimum(a, b), 1e-12)  # neighbours below / to the right
         far_a |= jump & (a > b)  # views of far: marks the farther pixel of each pair
         far_b |= jump & (b > a)
+    sides = [mask & ~far, mask & far]
+    if probability is not None and level > 0:
+        sure = probability.cpu().numpy() >= level
+        sides = [part & side for part in sides for side in (sure, ~sure)]
     labels = np.zeros(mask.shape, np.int32)
     count = 0
-    for part in (mask & ~far, mask & far):
+    for part in sides:
         n, lab = cv2.connectedComponents(part.astype(np.uint8), connectivity=4)
         labels[lab > 0] = lab[lab > 0] + count
         count += n - 1
@@ -88,15 +96,17 @@ def unexplained(source: torch.Tensor, target: torch.Tensor, fitted: torch.Tensor
     return float((target - fitted).double().square().sum() / motion.clamp(min=1e-30))
 
 
-def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, depth_jump: float = DEPTH_JUMP,
-                 min_segment: int = MIN_SEGMENT, translation_limit: float = TRANSLATION_LIMIT,
+def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch.Tensor | None = None,
+                 level: float = 0.0, depth_jump: float = DEPTH_JUMP, min_segment: int = MIN_SEGMENT,
+                 translation_limit: float = TRANSLATION_LIMIT,
                  similarity_limit: float = SIMILARITY_LIMIT) -> tuple[torch.Tensor, dict]:
-    """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`) moved by one transform
+    """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`, cut also at ``level``
+    of the gate's ``probability [H, W]`` where both are given) moved by one transform
     per frame (frame 0 unchanged): its median translation where that leaves at most ``translation_limit`` of the
     segment's motion unexplained, else its similarity fit where that leaves at most ``similarity_limit``, else as
     generated. Returns the tracks and how many segments took each."""
     frames, h, w, _ = tracks.shape
-    labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump)).reshape(-1).to(tracks.device)
+    labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump, probability, level)).reshape(-1).to(tracks.device)
     flat = tracks.reshape(frames, h * w, 3).clone()
     counts = {"translation": 0, "similarity": 0, "as generated": 0}
     sizes = torch.bincount(labels)
