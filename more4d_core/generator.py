@@ -45,6 +45,7 @@ from .sampling.motion_gating import (
     latent_probability,
 )
 from .sampling.motion_smoothing import smoothing_for
+from .sampling.object_focus import FOCUS_RATIO, focus_keep
 from .sampling.pixel_gate import hold_outside, upsampled_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
 from .sampling.rigid_motion import fit_segments
@@ -171,6 +172,7 @@ class TrajectoryGenerator(nn.Module):
         mirror_average: str | bool | None = None,
         motion_gate_pixels: str | bool | None = None,
         rigid_segments: str | bool | None = None,
+        object_focus: str | bool | None = None,
         depth_source: str | None = None,
         num_frames: int | None = None,
         generation_hw: tuple[int, int] | None = None,
@@ -203,6 +205,10 @@ class TrajectoryGenerator(nn.Module):
         ``rigid_segments`` ("auto" = None: the model's default, "on", "off"): where the pixel gate decides, each moving
         segment's motion is replaced by one translation or similarity transform per frame where that explains it
         (:mod:`.sampling.rigid_motion`; segments also cut at the model's ``rigid_level`` of the gate's probability).
+        ``object_focus`` ("auto" = None: the model's default, "on", "off"): where the pixel gate decides, each object
+        clause's motion stays on the depth segment the gate is surest of and what touches it; segments it is much less
+        sure of are held still (:mod:`.sampling.object_focus`; "on" for a model without a ratio of its own uses
+        :data:`.sampling.object_focus.FOCUS_RATIO`).
         ``text_states`` ``[2, text_len, text_dim]`` (the prompt's and the negative
         prompt's encoder states, e.g. from ComfyUI's CONDITIONING, :mod:`.sampling.external_conditioning`) replace
         the text encoder; ``image_tokens`` ``[1, tokens, dim]`` replace the loaded CLIP grey tokens."""
@@ -225,6 +231,9 @@ class TrajectoryGenerator(nn.Module):
         pixels = gate_on and (cfg.motion_gate_pixels if pixels_mode == "auto" else pixels_mode == "on")
         rigid_mode = switch_mode(rigid_segments, "rigid_segments")
         rigid = pixels and (cfg.rigid_segments if rigid_mode == "auto" else rigid_mode == "on")
+        focus_mode = switch_mode(object_focus, "object_focus")
+        focus = 0.0 if not pixels or focus_mode == "off" else cfg.object_focus if focus_mode == "auto" else (
+            cfg.object_focus or FOCUS_RATIO)
         pixel_probability = None  # the gate's probability on the latent grid, where the pixel gate decides
         compose = composition_kind(clause_composition, cfg.clause_composition)
         img = cond.as_image_tensor(image)
@@ -334,7 +343,7 @@ class TrajectoryGenerator(nn.Module):
                 dilate = pixels and plan.camera is None
                 latents, gate = compose_latents(parts, chances, cfg.motion_gate_threshold, rest=rest, dilate=dilate)
                 if dilate:
-                    pixel_probability = torch.stack([latent_probability(c, latents.shape[-2:]) for c in chances]).amax(0)
+                    pixel_probability = torch.cat([latent_probability(c, latents.shape[-2:]) for c in chances])
                 gate["clauses"] = list(plan.objects)
                 if plan.camera is not None:
                     gate["camera_clause"] = plan.camera
@@ -349,10 +358,16 @@ class TrajectoryGenerator(nn.Module):
             tracks = self.codec.decode_tracks(latents.float(), points0.unsqueeze(0).to(dev), factors, num_frames=frames,
                                               still_threshold=still, smoothing=smoothing)[0]
             if pixel_probability is not None:
-                upsampled = upsampled_probability(pixel_probability, points0.unsqueeze(0).to(dev))
+                grid0 = points0.unsqueeze(0).to(dev)
+                upsampled = upsampled_probability(pixel_probability.amax(0, keepdim=True), grid0)  # any clause's
                 keep = upsampled >= cfg.motion_gate_threshold
+                focused = {}
+                if focus:  # each clause's kept pixels on the object it is surest of
+                    clauses = upsampled_probability(pixel_probability, grid0.expand(len(pixel_probability), -1, -1, -1))
+                    kept, held = focus_keep(clauses, points0.to(clauses.device), cfg.motion_gate_threshold, focus)
+                    keep, focused = kept.unsqueeze(0).to(keep.device), {"object_focus": held}
                 tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
-                gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4)}
+                gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4), **focused}
                 if rigid:
                     tracks, fitted = fit_segments(tracks, keep[0], probability=upsampled[0], level=cfg.rigid_level)
                     gate["rigid_segments"] = fitted

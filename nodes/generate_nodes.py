@@ -167,6 +167,14 @@ class GenerateTrajectories:
                                "of a neighbour at the same depth, that part now moves fully with the object (off gives "
                                "the generated motion back). auto = the model's default (on for the bundled model). "
                                "Needs gate_pixels on."}),
+                "object_focus": (list(SWITCH_MODES), {
+                    "default": "auto",
+                    "tooltip": "With the pixel gate: each clause's motion stays on the one object the gate is surest "
+                               "of (a region bounded by depth edges) and what touches it; other regions it kept with "
+                               "clearly less confidence are held still, so 'the ball slides' does not drag the card "
+                               "along. Turn off when the prompt's subject is several separate things ('the birds "
+                               "fly') or its parts lie at very different depths. auto = the model's default. Needs "
+                               "gate_pixels on."}),
                 "positive": ("CONDITIONING", {"tooltip": "14B: the prompt encoded by core's CLIP Text Encode with the "
                                                          "Wan umT5 (Load CLIP, type wan); replaces the prompt text and "
                                                          "the loader's text encoder."}),
@@ -181,7 +189,7 @@ class GenerateTrajectories:
     def generate(self, model, image, depth, prompt, negative_prompt, seed, steps, guidance, shift, frames, fps,
                  motion_scale, grid, motion_conditioning=None, still_threshold=-1.0, motion_gate="auto", positive=None, negative=None,
                  clip_vision=None, motion_smoothing=-1.0, sample_average=0, clause_composition="auto", gate_pixels="auto",
-                 rigid_segments="auto", unique_id=None):
+                 rigid_segments="auto", object_focus="auto", unique_id=None):
         require_handle(model, "trajectory", "model")
         require(depth, DepthResult, "depth")
         strength = 1.0
@@ -213,6 +221,7 @@ class GenerateTrajectories:
                                      sample_average=int(sample_average) or None,
                                      motion_gate=motion_gate, clause_composition=clause_composition,
                                      motion_gate_pixels=gate_pixels, rigid_segments=rigid_segments,
+                                     object_focus=object_focus,
                                      depth_source=depth.backend,
                                      grid_hw=output_grid(tuple(img.shape[:2]), grid), fps=fps, progress=Progress(total))
             except GenerationCancelled:

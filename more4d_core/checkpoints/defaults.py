@@ -4,12 +4,12 @@
                                               [--sample-average N] [--steps K] [--clause-composition gate|none]
                                               [--motion-gate-threshold P] [--mirror-average on|off]
                                               [--motion-gate-pixels on|off] [--rigid-segments on|off]
-                                              [--rigid-level L]
+                                              [--rigid-level L] [--object-focus R]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
 averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold, whether it
-mirrors every other sample, decides the gate per pixel and moves each moving segment as one piece (and where it
-cuts the segments) are defaults a
+mirrors every other sample, decides the gate per pixel, moves each moving segment as one piece (and where it cuts
+the segments) and focuses each clause on one object are defaults a
 model file carries (chosen on the validation split for that model, see docs/bundled-model-history.md). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
@@ -36,7 +36,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                  steps: int | None = None, clause_composition: str | None = None,
                  motion_gate_threshold: float | None = None, mirror_average: bool | None = None,
                  motion_gate_pixels: bool | None = None, rigid_segments: bool | None = None,
-                 rigid_level: float | None = None, overwrite: bool = False) -> Path:
+                 rigid_level: float | None = None, object_focus: float | None = None, overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -61,16 +61,20 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["mirror_average"] = mirror_average  # the config checks it against the codec
     if motion_gate_pixels is not None:
         changes["motion_gate_pixels"] = motion_gate_pixels  # the config checks it against the gate and codec
+        if not motion_gate_pixels and object_focus is None:
+            changes["object_focus"] = 0.0  # no pixel gate, no focus on its pixels
     if rigid_segments is not None:
         changes["rigid_segments"] = rigid_segments  # the config checks it against the pixel gate
         if not rigid_segments and rigid_level is None:
             changes["rigid_level"] = 0.0  # no segments, no level to cut them at
     if rigid_level is not None:
         changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
+    if object_focus is not None:
+        changes["object_focus"] = float(object_focus)  # the config checks it against the pixel gate
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
                          "--clause-composition, --motion-gate-threshold, --mirror-average, --motion-gate-pixels, "
-                         "--rigid-segments and/or --rigid-level")
+                         "--rigid-segments, --rigid-level and/or --object-focus")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -106,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rigid-level", type=float, default=None,
                         help="with rigid segments: the segments also cut where the gate's probability crosses this "
                              "level (above the gate threshold, below 1); 0 = cut at depth jumps only")
+    parser.add_argument("--object-focus", type=float, default=None,
+                        help="with the pixel gate: each object clause's motion held still on the depth segments whose "
+                             "mean gate probability is below this share of the best segment's and that do not touch "
+                             "it (above 0, at most 1); 0 = off")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                      mirror_average=None if args.mirror_average is None else args.mirror_average == "on",
                      motion_gate_pixels=None if args.motion_gate_pixels is None else args.motion_gate_pixels == "on",
                      rigid_segments=None if args.rigid_segments is None else args.rigid_segments == "on",
-                     rigid_level=args.rigid_level,
+                     rigid_level=args.rigid_level, object_focus=args.object_focus,
                      overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))

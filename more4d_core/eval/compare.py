@@ -34,7 +34,7 @@ CELLS = {  # label -> (which scenes, which points)
     "all scenes, all points": (None, "all"),
 }
 RUN_KEYS = ("split", "depth", "steps", "sample_average", "mirror_average", "motion_gate", "motion_gate_pixels", "rigid_segments",
-            "rigid_level", "clause_composition",
+            "rigid_level", "object_focus", "clause_composition",
             "model_sha256")  # must agree between the files of one side
 
 

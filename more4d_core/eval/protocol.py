@@ -232,6 +232,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "motion_gate_pixels": bool(cfg.motion_gate_pixels) if gated else False,
         "rigid_segments": bool(cfg.rigid_segments) if gated else False,
         "rigid_level": float(cfg.rigid_level) if gated and cfg.rigid_segments else 0.0,
+        "object_focus": float(cfg.object_focus) if gated and cfg.motion_gate_pixels else 0.0,
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),
         "units": {"grid": f"{w} px wide grid", "output": f"{output_width} px wide output"},

@@ -39,7 +39,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 14: mirror_average added (files of version < 14 draw every sample on the image as it is)
 # 15: motion_gate_pixels added (files of version < 15 gate per latent cell)
 # 16: rigid_segments added (files of version < 16 keep each moving pixel's motion as decoded)
-# 17: rigid_level added (files of version < 17 cut segments at depth jumps only)
+# 17: rigid_level and object_focus added (files of version < 17 cut segments at depth jumps only and keep every
+#     pixel the gate keeps)
 CONFIG_VERSION = 17
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
@@ -143,6 +144,9 @@ class STraGConfig:
     # with rigid segments: the segments also cut where the gate's upsampled probability crosses this level (pixels it
     # is surer of than this apart from those it let move with less); 0 = cut at depth jumps only
     rigid_level: float = 0.0
+    # with the pixel gate: for each object clause, the pixels of depth segments whose mean gate probability is below
+    # this share of the best segment's (and that do not touch it) held still (sampling.object_focus); 0 = off
+    object_focus: float = 0.0
     # text encoder
     text_encoder: str = "umt5"  # or "word_hash"
     word_hash_vocab: int = 4096
@@ -202,6 +206,11 @@ class STraGConfig:
             raise InputError(f"rigid_level must be 0 (segments cut at depth jumps only) or, with rigid_segments, a "
                              f"probability above the gate threshold {self.motion_gate_threshold} and below 1, got "
                              f"{self.rigid_level!r} (rigid_segments {self.rigid_segments!r})")
+        if isinstance(self.object_focus, bool) or not isinstance(self.object_focus, (int, float)) or not (
+                self.object_focus == 0 or (self.motion_gate_pixels and 0 < self.object_focus <= 1)):
+            raise InputError(f"object_focus must be 0 (off) or, with motion_gate_pixels, a share of the best segment's "
+                             f"gate probability above 0 and at most 1, got {self.object_focus!r} (motion_gate_pixels "
+                             f"{self.motion_gate_pixels!r})")
         if not isinstance(self.mirror_average, bool) or (self.mirror_average and self.codec != "dct"):
             raise InputError(f"mirror_average must be true or false, and true only with the 'dct' codec (its latents "
                              f"have a mirror map), got {self.mirror_average!r} with codec {self.codec!r}")
@@ -359,6 +368,7 @@ class STraGConfig:
             data.setdefault("rigid_segments", False)
         if version < 17:  # written before the field existed: segments cut at depth jumps only
             data.setdefault("rigid_level", 0.0)
+            data.setdefault("object_focus", 0.0)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

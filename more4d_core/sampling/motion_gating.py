@@ -94,6 +94,9 @@ def describe_gate(summary: dict) -> str:
     if share >= 1.0:
         return "the motion gate lets the whole image move"
     line = f"the motion gate lets {100 * share:.0f}% of the image move; the rest stays exactly still"
+    if summary.get("object_focus"):  # segments held still by the focus on one object per clause
+        count = summary["object_focus"]
+        line += f"; {count} other region{'s' if count != 1 else ''} it was less sure of held still"
     fitted = summary.get("rigid_segments")  # segments by the fit they took (sampling.rigid_motion)
     if fitted and sum(fitted.values()):
         whole = fitted["translation"] + fitted["similarity"]
