@@ -41,6 +41,10 @@ def test_a_clause_keeps_the_object_it_is_surest_of_and_the_far_side_of_its_edges
     assert not keep[depth == 3.0].any()
     plain, none = focus_keep(p[None], points0, 0.3, 0.4)  # 0.4 >= 0.4 x 0.9: nothing held
     assert none == 0 and torch.equal(plain, p >= 0.3)
+    p[4:12, 11:15] = 0.1
+    p[4:12, 18:26] = 0.45  # exactly 0.5 x 0.9 (both halvings exact in binary): not below, so kept
+    level, none = focus_keep(p[None], points0, 0.3, 0.5)
+    assert none == 0 and level[4:12, 3:11].all() and level[4:12, 18:26].all()
 
 
 def test_each_clause_is_focused_on_its_own_object_and_the_kept_pixels_joined():
