@@ -359,17 +359,23 @@ class TrajectoryGenerator(nn.Module):
                                               still_threshold=still, smoothing=smoothing)[0]
             if pixel_probability is not None:
                 grid0 = points0.unsqueeze(0).to(dev)
-                upsampled = upsampled_probability(pixel_probability.amax(0, keepdim=True), grid0)  # any clause's
-                keep = upsampled >= cfg.motion_gate_threshold
+                clauses = (upsampled_probability(pixel_probability, grid0.expand(len(pixel_probability), -1, -1, -1))
+                           if focus else None)  # each clause's probability on the pixels
+                upsampled = None  # any clause's, where the keep or the level cut reads it (one clause: its own)
+                if not focus or (rigid and cfg.rigid_level):
+                    upsampled = clauses if clauses is not None and len(clauses) == 1 else upsampled_probability(
+                        pixel_probability.amax(0, keepdim=True), grid0)
                 focused = {}
                 if focus:  # each clause's kept pixels on the object it is surest of
-                    clauses = upsampled_probability(pixel_probability, grid0.expand(len(pixel_probability), -1, -1, -1))
                     kept, held = focus_keep(clauses, points0.to(clauses.device), cfg.motion_gate_threshold, focus)
-                    keep, focused = kept.unsqueeze(0).to(keep.device), {"object_focus": held}
+                    keep, focused = kept.unsqueeze(0), {"object_focus": held}
+                else:
+                    keep = upsampled >= cfg.motion_gate_threshold
                 tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
                 gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4), **focused}
                 if rigid:
-                    tracks, fitted = fit_segments(tracks, keep[0], probability=upsampled[0], level=cfg.rigid_level)
+                    tracks, fitted = fit_segments(tracks, keep[0], probability=None if upsampled is None else upsampled[0],
+                                                  level=cfg.rigid_level)
                     gate["rigid_segments"] = fitted
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):

@@ -13,7 +13,7 @@ from more4d_core.geometry.projection import backproject_depth
 from more4d_core.models.config import CONFIG_VERSION, STraGConfig
 from more4d_core.sampling.clause_composition import compose_latents
 from more4d_core.sampling.motion_gating import apply_motion_gate
-from more4d_core.sampling.pixel_gate import dilate_cells, hold_outside, pixel_keep
+from more4d_core.sampling.pixel_gate import dilate_cells, hold_outside, upsampled_probability
 
 K = GATE_INTRINSICS
 
@@ -44,7 +44,7 @@ def test_the_pixels_kept_follow_the_objects_outline_not_the_cells():
     points0 = backproject_depth(depth, K).float().reshape(1, 24, 24, 3)
     probability = torch.zeros(1, 1, 1, 6, 6)
     probability[..., 1:4, 1:4] = 1.0  # the cells the object touches (pixels 4-15), a cell wider than it each way
-    keep = pixel_keep(probability, points0, 0.5)
+    keep = upsampled_probability(probability, points0) >= 0.5
     assert keep.shape == (1, 24, 24)
     assert torch.equal(keep[0], mask)
     cells = probability[0, 0, 0].repeat_interleave(4, 0).repeat_interleave(4, 1) >= 0.5

@@ -37,12 +37,6 @@ def upsampled_probability(probability: torch.Tensor, points0: torch.Tensor) -> t
     return guided_upsample(probability[:, 0].float().to(guide.device), guide)[:, 0]
 
 
-def pixel_keep(probability: torch.Tensor, points0: torch.Tensor, threshold: float) -> torch.Tensor:
-    """``probability`` on the latent grid ``[B, 1, 1, h, w]`` -> ``[B, H, W]`` bool: the output pixels where its
-    upsampling (:func:`upsampled_probability`) reaches ``threshold``."""
-    return upsampled_probability(probability, points0) >= threshold
-
-
 def hold_outside(tracks: torch.Tensor, points0: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """``tracks [B, T, H, W, 3]`` with every point outside ``keep [B, H, W]`` held at its frame-0 position
     ``points0 [B, H, W, 3]``."""

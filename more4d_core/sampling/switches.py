@@ -1,5 +1,5 @@
 """The sampler's three-way switches (the motion gate, clause composition, mirror averaging, the pixel gate, rigid
-segments): "auto" follows the model's default or the situation, "on" and "off" force it; None, True and False are
+segments, object focus): "auto" follows the model's default or the situation, "on" and "off" force it; None, True and False are
 the same three."""
 
 from __future__ import annotations
