@@ -48,7 +48,7 @@ from .sampling.motion_smoothing import smoothing_for
 from .sampling.object_focus import FOCUS_RATIO, focus_keep
 from .sampling.pixel_gate import hold_outside, upsampled_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
-from .sampling.rigid_motion import fit_segments
+from .sampling.rigid_motion import fit_segments, names_growth
 from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
 from .sampling.still import check_still_threshold
 from .sampling.switches import switch_mode
@@ -204,7 +204,8 @@ class TrajectoryGenerator(nn.Module):
         the gate decided per output pixel where every moving pixel is a gated object clause's (:mod:`.sampling.pixel_gate`).
         ``rigid_segments`` ("auto" = None: the model's default, "on", "off"): where the pixel gate decides, each moving
         segment's motion is replaced by one translation or similarity transform per frame where that explains it
-        (:mod:`.sampling.rigid_motion`; segments also cut at the model's ``rigid_level`` of the gate's probability).
+        (:mod:`.sampling.rigid_motion`; segments also cut at the model's ``rigid_level`` of the gate's probability; with
+        the model's ``rigid_scale`` "prompted", a fit changes a segment's size only where the prompt names a growth).
         ``object_focus`` ("auto" = None: the model's default, "on", "off"): where the pixel gate decides, each object
         clause's motion stays on the depth segment the gate is surest of and what touches it; segments it is much less
         sure of are held still (:mod:`.sampling.object_focus`; "on" for a model without a ratio of its own uses
@@ -373,10 +374,11 @@ class TrajectoryGenerator(nn.Module):
                     keep = upsampled >= cfg.motion_gate_threshold
                 tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
                 gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4), **focused}
-                if rigid:
+                if rigid:  # a segment changes its size only where the prompt names a growth, if the model says so
+                    scaled = cfg.rigid_scale == "any" or text_states is not None or names_growth(prompt)
                     tracks, fitted = fit_segments(tracks, keep[0], probability=None if upsampled is None else upsampled[0],
-                                                  level=cfg.rigid_level)
-                    gate["rigid_segments"] = fitted
+                                                  level=cfg.rigid_level, with_scale=scaled)
+                    gate = {**gate, "rigid_segments": fitted, **({} if scaled else {"rigid_keeps_size": True})}
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):
             raise InputError(

@@ -106,7 +106,9 @@ class GenerateTrajectories:
                 "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip": "Denoising steps; 0 = the model's default (50 for 14B, 10 for the bundled small model, which averages 8 samples)."}),
                 "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
                                        "tooltip": "Text guidance; 0 = the model's default (6 for 14B, 1 for small)."}),
-                "shift": ("FLOAT", {"default": 5.0, "min": 0.1, "max": 20.0, "step": 0.1, "tooltip": "Flow-matching timestep shift."}),
+                "shift": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
+                                    "tooltip": "Flow-matching timestep shift; 0 = the model's default (5 for 14B and "
+                                               "for the bundled small model)."}),
                 "frames": ("INT", {"default": 49, "min": 2, "max": MAX_GENERATED_FRAMES, "tooltip": "Frames to generate (the 14B model needs 1 + a multiple of 4)."}),
                 "fps": ("FLOAT", {"default": 8.0, "min": 1.0, "max": 60.0, "step": 1.0, "tooltip": "Frame rate of the motion."}),
                 "motion_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
@@ -214,7 +216,7 @@ class GenerateTrajectories:
             try:
                 scene = gen.generate(img, depth.depth, depth.intrinsics, prompt, negative_prompt=negative_prompt,
                                      **external,
-                                     seed=int(seed), steps=total, shift=shift, guidance_scale=guidance or None,
+                                     seed=int(seed), steps=total, shift=shift or None, guidance_scale=guidance or None,
                                      motion_strength=strength, num_frames=int(frames),
                                      still_threshold=None if still_threshold < 0 else still_threshold,
                                      motion_smoothing=None if motion_smoothing < 0 else motion_smoothing,

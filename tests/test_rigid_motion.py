@@ -182,6 +182,42 @@ def test_a_spin_is_fitted_as_a_rotation_and_a_bend_keeps_its_motion():
     assert torch.equal(fitted, bent)
 
 
+def test_a_spin_that_pulls_its_points_in_keeps_its_size_when_scale_is_not_allowed():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:13, 6:18] = 1.0
+    keep = depth < 2
+    centre = torch.tensor([0.0, 0.0, 1.3], dtype=torch.float64)  # the axis behind the visible surface
+
+    def turn(p, t, pull):  # a turn about the vertical axis through centre, the points pulled in by pull per frame
+        r = _rotation([0.0, 1.0, 0.0], 0.4 * t)
+        out = (1 - pull * t) * (p - centre) @ r.T + centre - p
+        return torch.where(keep.unsqueeze(-1), out, torch.zeros_like(out))
+
+    shrunk = _tracks(depth, lambda p, t: turn(p, t, 0.05))  # 0.85 of its size at the last frame
+    fitted, counts = fit_segments(shrunk, keep)
+    assert counts == {"translation": 0, "similarity": 1, "as generated": 0}
+    assert torch.allclose(fitted, shrunk, atol=1e-5)  # with scale: the shrinking turn exactly
+    kept, counts = fit_segments(shrunk, keep, with_scale=False)
+    assert counts == {"translation": 0, "similarity": 1, "as generated": 0}
+    # by hand: each frame the same rotation at full size, placed on the generated points' centroid
+    p0 = shrunk[0][keep].double()
+    for t in range(1, 4):
+        r = _rotation([0.0, 1.0, 0.0], 0.4 * t)
+        expected = (p0 - p0.mean(0)) @ r.T + shrunk[t][keep].double().mean(0)
+        assert torch.allclose(kept[t][keep].double(), expected, atol=1e-5)
+        spread = (kept[t][keep] - kept[t][keep].mean(0)).norm(dim=-1)
+        assert torch.allclose(spread, (p0 - p0.mean(0)).norm(dim=-1).float(), atol=1e-5)  # its size kept
+    assert torch.equal(kept[:, ~keep], shrunk[:, ~keep])
+
+
+def test_growth_words_are_the_trained_ones():
+    from more4d_core.sampling.rigid_motion import names_growth
+
+    assert names_growth("the ball expands") and names_growth("The disc SHRINKS slowly") and names_growth("it grows")
+    assert not names_growth("the ball spins clockwise quickly") and not names_growth("the box moves toward the camera")
+    assert not names_growth("") and not names_growth("the camera moves forward")
+
+
 def test_segments_too_small_to_fit_keep_their_motion():
     depth = torch.full((20, 30), 3.0)
     depth[5:8, 6:9] = 1.0  # 9 pixels
@@ -219,6 +255,22 @@ def test_the_config_carries_a_level_only_with_rigid_segments_and_above_the_gate_
     assert STraGConfig.from_dict(data).rigid_level == 0.0  # written before the level: depth jumps only
 
 
+def test_the_config_keeps_sizes_only_with_rigid_segments_and_reads_old_files_as_any():
+    rigid = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
+    assert rigid.rigid_scale == "any" and rigid.replace(rigid_scale="prompted").rigid_scale == "prompted"
+    for bad in ({"rigid_scale": "never"}, {"rigid_scale": True}):
+        with pytest.raises(InputError, match="rigid_scale"):
+            rigid.replace(**bad)
+    with pytest.raises(InputError, match="rigid_scale"):
+        GATED_DCT.replace(motion_gate_pixels=True, rigid_scale="prompted")  # no segments to fit
+    data = json.loads(rigid.replace(rigid_scale="prompted").to_json())
+    assert data["config_version"] == CONFIG_VERSION >= 18
+    assert STraGConfig.from_dict(dict(data)).rigid_scale == "prompted"
+    data["config_version"] = 17
+    data.pop("rigid_scale")
+    assert STraGConfig.from_dict(data).rigid_scale == "any"  # written before the field: sizes may change
+
+
 def test_the_defaults_tool_writes_it(tmp_path):
     from more4d_core.checkpoints.bundle import read_header, save_bundle
     from more4d_core.checkpoints.defaults import set_defaults
@@ -236,6 +288,12 @@ def test_the_defaults_tool_writes_it(tmp_path):
     assert read_header(level).config.rigid_level == 0.7
     off = set_defaults(level, tmp_path / "off.safetensors", rigid_segments=False)  # no segments, no level
     assert read_header(off).config.rigid_segments is False and read_header(off).config.rigid_level == 0.0
+    sized = set_defaults(out, tmp_path / "sized.safetensors", rigid_scale="prompted")
+    assert read_header(sized).config.rigid_scale == "prompted"
+    assert read_header(set_defaults(sized, tmp_path / "none.safetensors", rigid_segments=False)).config.rigid_scale == "any"
+    with pytest.raises(InputError, match="rigid_scale"):
+        set_defaults(out, tmp_path / "odd.safetensors", rigid_scale="sometimes")
+    assert not (tmp_path / "odd.safetensors").exists()
     with pytest.raises(InputError, match="rigid_level"):
         set_defaults(out, tmp_path / "low.safetensors", rigid_level=0.3)  # below the gate threshold
     assert not (tmp_path / "low.safetensors").exists()
@@ -244,7 +302,7 @@ def test_the_defaults_tool_writes_it(tmp_path):
     assert not (tmp_path / "bad.safetensors").exists()
 
 
-def _slide_generation(monkeypatch, rigid, config=None):
+def _slide_generation(monkeypatch, rigid, config=None, prompt="the ball moves right quickly"):
     gen = build_generator(config or GATED_DCT.replace(motion_gate_pixels=True), seed=0)
     depth = torch.full((32, 32), 3.0)
     depth[10:19, 10:19] = 1.0
@@ -256,7 +314,7 @@ def _slide_generation(monkeypatch, rigid, config=None):
         return p
 
     monkeypatch.setattr("more4d_core.generator.gate_probability", probability)
-    return gen.generate(image, depth, K, "the ball moves right quickly", steps=2, num_frames=5, still_threshold=0.0,
+    return gen.generate(image, depth, K, prompt, steps=2, num_frames=5, still_threshold=0.0,
                         motion_smoothing=0.0, rigid_segments=rigid, seed=3), depth < 2
 
 
@@ -295,6 +353,31 @@ def test_the_generator_cuts_segments_at_the_models_level(monkeypatch):
                            still_threshold=0.0, motion_smoothing=0.0, seed=3)
         segments[level] = sum(out.metadata["motion_gate"]["rigid_segments"].values())
     assert segments == {0.0: 1, 0.8: 2}
+
+
+def test_the_generator_keeps_sizes_unless_the_prompt_names_a_growth(monkeypatch):
+    import more4d_core.generator as generator_module
+
+    scales = []
+
+    def spy(*args, **kwargs):  # the real fit, and whether it was let change sizes
+        scales.append(kwargs["with_scale"])
+        return fit_segments(*args, **kwargs)
+
+    monkeypatch.setattr(generator_module, "fit_segments", spy)
+    prompted = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True, rigid_scale="prompted")
+    cases = (("any", prompted.replace(rigid_scale="any"), "the ball spins"), ("spins", prompted, "the ball spins"),
+             ("expands", prompted, "the ball expands"), ("shrinks", prompted, "the disc shrinks"))
+    for name, config, prompt in cases:
+        out, _ = _slide_generation(monkeypatch, None, config, prompt)
+        assert out.metadata["motion_gate"].get("rigid_keeps_size", False) is (name == "spins")
+    assert scales == [True, False, True, True]
+    from more4d_core.sampling.motion_gating import describe_gate
+
+    line = describe_gate({"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3,
+                          "rigid_segments": {"translation": 0, "similarity": 2, "as generated": 0},
+                          "rigid_keeps_size": True})
+    assert "move as one piece and keep their size" in line
 
 
 def test_the_models_default_decides_auto_and_a_bad_setting_is_refused(monkeypatch):

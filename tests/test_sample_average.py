@@ -179,3 +179,29 @@ def test_the_defaults_tool_writes_the_steps_and_generation_uses_them(tmp_path, m
         with pytest.raises(InputError, match="steps must be a positive integer"):
             set_defaults(src, tmp_path / "bad.safetensors", steps=bad)
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_the_defaults_tool_writes_the_shift_and_generation_uses_it(tmp_path, monkeypatch):
+    import more4d_core.sampling.flow_sampler as flow
+
+    gen = build_generator(DCT, seed=0)
+    src = tmp_path / "m.safetensors"
+    save_bundle(src, DCT, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
+    assert DCT.shift != 3.0
+    out = set_defaults(src, tmp_path / "out.safetensors", shift=3)
+    assert read_header(out).config.shift == 3.0
+    assert read_header(out).info["defaults_set"][-1]["before"] == {"shift": DCT.shift}
+    shifts = []
+    real = flow.make_scheduler
+    monkeypatch.setattr(flow, "make_scheduler", lambda shift: shifts.append(shift) or real(shift))
+    loaded = load_generator(out)
+    img = torch.rand(32, 32, 3)
+    args = dict(seed=0, sample_average=1, steps=1, num_frames=5)
+    loaded.generate(img, torch.full((32, 32), 2.0), intrinsics_from_fov(32, 32, 60.0), "the ball slides right", **args)
+    loaded.generate(img, torch.full((32, 32), 2.0), intrinsics_from_fov(32, 32, 60.0), "the ball slides right",
+                    shift=1.5, **args)
+    assert shifts == [3.0, 1.5]  # the file's default, then the caller's
+    for bad in (0, -1.0, float("nan"), True):
+        with pytest.raises(InputError, match="shift must be a finite number above 0"):
+            set_defaults(src, tmp_path / "bad.safetensors", shift=bad)
+    assert not (tmp_path / "bad.safetensors").exists()

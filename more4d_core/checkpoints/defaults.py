@@ -1,10 +1,11 @@
 """Write a model file's generation defaults (post-processing, samples averaged) without touching its weights.
 
     python -m more4d_core.checkpoints.defaults MODEL --out OUT [--still-threshold T] [--motion-smoothing S]
-                                              [--sample-average N] [--steps K] [--clause-composition gate|none]
+                                              [--sample-average N] [--steps K] [--shift S]
+                                              [--clause-composition gate|none]
                                               [--motion-gate-threshold P] [--mirror-average on|off]
                                               [--motion-gate-pixels on|off] [--rigid-segments on|off]
-                                              [--rigid-level L] [--object-focus R]
+                                              [--rigid-level L] [--rigid-scale any|prompted] [--object-focus R]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
 averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold, whether it
@@ -22,8 +23,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..help_text import command_parser
-from ..models.config import CLAUSE_COMPOSITIONS
-from ..sampling.flow_sampler import check_steps
+from ..models.config import CLAUSE_COMPOSITIONS, RIGID_SCALES
+from ..sampling.flow_sampler import check_shift, check_steps
 from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.sample_average import check_sample_average
 from ..sampling.still import check_still_threshold
@@ -33,10 +34,11 @@ from .io import iter_safetensors
 
 def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float | None = None,
                  motion_smoothing: float | None = None, sample_average: int | None = None,
-                 steps: int | None = None, clause_composition: str | None = None,
+                 steps: int | None = None, shift: float | None = None, clause_composition: str | None = None,
                  motion_gate_threshold: float | None = None, mirror_average: bool | None = None,
                  motion_gate_pixels: bool | None = None, rigid_segments: bool | None = None,
-                 rigid_level: float | None = None, object_focus: float | None = None, overwrite: bool = False) -> Path:
+                 rigid_level: float | None = None, rigid_scale: str | None = None, object_focus: float | None = None,
+                 overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -51,6 +53,8 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["sample_average"] = check_sample_average(sample_average)
     if steps is not None:
         changes["steps"] = check_steps(steps)
+    if shift is not None:
+        changes["shift"] = check_shift(shift)
     if clause_composition is not None:
         changes["clause_composition"] = clause_composition  # the config checks the name
     if motion_gate_threshold is not None:
@@ -67,14 +71,18 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["rigid_segments"] = rigid_segments  # the config checks it against the pixel gate
         if not rigid_segments and rigid_level is None:
             changes["rigid_level"] = 0.0  # no segments, no level to cut them at
+        if not rigid_segments and rigid_scale is None:
+            changes["rigid_scale"] = "any"  # no segments, no fit to keep sizes in
     if rigid_level is not None:
         changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
+    if rigid_scale is not None:
+        changes["rigid_scale"] = rigid_scale  # the config checks the name and the segments
     if object_focus is not None:
         changes["object_focus"] = float(object_focus)  # the config checks it against the pixel gate
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
-                         "--clause-composition, --motion-gate-threshold, --mirror-average, --motion-gate-pixels, "
-                         "--rigid-segments, --rigid-level and/or --object-focus")
+                         "--shift, --clause-composition, --motion-gate-threshold, --mirror-average, "
+                         "--motion-gate-pixels, --rigid-segments, --rigid-level, --rigid-scale and/or --object-focus")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -92,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-average", type=int, default=None,
                         help="default number of samples the sampler averages (1 = one sample)")
     parser.add_argument("--steps", type=int, default=None, help="default number of denoising steps")
+    parser.add_argument("--shift", type=float, default=None,
+                        help="default flow-matching timestep shift (above 0; larger spends more steps at high noise)")
     parser.add_argument("--clause-composition", choices=CLAUSE_COMPOSITIONS, default=None,
                         help="gate: prompts of two or more object clauses are sampled clause by clause and composed by "
                              "the motion gate; gate_camera: also object clauses with a camera clause, each sampled with "
@@ -110,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rigid-level", type=float, default=None,
                         help="with rigid segments: the segments also cut where the gate's probability crosses this "
                              "level (above the gate threshold, below 1); 0 = cut at depth jumps only")
+    parser.add_argument("--rigid-scale", choices=RIGID_SCALES, default=None,
+                        help="with rigid segments: any = a segment's fit may change its size; prompted = only where "
+                             "the prompt names a growth (grows, shrinks), else rotation and translation alone")
     parser.add_argument("--object-focus", type=float, default=None,
                         help="with the pixel gate: each object clause's motion held still on the depth segments whose "
                              "mean gate probability is below this share of the best segment's and that do not touch "
@@ -119,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         set_defaults(args.model, args.out, still_threshold=args.still_threshold,
                      motion_smoothing=args.motion_smoothing, sample_average=args.sample_average,
-                     steps=args.steps, clause_composition=args.clause_composition,
+                     steps=args.steps, shift=args.shift, clause_composition=args.clause_composition,
                      motion_gate_threshold=args.motion_gate_threshold,
                      mirror_average=None if args.mirror_average is None else args.mirror_average == "on",
                      motion_gate_pixels=None if args.motion_gate_pixels is None else args.motion_gate_pixels == "on",
                      rigid_segments=None if args.rigid_segments is None else args.rigid_segments == "on",
-                     rigid_level=args.rigid_level, object_focus=args.object_focus,
+                     rigid_level=args.rigid_level, rigid_scale=args.rigid_scale, object_focus=args.object_focus,
                      overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))

@@ -33,8 +33,8 @@ CELLS = {  # label -> (which scenes, which points)
     "camera moves, all points": ("moves", "all"),
     "all scenes, all points": (None, "all"),
 }
-RUN_KEYS = ("split", "depth", "steps", "sample_average", "mirror_average", "motion_gate", "motion_gate_pixels", "rigid_segments",
-            "rigid_level", "object_focus", "clause_composition",
+RUN_KEYS = ("split", "depth", "steps", "shift", "sample_average", "mirror_average", "motion_gate", "motion_gate_pixels", "rigid_segments",
+            "rigid_level", "rigid_scale", "object_focus", "clause_composition",
             "model_sha256")  # must agree between the files of one side
 
 

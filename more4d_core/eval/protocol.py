@@ -224,7 +224,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
              for u, by_method in per.items()}
     result = {
         "split": split, "seeds": [seed, seed + samples - 1], "samples": samples, "recipe": RECIPE,
-        "depth": depth, "steps": steps or cfg.steps, "sample_average": averaged, "mirror_average": mirrored,
+        "depth": depth, "steps": steps or cfg.steps, "shift": cfg.shift, "sample_average": averaged,
+        "mirror_average": mirrored,
         "still_hold_threshold": hold, "motion_smoothing": smooth,
         "guidance": cfg.guidance_scale if guidance is None else float(guidance),
         "motion_gate": cfg.motion_gate_threshold if gated else "off",
@@ -232,6 +233,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "motion_gate_pixels": bool(cfg.motion_gate_pixels) if gated else False,
         "rigid_segments": bool(cfg.rigid_segments) if gated else False,
         "rigid_level": float(cfg.rigid_level) if gated and cfg.rigid_segments else 0.0,
+        "rigid_scale": cfg.rigid_scale if gated and cfg.rigid_segments else "any",
         "object_focus": float(cfg.object_focus) if gated and cfg.motion_gate_pixels else 0.0,
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),

@@ -41,13 +41,15 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 16: rigid_segments added (files of version < 16 keep each moving pixel's motion as decoded)
 # 17: rigid_level and object_focus added (files of version < 17 cut segments at depth jumps only and keep every
 #     pixel the gate keeps)
-CONFIG_VERSION = 17
+# 18: rigid_scale added (files of version < 18 let every segment's fit change its size)
+CONFIG_VERSION = 18
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
 CONDITION_DETAILS = ("none", "subcell")
 OBJECT_ENCODERS = ("none", "conv")
 OBJECT_BINDINGS = ("none", "attention")
+RIGID_SCALES = ("any", "prompted")
 MOTION_GATES = ("none", "attention", "fine")
 CLAUSE_COMPOSITIONS = ("none", "gate", "gate_camera")
 TEMPORAL_DECODERS = ("basis", "learned")
@@ -144,6 +146,9 @@ class STraGConfig:
     # with rigid segments: the segments also cut where the gate's upsampled probability crosses this level (pixels it
     # is surer of than this apart from those it let move with less); 0 = cut at depth jumps only
     rigid_level: float = 0.0
+    # with rigid segments: "any" = a segment's similarity fit may change its size; "prompted" = only where the prompt
+    # names a growth ("grows", "shrinks"), else rotation and translation alone (sampling.rigid_motion)
+    rigid_scale: str = "any"
     # with the pixel gate: for each object clause, the pixels of depth segments whose mean gate probability is below
     # this share of the best segment's (and that do not touch it) held still (sampling.object_focus); 0 = off
     object_focus: float = 0.0
@@ -206,6 +211,9 @@ class STraGConfig:
             raise InputError(f"rigid_level must be 0 (segments cut at depth jumps only) or, with rigid_segments, a "
                              f"probability above the gate threshold {self.motion_gate_threshold} and below 1, got "
                              f"{self.rigid_level!r} (rigid_segments {self.rigid_segments!r})")
+        if self.rigid_scale not in RIGID_SCALES or (self.rigid_scale != "any" and not self.rigid_segments):
+            raise InputError(f"rigid_scale must be one of {', '.join(RIGID_SCALES)}, and other than 'any' only with "
+                             f"rigid_segments, got {self.rigid_scale!r} (rigid_segments {self.rigid_segments!r})")
         if isinstance(self.object_focus, bool) or not isinstance(self.object_focus, (int, float)) or not (
                 self.object_focus == 0 or (self.motion_gate_pixels and 0 < self.object_focus <= 1)):
             raise InputError(f"object_focus must be 0 (off) or, with motion_gate_pixels, a share of the best segment's "
@@ -369,6 +377,8 @@ class STraGConfig:
         if version < 17:  # written before the field existed: segments cut at depth jumps only
             data.setdefault("rigid_level", 0.0)
             data.setdefault("object_focus", 0.0)
+        if version < 18:  # written before the field existed: every fit may change a segment's size
+            data.setdefault("rigid_scale", "any")
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

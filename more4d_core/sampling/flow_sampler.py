@@ -45,6 +45,14 @@ def check_steps(steps) -> int:
     return int(steps)
 
 
+def check_shift(shift) -> float:
+    """``shift`` as a float if it is a finite number above 0 (the schedule's timestep shift), else an
+    :class:`InputError`."""
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift) or shift <= 0:
+        raise InputError(f"shift must be a finite number above 0, got {shift!r}")
+    return float(shift)
+
+
 def sample_flow(
     velocity: VelocityFn,
     noise: torch.Tensor,

@@ -101,4 +101,6 @@ def describe_gate(summary: dict) -> str:
     if fitted and sum(fitted.values()):
         whole = fitted["translation"] + fitted["similarity"]
         line += f"; {whole} of its {sum(fitted.values())} moving segments move as one piece"
+        if whole and summary.get("rigid_keeps_size"):
+            line += " and keep their size (the prompt names no growth)"
     return line

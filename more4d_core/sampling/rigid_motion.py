@@ -12,7 +12,8 @@ each frame are replaced by
 
 * its median displacement, where that leaves at most :data:`TRANSLATION_LIMIT` of the segment's motion unexplained;
 * else the similarity transform that best maps its frame-0 points onto them (least squares, Umeyama's closed form),
-  where that leaves at most :data:`SIMILARITY_LIMIT`;
+  where that leaves at most :data:`SIMILARITY_LIMIT` (with ``with_scale`` off, rotation and translation alone: an
+  object that only turns keeps its size, where the averaged samples of a spin pull its points towards the axis);
 * else nothing: a segment whose motion is not rigid (a bend, a wave, two objects touching that move differently)
   keeps its motion as generated, as do segments of fewer than :data:`MIN_SEGMENT` pixels.
 
@@ -25,12 +26,21 @@ import cv2
 import numpy as np
 import torch
 
+from ..models.vocabulary import read_prompt
+
 # chosen on 80 still-camera scenes of the training stream (seeds from 990000000 and 990000150), never on validation
 # (docs/bundled-model-history.md, "Each moving segment as one piece")
 DEPTH_JUMP = 0.04  # a relative depth difference between 4-neighbours that separates two segments
 MIN_SEGMENT = 16  # segments of fewer pixels keep their motion as generated
 TRANSLATION_LIMIT = 0.1  # a segment moves by its median displacement where that leaves at most this share unexplained
 SIMILARITY_LIMIT = 0.1  # else by its similarity fit where that leaves at most this share
+GROWTH_WORDS = frozenset({"grows", "shrinks"})  # the trained words of a motion that changes an object's size
+
+
+def names_growth(prompt: str) -> bool:
+    """Whether ``prompt`` names a motion that changes an object's size, read as the trained words (synonyms mapped:
+    "expands" is "grows"; :func:`..models.vocabulary.read_prompt`) whatever the model's own text encoder reads."""
+    return any(word in GROWTH_WORDS for word in read_prompt(prompt).words)
 
 
 def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool = True) -> torch.Tensor:
@@ -98,13 +108,13 @@ def unexplained(source: torch.Tensor, target: torch.Tensor, fitted: torch.Tensor
 
 def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch.Tensor | None = None,
                  level: float = 0.0, depth_jump: float = DEPTH_JUMP, min_segment: int = MIN_SEGMENT,
-                 translation_limit: float = TRANSLATION_LIMIT,
-                 similarity_limit: float = SIMILARITY_LIMIT) -> tuple[torch.Tensor, dict]:
+                 translation_limit: float = TRANSLATION_LIMIT, similarity_limit: float = SIMILARITY_LIMIT,
+                 with_scale: bool = True) -> tuple[torch.Tensor, dict]:
     """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`, cut also at ``level``
     of the gate's ``probability [H, W]`` where both are given) moved by one transform
     per frame (frame 0 unchanged): its median translation where that leaves at most ``translation_limit`` of the
-    segment's motion unexplained, else its similarity fit where that leaves at most ``similarity_limit``, else as
-    generated. Returns the tracks and how many segments took each."""
+    segment's motion unexplained, else its similarity fit (without a change of size unless ``with_scale``) where that
+    leaves at most ``similarity_limit``, else as generated. Returns the tracks and how many segments took each."""
     frames, h, w, _ = tracks.shape
     labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump, probability, level)).reshape(-1).to(tracks.device)
     flat = tracks.reshape(frames, h * w, 3).clone()
@@ -119,7 +129,7 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
             flat[1:, index] = moved
             counts["translation"] += 1
             continue
-        moved = similarity_fit(source, target)
+        moved = similarity_fit(source, target, with_scale=with_scale)
         if unexplained(source, target, moved) <= similarity_limit:
             flat[1:, index] = moved
             counts["similarity"] += 1
