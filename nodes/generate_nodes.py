@@ -107,8 +107,8 @@ class GenerateTrajectories:
                 "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
                                        "tooltip": "Text guidance; 0 = the model's default (6 for 14B, 1 for small)."}),
                 "shift": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
-                                    "tooltip": "Flow-matching timestep shift; 0 = the model's default (5 for 14B and "
-                                               "for the bundled small model)."}),
+                                    "tooltip": "Flow-matching timestep shift; 0 = the model's default (5 for 14B, 3 for the "
+                                               "bundled small model)."}),
                 "frames": ("INT", {"default": 49, "min": 2, "max": MAX_GENERATED_FRAMES, "tooltip": "Frames to generate (the 14B model needs 1 + a multiple of 4)."}),
                 "fps": ("FLOAT", {"default": 8.0, "min": 1.0, "max": 60.0, "step": 1.0, "tooltip": "Frame rate of the motion."}),
                 "motion_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,

@@ -159,14 +159,21 @@ def test_the_defaults_tool_writes_the_count(tmp_path):
     assert not (tmp_path / "bad.safetensors").exists()
 
 
-def test_the_defaults_tool_writes_the_steps_and_generation_uses_them(tmp_path, monkeypatch):
+def _with_default(tmp_path, **change):
+    """A tiny DCT model file and its copy with one default changed by the defaults tool (checked written)."""
     gen = build_generator(DCT, seed=0)
     src = tmp_path / "m.safetensors"
     save_bundle(src, DCT, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
-    assert DCT.steps != 3
-    out = set_defaults(src, tmp_path / "out.safetensors", steps=3)
-    assert read_header(out).config.steps == 3
-    assert read_header(out).info["defaults_set"][-1]["before"] == {"steps": DCT.steps}
+    (name, value), = change.items()
+    assert getattr(DCT, name) != value
+    out = set_defaults(src, tmp_path / "out.safetensors", **change)
+    assert getattr(read_header(out).config, name) == value
+    assert read_header(out).info["defaults_set"][-1]["before"] == {name: getattr(DCT, name)}
+    return src, out
+
+
+def test_the_defaults_tool_writes_the_steps_and_generation_uses_them(tmp_path, monkeypatch):
+    src, out = _with_default(tmp_path, steps=3)
     loaded = load_generator(out)
     calls = []
     real = loaded.transformer.forward
@@ -184,13 +191,7 @@ def test_the_defaults_tool_writes_the_steps_and_generation_uses_them(tmp_path, m
 def test_the_defaults_tool_writes_the_shift_and_generation_uses_it(tmp_path, monkeypatch):
     import more4d_core.sampling.flow_sampler as flow
 
-    gen = build_generator(DCT, seed=0)
-    src = tmp_path / "m.safetensors"
-    save_bundle(src, DCT, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
-    assert DCT.shift != 3.0
-    out = set_defaults(src, tmp_path / "out.safetensors", shift=3)
-    assert read_header(out).config.shift == 3.0
-    assert read_header(out).info["defaults_set"][-1]["before"] == {"shift": DCT.shift}
+    src, out = _with_default(tmp_path, shift=3.0)
     shifts = []
     real = flow.make_scheduler
     monkeypatch.setattr(flow, "make_scheduler", lambda shift: shifts.append(shift) or real(shift))
