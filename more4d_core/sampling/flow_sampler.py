@@ -9,6 +9,7 @@ the velocity ``noise - x0``; timesteps are ``1000 * sigma`` after the shift
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -33,9 +34,7 @@ def seeded_noise(shape: tuple[int, ...], seed: int, device, dtype=torch.float32)
 def make_scheduler(shift: float):
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    if not (math.isfinite(shift) and shift > 0):
-        raise InputError(f"shift must be a positive number, got {shift}")
-    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=float(shift))
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=check_shift(shift))
 
 
 def check_steps(steps) -> int:
@@ -48,7 +47,7 @@ def check_steps(steps) -> int:
 def check_shift(shift) -> float:
     """``shift`` as a float if it is a finite number above 0 (the schedule's timestep shift), else an
     :class:`InputError`."""
-    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift) or shift <= 0:
+    if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not math.isfinite(shift) or shift <= 0:
         raise InputError(f"shift must be a finite number above 0, got {shift!r}")
     return float(shift)
 
