@@ -13,7 +13,7 @@ each frame are replaced by
 * its median displacement, where that leaves at most :data:`TRANSLATION_LIMIT` of the segment's motion unexplained;
 * else the similarity transform that best maps its frame-0 points onto them (least squares, Umeyama's closed form),
   where that leaves at most :data:`SIMILARITY_LIMIT` (with ``with_scale`` off, rotation and translation alone: an
-  object that only turns keeps its size, where the averaged samples of a spin pull its points towards the axis);
+  object that only turns keeps its size, where the generated spins pull its points in towards the axis);
 * else nothing: a segment whose motion is not rigid (a bend, a wave, two objects touching that move differently)
   keeps its motion as generated, as do segments of fewer than :data:`MIN_SEGMENT` pixels.
 
