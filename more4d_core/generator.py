@@ -48,7 +48,7 @@ from .sampling.motion_smoothing import smoothing_for
 from .sampling.object_focus import FOCUS_RATIO, focus_keep
 from .sampling.pixel_gate import hold_outside, upsampled_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
-from .sampling.rigid_motion import fit_segments, names_growth
+from .sampling.rigid_motion import fit_segments, growth_pixels
 from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
 from .sampling.still import check_still_threshold
 from .sampling.switches import switch_mode
@@ -374,11 +374,20 @@ class TrajectoryGenerator(nn.Module):
                     keep = upsampled >= cfg.motion_gate_threshold
                 tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
                 gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4), **focused}
-                if rigid:  # a segment changes its size only where the prompt names a growth, if the model says so
-                    scaled = cfg.rigid_scale == "any" or text_states is not None or names_growth(prompt)
+                if rigid:  # a segment changes its size only where a clause names a growth, if the model says so
+                    scaled = cfg.rigid_scale == "any" or text_states is not None
+                    per_clause = cfg.rigid_clauses and clauses is not None and len(clauses) > 1
+                    regions = clauses.argmax(0) if per_clause else None  # each pixel's surest clause
+                    growing = False if text_states is not None else growth_pixels(
+                        prompt, plan.objects if per_clause else None, regions)
                     tracks, fitted = fit_segments(tracks, keep[0], probability=None if upsampled is None else upsampled[0],
-                                                  level=cfg.rigid_level, with_scale=scaled)
-                    gate = {**gate, "rigid_segments": fitted, **({} if scaled else {"rigid_keeps_size": True})}
+                                                  level=cfg.rigid_level, with_scale=scaled, growing=growing,
+                                                  growth_power=cfg.rigid_growth_power, regions=regions)
+                    grows = bool(torch.as_tensor(growing).any())
+                    gate = {**gate, "rigid_segments": fitted,
+                            **({} if scaled or grows else {"rigid_keeps_size": True}),
+                            **({"rigid_growth_power": cfg.rigid_growth_power}
+                               if grows and cfg.rigid_growth_power != 1.0 else {})}
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):
             raise InputError(

@@ -361,7 +361,7 @@ def test_the_generator_keeps_sizes_unless_the_prompt_names_a_growth(monkeypatch)
     scales = []
 
     def spy(*args, **kwargs):  # the real fit, and whether it was let change sizes
-        scales.append(kwargs["with_scale"])
+        scales.append(kwargs["with_scale"] or kwargs["growing"] is True)  # every segment, or one that grows
         return fit_segments(*args, **kwargs)
 
     monkeypatch.setattr(generator_module, "fit_segments", spy)
@@ -399,3 +399,170 @@ def test_the_node_passes_the_setting_and_tells_what_was_fitted(monkeypatch):
     line = describe_gate({"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3,
                           "rigid_segments": {"translation": 1, "similarity": 1, "as generated": 1}})
     assert "2 of its 3 moving segments move as one piece" in line
+
+
+def _growth(depth, keep, scale_step, move):
+    """Tracks of ``keep``'s surface growing by ``1 + scale_step * t`` about the point ``(0, 0, 1)`` and moving by
+    ``move * t``; the rest of ``depth`` still."""
+    centre = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    mask = keep.unsqueeze(-1)
+    return _tracks(depth, lambda p, t: torch.where(mask, scale_step * t * (p - centre) + move * t, torch.zeros_like(p)))
+
+
+def test_a_named_growth_is_strengthened_by_the_power_and_only_where_its_clause_names_it():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:13, 6:18] = 1.0
+    keep = depth < 2
+    move = torch.tensor([0.01, -0.005, 0.02], dtype=torch.float64)
+    grown = _growth(depth, keep, 0.1, move)  # 1.3x its size at the last frame
+    as_fitted, counts = fit_segments(grown, keep, with_scale=False, growing=True)
+    assert counts == {"translation": 0, "similarity": 1, "as generated": 0}
+    assert torch.allclose(as_fitted, grown, atol=1e-5)  # a growth the prompt names: its size change as generated
+    strong, _ = fit_segments(grown, keep, with_scale=False, growing=True, growth_power=2.0)
+    p0 = grown[0][keep].double()
+    for t in range(1, 4):  # by hand: about the generated centroid, (1 + 0.1 t)^2 times the frame-0 spread
+        expected = (1 + 0.1 * t) ** 2 * (p0 - p0.mean(0)) + grown[t][keep].double().mean(0)
+        assert torch.allclose(strong[t][keep].double(), expected, atol=1e-5)
+    assert torch.equal(strong[:, ~keep], grown[:, ~keep]) and torch.equal(strong[0], grown[0])
+    kept, counts = fit_segments(grown, keep, with_scale=False, growing=False, growth_power=2.0)
+    assert counts["as generated"] == 1 and torch.equal(kept, grown)  # no growth named: a turn cannot explain it
+    where = torch.zeros(20, 30, dtype=torch.bool)
+    where[5:13, 6:11] = True  # a growth map covering less than half of the segment: not its clause's growth
+    minority, counts = fit_segments(grown, keep, with_scale=False, growing=where, growth_power=2.0)
+    assert counts["as generated"] == 1 and torch.equal(minority, grown)
+
+
+def test_segments_are_also_cut_between_clauses_so_touching_objects_move_apart():
+    depth = _layout()
+    points0 = backproject_depth(depth, K).float().reshape(20, 30, 3)
+    keep = depth < 2.5
+    regions = torch.zeros(20, 30, dtype=torch.long)
+    regions[:, 10:] = 1  # the second square and the third are the second clause's
+    cut = torch.from_numpy(motion_segments(points0, keep, regions=regions))
+    first, second = cut[4:10, 4:10], cut[4:10, 10:16]
+    assert first.unique().numel() == 1 and second.unique().numel() == 1 and int(first[0, 0]) != int(second[0, 0])
+    assert int(cut[4:10, 18:26].unique().numel()) == 1 and (cut[~keep] == 0).all()
+    squares = keep & (depth < 1.5)
+    left = squares & (regions == 0)
+    apart = torch.where(left, -1.0, 1.0).to(torch.float64).view(20, 30, 1) * torch.tensor([0.1, 0.0, 0.0],
+                                                                                         dtype=torch.float64)
+    tracks = _tracks(depth, lambda p, t: t * apart * squares.unsqueeze(-1))  # the two squares slide apart
+    whole, counts = fit_segments(tracks, squares)
+    assert counts == {"translation": 0, "similarity": 0, "as generated": 1}  # one segment: no one motion fits it
+    fitted, counts = fit_segments(tracks, squares, regions=regions)
+    assert counts == {"translation": 2, "similarity": 0, "as generated": 0}
+    assert torch.allclose(fitted, tracks, atol=1e-6)
+
+
+def test_each_pixel_grows_where_its_own_clause_names_a_growth():
+    from more4d_core.sampling.rigid_motion import growth_pixels
+
+    regions = torch.tensor([[0, 1, 1], [2, 0, 1]])
+    clauses = ["the ball spins clockwise", "the card expands", "the box moves left"]
+    assert torch.equal(growth_pixels("unused", clauses, regions), regions == 1)
+    assert growth_pixels("the ball spins and the card grows") is True  # no clauses: any growth word, every pixel
+    assert growth_pixels("the ball spins clockwise", clauses, None) is False
+
+
+def test_the_config_strengthens_growth_and_cuts_at_clauses_only_with_rigid_segments_and_reads_old_files_as_before():
+    rigid = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
+    assert rigid.rigid_growth_power == 1.0 and rigid.rigid_clauses is False
+    assert rigid.replace(rigid_growth_power=2.0, rigid_clauses=True).rigid_growth_power == 2.0
+    for bad in ({"rigid_growth_power": 0.0}, {"rigid_growth_power": 4.5}, {"rigid_growth_power": float("nan")},
+                {"rigid_growth_power": True}, {"rigid_growth_power": "2"}):
+        with pytest.raises(InputError, match="rigid_growth_power"):
+            rigid.replace(**bad)
+    for bad in ({"rigid_clauses": 1}, {"rigid_clauses": "on"}):
+        with pytest.raises(InputError, match="rigid_clauses"):
+            rigid.replace(**bad)
+    pixels = GATED_DCT.replace(motion_gate_pixels=True)  # no segments
+    with pytest.raises(InputError, match="rigid_growth_power"):
+        pixels.replace(rigid_growth_power=2.0)
+    with pytest.raises(InputError, match="rigid_clauses"):
+        pixels.replace(rigid_clauses=True)
+    data = json.loads(rigid.replace(rigid_growth_power=2.0, rigid_clauses=True).to_json())
+    assert data["config_version"] == CONFIG_VERSION >= 19
+    read = STraGConfig.from_dict(dict(data))
+    assert read.rigid_growth_power == 2.0 and read.rigid_clauses is True
+    data["config_version"] = 18
+    data.pop("rigid_growth_power")
+    data.pop("rigid_clauses")
+    old = STraGConfig.from_dict(data)
+    assert old.rigid_growth_power == 1.0 and old.rigid_clauses is False  # written before: as fitted, no clause cuts
+
+
+def test_the_defaults_tool_writes_the_growth_power_and_clause_cuts(tmp_path):
+    from more4d_core.checkpoints.bundle import read_header, save_bundle
+    from more4d_core.checkpoints.defaults import main, set_defaults
+
+    config = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
+    gen = build_generator(config, seed=0)
+    model = tmp_path / "m.safetensors"
+    save_bundle(model, config, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder},
+                {})
+    assert main([str(model), "--out", str(tmp_path / "g.safetensors"), "--growth-power", "2",
+                 "--rigid-clauses", "on"]) == 0
+    written = read_header(tmp_path / "g.safetensors").config
+    assert written.rigid_growth_power == 2.0 and written.rigid_clauses is True
+    off = read_header(set_defaults(tmp_path / "g.safetensors", tmp_path / "off.safetensors",
+                                   rigid_segments=False)).config
+    assert off.rigid_growth_power == 1.0 and off.rigid_clauses is False  # no segments: nothing to strengthen or cut
+    for bad in (5.0, True):
+        with pytest.raises(InputError, match="growth power|rigid_growth_power"):
+            set_defaults(model, tmp_path / "bad.safetensors", growth_power=bad)
+        assert not (tmp_path / "bad.safetensors").exists()
+
+
+def _two_clauses(monkeypatch, config, prompt="the ball spins clockwise and the card grows"):
+    import more4d_core.generator as generator_module
+
+    seen = []
+
+    def spy(*args, **kwargs):  # the real fit, and what the generator asked of it
+        seen.append(kwargs)
+        return fit_segments(*args, **kwargs)
+
+    monkeypatch.setattr(generator_module, "fit_segments", spy)
+    gen = build_generator(config, seed=0)
+    depth = torch.full((32, 32), 3.0)
+    depth[8:20, 4:28] = 1.0  # one surface: the ball (left) touching the card (right)
+    image = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(2))
+    calls = []
+
+    def probability(transformer, conditions, text):
+        p = torch.zeros(1, *conditions.control.shape[-2:])
+        p[0, 2:5, 1:4] = 1.0 if len(calls) % 2 == 0 else 0.0  # the first clause's cells (pixels 4-15)
+        p[0, 2:5, 4:7] = 0.0 if len(calls) % 2 == 0 else 1.0  # the second's (pixels 16-27)
+        calls.append(1)
+        return p
+
+    monkeypatch.setattr("more4d_core.generator.gate_probability", probability)
+    scene = gen.generate(image, depth, K, prompt, steps=1, num_frames=5, still_threshold=0.0, motion_smoothing=0.0,
+                         seed=3)
+    return scene, seen[0]
+
+
+def test_the_generator_cuts_segments_at_clauses_and_strengthens_only_the_growing_clause(monkeypatch):
+    base = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True, rigid_scale="prompted",
+                             clause_composition="gate", object_focus=0.8)
+    per_clause, asked = _two_clauses(monkeypatch, base.replace(rigid_clauses=True, rigid_growth_power=2.0))
+    regions = asked["regions"]
+    assert regions is not None and regions.shape == (32, 32)
+    assert (regions[8:20, 4:16] == 0).all() and (regions[8:20, 16:28] == 1).all()  # each pixel's surest clause
+    assert torch.equal(asked["growing"], regions == 1) and asked["growth_power"] == 2.0
+    assert not asked["with_scale"]
+    gate = per_clause.metadata["motion_gate"]
+    assert sum(gate["rigid_segments"].values()) == 2 and gate["rigid_growth_power"] == 2.0
+    assert "rigid_keeps_size" not in gate
+    whole, asked = _two_clauses(monkeypatch, base)  # before version 19: one segment, any growth word lets it scale
+    assert asked["regions"] is None and asked["growing"] is True and asked["growth_power"] == 1.0
+    assert sum(whole.metadata["motion_gate"]["rigid_segments"].values()) == 1
+    assert "rigid_growth_power" not in whole.metadata["motion_gate"]
+    _, asked = _two_clauses(monkeypatch, base.replace(rigid_clauses=True), "the ball spins and the card slides left")
+    assert not asked["growing"].any()  # no clause names a growth: every segment keeps its size
+    from more4d_core.sampling.motion_gating import describe_gate
+
+    line = describe_gate({"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3,
+                          "rigid_segments": {"translation": 0, "similarity": 2, "as generated": 0},
+                          "rigid_growth_power": 2.0})
+    assert "a growth the prompt names is strengthened (raised to the power 2)" in line

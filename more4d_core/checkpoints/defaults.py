@@ -6,11 +6,12 @@
                                               [--motion-gate-threshold P] [--mirror-average on|off]
                                               [--motion-gate-pixels on|off] [--rigid-segments on|off]
                                               [--rigid-level L] [--rigid-scale any|prompted] [--object-focus R]
+                                              [--rigid-clauses on|off] [--growth-power P]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
 averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold, whether it
-mirrors every other sample, decides the gate per pixel, moves each moving segment as one piece (and where it cuts
-the segments) and focuses each clause on one object are defaults a
+mirrors every other sample, decides the gate per pixel, moves each moving segment as one piece (where it cuts the
+segments, which may change size and how far a named growth goes) and focuses each clause on one object are defaults a
 model file carries (chosen on the validation split for that model, see docs/bundled-model-history.md). OUT is MODEL with every tensor copied
 bit for bit and the chosen defaults in its config; the change is recorded in the file's ``info``
 (``defaults_set``). OUT is written atomically and is never MODEL itself.
@@ -38,6 +39,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                  motion_gate_threshold: float | None = None, mirror_average: bool | None = None,
                  motion_gate_pixels: bool | None = None, rigid_segments: bool | None = None,
                  rigid_level: float | None = None, rigid_scale: str | None = None, object_focus: float | None = None,
+                 rigid_clauses: bool | None = None, growth_power: float | None = None,
                  overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
@@ -73,16 +75,27 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
             changes["rigid_level"] = 0.0  # no segments, no level to cut them at
         if not rigid_segments and rigid_scale is None:
             changes["rigid_scale"] = "any"  # no segments, no fit to keep sizes in
+        if not rigid_segments and rigid_clauses is None:
+            changes["rigid_clauses"] = False  # no segments to cut at clauses
+        if not rigid_segments and growth_power is None:
+            changes["rigid_growth_power"] = 1.0  # no segments, no fitted growth to strengthen
     if rigid_level is not None:
         changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
     if rigid_scale is not None:
         changes["rigid_scale"] = rigid_scale  # the config checks the name and the segments
     if object_focus is not None:
         changes["object_focus"] = float(object_focus)  # the config checks it against the pixel gate
+    if rigid_clauses is not None:
+        changes["rigid_clauses"] = rigid_clauses  # the config checks it against the segments
+    if growth_power is not None:
+        if isinstance(growth_power, bool) or not isinstance(growth_power, (int, float)):
+            raise InputError(f"the growth power must be a number, got {growth_power!r}")
+        changes["rigid_growth_power"] = float(growth_power)  # the config checks the range and the segments
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
                          "--shift, --clause-composition, --motion-gate-threshold, --mirror-average, "
-                         "--motion-gate-pixels, --rigid-segments, --rigid-level, --rigid-scale and/or --object-focus")
+                         "--motion-gate-pixels, --rigid-segments, --rigid-level, --rigid-scale, --object-focus, "
+                         "--rigid-clauses and/or --growth-power")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -127,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="with the pixel gate: each object clause's motion held still on the depth segments whose "
                              "mean gate probability is below this share of the best segment's and that do not touch "
                              "it (above 0, at most 1); 0 = off")
+    parser.add_argument("--rigid-clauses", choices=("on", "off"), default=None,
+                        help="with rigid segments and two or more object clauses: on = no segment spans two clauses "
+                             "and a segment changes its size only where its own clause names a growth; off = segments "
+                             "cut at depth jumps alone, a growth word anywhere lets every segment change its size")
+    parser.add_argument("--growth-power", type=float, default=None,
+                        help="with rigid segments: the fitted size change of a segment whose clause names a growth "
+                             "raised to this power (above 0, at most 4; 2 makes a fitted 1.2x growth 1.44x); 1 = as "
+                             "fitted")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
@@ -138,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                      motion_gate_pixels=None if args.motion_gate_pixels is None else args.motion_gate_pixels == "on",
                      rigid_segments=None if args.rigid_segments is None else args.rigid_segments == "on",
                      rigid_level=args.rigid_level, rigid_scale=args.rigid_scale, object_focus=args.object_focus,
-                     overwrite=args.overwrite)
+                     rigid_clauses=None if args.rigid_clauses is None else args.rigid_clauses == "on",
+                     growth_power=args.growth_power, overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

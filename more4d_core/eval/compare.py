@@ -33,9 +33,11 @@ CELLS = {  # label -> (which scenes, which points)
     "camera moves, all points": ("moves", "all"),
     "all scenes, all points": (None, "all"),
 }
-RUN_KEYS = ("split", "depth", "steps", "shift", "sample_average", "mirror_average", "motion_gate", "motion_gate_pixels", "rigid_segments",
-            "rigid_level", "rigid_scale", "object_focus", "clause_composition",
-            "model_sha256")  # must agree between the files of one side
+RUN_KEYS = (  # must agree between the files of one side
+    "split", "depth", "steps", "shift", "sample_average", "mirror_average", "motion_gate", "motion_gate_pixels",
+    "rigid_segments", "rigid_level", "rigid_scale", "rigid_clauses", "rigid_growth_power", "object_focus",
+    "clause_composition", "model_sha256",
+)
 
 
 @dataclass

@@ -42,7 +42,10 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 17: rigid_level and object_focus added (files of version < 17 cut segments at depth jumps only and keep every
 #     pixel the gate keeps)
 # 18: rigid_scale added (files of version < 18 let every segment's fit change its size)
-CONFIG_VERSION = 18
+# 19: rigid_clauses and rigid_growth_power added (files of version < 19 let segments span clauses, let every segment
+#     change its size where any clause names a growth, and keep a growing segment's fitted size change as it is)
+CONFIG_VERSION = 19
+MAX_GROWTH_POWER = 4.0
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -149,6 +152,13 @@ class STraGConfig:
     # with rigid segments: "any" = a segment's similarity fit may change its size; "prompted" = only where the prompt
     # names a growth ("grows", "shrinks"), else rotation and translation alone (sampling.rigid_motion)
     rigid_scale: str = "any"
+    # with rigid segments: the fitted size change of a segment whose clause names a growth raised to this power (the
+    # change multiplied in log scale: 2 makes a fitted 1.2x growth 1.44x); 1 = as fitted (sampling.rigid_motion)
+    rigid_growth_power: float = 1.0
+    # with rigid segments and a prompt of two or more object clauses: True = no segment spans two clauses (each pixel
+    # goes to the clause whose gate is surest of it) and a segment changes its size only where its own clause names a
+    # growth; False = segments cut at depth jumps alone, and a growth word anywhere lets every segment change its size
+    rigid_clauses: bool = False
     # with the pixel gate: for each object clause, the pixels of depth segments whose mean gate probability is below
     # this share of the best segment's (and that do not touch it) held still (sampling.object_focus); 0 = off
     object_focus: float = 0.0
@@ -214,6 +224,15 @@ class STraGConfig:
         if self.rigid_scale not in RIGID_SCALES or (self.rigid_scale != "any" and not self.rigid_segments):
             raise InputError(f"rigid_scale must be one of {', '.join(RIGID_SCALES)}, and other than 'any' only with "
                              f"rigid_segments, got {self.rigid_scale!r} (rigid_segments {self.rigid_segments!r})")
+        if not isinstance(self.rigid_clauses, bool) or (self.rigid_clauses and not self.rigid_segments):
+            raise InputError(f"rigid_clauses must be true or false, and true only with rigid_segments, got "
+                             f"{self.rigid_clauses!r} (rigid_segments {self.rigid_segments!r})")
+        power = self.rigid_growth_power
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or not (
+                power == 1 or (self.rigid_segments and 0 < power <= MAX_GROWTH_POWER)):
+            raise InputError(f"rigid_growth_power must be 1 (growth as fitted) or, with rigid_segments, a power above "
+                             f"0 and at most {MAX_GROWTH_POWER:g}, got {power!r} (rigid_segments "
+                             f"{self.rigid_segments!r})")
         if isinstance(self.object_focus, bool) or not isinstance(self.object_focus, (int, float)) or not (
                 self.object_focus == 0 or (self.motion_gate_pixels and 0 < self.object_focus <= 1)):
             raise InputError(f"object_focus must be 0 (off) or, with motion_gate_pixels, a share of the best segment's "
@@ -379,6 +398,9 @@ class STraGConfig:
             data.setdefault("object_focus", 0.0)
         if version < 18:  # written before the field existed: every fit may change a segment's size
             data.setdefault("rigid_scale", "any")
+        if version < 19:  # written before the field existed: a growing segment's size change as fitted
+            data.setdefault("rigid_growth_power", 1.0)
+            data.setdefault("rigid_clauses", False)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -103,4 +103,7 @@ def describe_gate(summary: dict) -> str:
         line += f"; {whole} of its {sum(fitted.values())} moving segments move as one piece"
         if whole and summary.get("rigid_keeps_size"):
             line += " and keep their size (the prompt names no growth)"
+        if whole and summary.get("rigid_growth_power"):
+            line += (f"; the size change of a growth the prompt names is strengthened (raised to the power "
+                     f"{summary['rigid_growth_power']:g})")
     return line

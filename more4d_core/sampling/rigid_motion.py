@@ -7,13 +7,17 @@ slide, bounce, move toward or away, spin and grow, each of which moves all of an
 transform of 3D space (rotation, translation, scale); bends and waves do not. Here the moving pixels (the pixel
 gate's) are split into segments, connected pixels cut where the depth jumps so that an object and the background
 beside it fall apart, and (with a ``level``) where the gate's probability crosses that level, so that an object the
-gate is sure of falls apart from the surface beside it that it let move with less confidence; each segment's points at
-each frame are replaced by
+gate is sure of falls apart from the surface beside it that it let move with less confidence, and (with ``regions``)
+where the clause whose gate is surest of a pixel changes, so that two objects that touch but move as different clauses
+ask fall apart; each segment's points at each frame are replaced by
 
 * its median displacement, where that leaves at most :data:`TRANSLATION_LIMIT` of the segment's motion unexplained;
 * else the similarity transform that best maps its frame-0 points onto them (least squares, Umeyama's closed form),
   where that leaves at most :data:`SIMILARITY_LIMIT` (with ``with_scale`` off, rotation and translation alone: an
-  object that only turns keeps its size, where the generated spins pull its points in towards the axis);
+  object that only turns keeps its size, where the generated spins pull its points in towards the axis; a segment
+  whose motion is a growth the prompt names may change its size, and ``growth_power`` strengthens that change: the
+  bundled denoiser makes about half of the size change a growth asks for: docs/bundled-model-history.md, "Segments
+  per clause, and growth strengthened");
 * else nothing: a segment whose motion is not rigid (a bend, a wave, two objects touching that move differently)
   keeps its motion as generated, as do segments of fewer than :data:`MIN_SEGMENT` pixels.
 
@@ -43,9 +47,22 @@ def names_growth(prompt: str) -> bool:
     return any(word in GROWTH_WORDS for word in read_prompt(prompt).words)
 
 
-def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool = True) -> torch.Tensor:
+def growth_pixels(prompt: str, clauses: list[str] | None = None,
+                  regions: torch.Tensor | None = None) -> torch.Tensor | bool:
+    """Where a segment's motion is a growth the prompt names: with the object ``clauses`` of the prompt and
+    ``regions [H, W]`` (each pixel's clause, an index into them) a pixel grows where its clause names a growth;
+    without them every pixel grows where any word of ``prompt`` names one (:func:`names_growth`)."""
+    if clauses is None or regions is None:
+        return names_growth(prompt)
+    named = torch.tensor([names_growth(clause) for clause in clauses], device=regions.device)
+    return named[regions]
+
+
+def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool = True,
+                   scale_power: float = 1.0) -> torch.Tensor:
     """Least-squares similarity transforms: ``source [N, 3]`` (one point set) onto ``target [T, N, 3]``; returns the
-    mapped source ``[T, N, 3]`` (``s R p + t`` per frame, ``R`` a proper rotation)."""
+    mapped source ``[T, N, 3]`` (``s R p + t`` per frame, ``R`` a proper rotation). ``scale_power`` raises each fitted
+    scale to that power (the size change multiplied in log scale; 1 = as fitted), about the same centroid path."""
     p = source.double()
     q = target.double()
     mu_p = p.mean(0)
@@ -61,16 +78,20 @@ def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool 
     d[:, 2] = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))  # -1 where u vh would reflect (dets are +-1)
     rotation = u @ torch.diag_embed(d) @ vh
     scale = (sigma * d).sum(-1) / var_p if with_scale else torch.ones_like(sigma[:, 0])
+    if scale_power != 1.0:
+        scale = scale.clamp(min=1e-6) ** scale_power
     mapped = scale[:, None, None] * torch.einsum("tij,nj->tni", rotation, pc) + mu_q
     return mapped.to(target.dtype)
 
 
 def motion_segments(points0: torch.Tensor, keep: torch.Tensor, depth_jump: float = DEPTH_JUMP,
-                    probability: torch.Tensor | None = None, level: float = 0.0) -> np.ndarray:
+                    probability: torch.Tensor | None = None, level: float = 0.0,
+                    regions: torch.Tensor | None = None) -> np.ndarray:
     """``[H, W]`` int labels (0 = not a segment) of the pixels of ``keep [H, W]`` (bool), 4-connected, cut where
     the frame-0 depth (``points0 [H, W, 3]``'s z) of two neighbours differs by more than ``depth_jump`` of the
     nearer one: the farther pixel of such a pair goes to a segment of its own side. With ``probability [H, W]`` and
-    ``level`` > 0, the pixels whose probability reaches ``level`` and those below it are segmented apart."""
+    ``level`` > 0, the pixels whose probability reaches ``level`` and those below it are segmented apart; with
+    ``regions [H, W]`` (ints: each pixel's clause), the pixels of different regions are."""
     z = points0[..., 2].double().cpu().numpy()
     mask = keep.cpu().numpy().astype(bool)
     far = np.zeros_like(mask)
@@ -82,6 +103,9 @@ def motion_segments(points0: torch.Tensor, keep: torch.Tensor, depth_jump: float
     if probability is not None and level > 0:
         sure = probability.cpu().numpy() >= level
         sides = [part & side for part in sides for side in (sure, ~sure)]
+    if regions is not None:
+        region = regions.cpu().numpy()
+        sides = [part & (region == r) for part in sides for r in np.unique(region)]
     labels = np.zeros(mask.shape, np.int32)
     count = 0
     for part in sides:
@@ -109,15 +133,21 @@ def unexplained(source: torch.Tensor, target: torch.Tensor, fitted: torch.Tensor
 def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch.Tensor | None = None,
                  level: float = 0.0, depth_jump: float = DEPTH_JUMP, min_segment: int = MIN_SEGMENT,
                  translation_limit: float = TRANSLATION_LIMIT, similarity_limit: float = SIMILARITY_LIMIT,
-                 with_scale: bool = True) -> tuple[torch.Tensor, dict]:
+                 with_scale: bool = True, growing: torch.Tensor | bool = False, growth_power: float = 1.0,
+                 regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`, cut also at ``level``
     of the gate's ``probability [H, W]`` where both are given) moved by one transform
     per frame (frame 0 unchanged): its median translation where that leaves at most ``translation_limit`` of the
-    segment's motion unexplained, else its similarity fit (without a change of size unless ``with_scale``) where that
-    leaves at most ``similarity_limit``, else as generated. Returns the tracks and how many segments took each."""
+    segment's motion unexplained, else its similarity fit (without a change of size unless ``with_scale`` or the
+    segment is growing) where that leaves at most ``similarity_limit``, else as generated. A segment is growing where
+    ``growing`` (True, or an ``[H, W]`` bool map: where most of its pixels are) says its motion is a named growth; its
+    fitted size change is then raised to ``growth_power`` (:func:`similarity_fit`'s ``scale_power``; the decision to
+    fit is made on the fit as it is). With ``regions [H, W]`` (each pixel's clause), no segment spans two regions.
+    Returns the tracks and how many segments took each."""
     frames, h, w, _ = tracks.shape
-    labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump, probability, level)).reshape(-1).to(tracks.device)
+    labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump, probability, level, regions)).reshape(-1).to(tracks.device)
     flat = tracks.reshape(frames, h * w, 3).clone()
+    grows = torch.as_tensor(growing, device=tracks.device).expand(h, w).reshape(-1).float()
     counts = {"translation": 0, "similarity": 0, "as generated": 0}
     sizes = torch.bincount(labels)
     sizes[0] = 0  # not a segment
@@ -129,8 +159,11 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
             flat[1:, index] = moved
             counts["translation"] += 1
             continue
-        moved = similarity_fit(source, target, with_scale=with_scale)
+        growth = bool(grows[index].mean() > 0.5)
+        moved = similarity_fit(source, target, with_scale=with_scale or growth)
         if unexplained(source, target, moved) <= similarity_limit:
+            if growth and growth_power != 1.0:
+                moved = similarity_fit(source, target, scale_power=growth_power)
             flat[1:, index] = moved
             counts["similarity"] += 1
             continue
