@@ -64,6 +64,9 @@ def test_files_of_other_scenes_or_settings_are_refused(tmp_path):
         load_runs([tmp_path / "a.json", _run(tmp_path / "d.json", [(1, "still", 0.5, 1.0, 0.8)], depth="perturbed")])
     with pytest.raises(ValueError, match="one setting per side"):  # two models on one side
         load_runs([tmp_path / "a.json", _run(tmp_path / "e.json", [(1, "still", 0.5, 1.0, 0.8)], model_sha256="ab")])
+    for default in ({"rigid_growth_power": 2.0}, {"rigid_clauses": True}):  # sampler defaults a model file carries
+        with pytest.raises(ValueError, match="one setting per side"):
+            load_runs([tmp_path / "a.json", _run(tmp_path / "f.json", [(1, "still", 0.5, 1.0, 0.8)], **default)])
     with pytest.raises(ValueError, match="in two files"):
         load_runs([tmp_path / "a.json", tmp_path / "a.json"])
     old = tmp_path / "old.json"
@@ -92,6 +95,7 @@ def test_the_evaluation_keeps_each_scenes_values():
                       with_controls=False, log=lambda *_: None)
     records = result["per_scene"]
     assert [r["seed"] for r in records] == [0, 1, 2]
+    assert result["rigid_clauses"] is False and result["rigid_growth_power"] == 1.0  # no gate: no segments to fit
     assert sum(r["camera"] == "still" for r in records) == result["scene_counts"]["camera still"]
     for r in records:  # "nothing moves" keeps every still point exactly where it is
         if r["within_avg"]["nothing moves"]["still"] is not None:
