@@ -386,8 +386,7 @@ class TrajectoryGenerator(nn.Module):
                     grows = bool(torch.as_tensor(growing).any())
                     gate = {**gate, "rigid_segments": fitted,
                             **({} if scaled or grows else {"rigid_keeps_size": True}),
-                            **({"rigid_growth_power": cfg.rigid_growth_power}
-                               if grows and cfg.rigid_growth_power != 1.0 else {})}
+                            **({"rigid_growth_power": cfg.rigid_growth_power} if fitted.get("strengthened") else {})}
         bad = ~torch.isfinite(tracks).all(-1) & torch.isfinite(points0).all(-1).to(tracks.device)  # [T, H, W]
         if bool(bad.any()):
             raise InputError(

@@ -418,7 +418,8 @@ def test_a_named_growth_is_strengthened_by_the_power_and_only_where_its_clause_n
     as_fitted, counts = fit_segments(grown, keep, with_scale=False, growing=True)
     assert counts == {"translation": 0, "similarity": 1, "as generated": 0}
     assert torch.allclose(as_fitted, grown, atol=1e-5)  # a growth the prompt names: its size change as generated
-    strong, _ = fit_segments(grown, keep, with_scale=False, growing=True, growth_power=2.0)
+    strong, counts = fit_segments(grown, keep, with_scale=False, growing=True, growth_power=2.0)
+    assert counts == {"translation": 0, "similarity": 1, "as generated": 0, "strengthened": 1}
     p0 = grown[0][keep].double()
     for t in range(1, 4):  # by hand: about the generated centroid, (1 + 0.1 t)^2 times the frame-0 spread
         expected = (1 + 0.1 * t) ** 2 * (p0 - p0.mean(0)) + grown[t][keep].double().mean(0)
@@ -552,8 +553,10 @@ def test_the_generator_cuts_segments_at_clauses_and_strengthens_only_the_growing
     assert torch.equal(asked["growing"], regions == 1) and asked["growth_power"] == 2.0
     assert not asked["with_scale"]
     gate = per_clause.metadata["motion_gate"]
-    assert sum(gate["rigid_segments"].values()) == 2 and gate["rigid_growth_power"] == 2.0
-    assert "rigid_keeps_size" not in gate
+    fitted = gate["rigid_segments"]
+    assert fitted["translation"] + fitted["similarity"] + fitted["as generated"] == 2  # one segment per clause
+    assert "strengthened" in fitted and "rigid_keeps_size" not in gate
+    assert ("rigid_growth_power" in gate) is (fitted["strengthened"] > 0)  # said only where a growth was strengthened
     whole, asked = _two_clauses(monkeypatch, base)  # before version 19: one segment, any growth word lets it scale
     assert asked["regions"] is None and asked["growing"] is True and asked["growth_power"] == 1.0
     assert sum(whole.metadata["motion_gate"]["rigid_segments"].values()) == 1
@@ -562,7 +565,8 @@ def test_the_generator_cuts_segments_at_clauses_and_strengthens_only_the_growing
     assert not asked["growing"].any()  # no clause names a growth: every segment keeps its size
     from more4d_core.sampling.motion_gating import describe_gate
 
-    line = describe_gate({"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3,
-                          "rigid_segments": {"translation": 0, "similarity": 2, "as generated": 0},
-                          "rigid_growth_power": 2.0})
-    assert "a growth the prompt names is strengthened (raised to the power 2)" in line
+    said = {"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3, "rigid_growth_power": 2.0,
+            "rigid_segments": {"translation": 1, "similarity": 2, "as generated": 0, "strengthened": 1}}
+    line = describe_gate(said)
+    assert "2 of its 3 moving segments" not in line and "3 of its 3 moving segments move as one piece" in line
+    assert "1 of them grows as the prompt names, the fitted size change strengthened (raised to the power 2)" in line

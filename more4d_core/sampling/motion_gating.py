@@ -98,12 +98,14 @@ def describe_gate(summary: dict) -> str:
         count = summary["object_focus"]
         line += f"; {count} other region{'s' if count != 1 else ''} it was less sure of held still"
     fitted = summary.get("rigid_segments")  # segments by the fit they took (sampling.rigid_motion)
-    if fitted and sum(fitted.values()):
+    total = sum(fitted[kind] for kind in ("translation", "similarity", "as generated")) if fitted else 0
+    if total:
         whole = fitted["translation"] + fitted["similarity"]
-        line += f"; {whole} of its {sum(fitted.values())} moving segments move as one piece"
+        line += f"; {whole} of its {total} moving segments move as one piece"
         if whole and summary.get("rigid_keeps_size"):
             line += " and keep their size (the prompt names no growth)"
-        if whole and summary.get("rigid_growth_power"):
-            line += (f"; the size change of a growth the prompt names is strengthened (raised to the power "
-                     f"{summary['rigid_growth_power']:g})")
+        grown = fitted.get("strengthened", 0)
+        if grown and summary.get("rigid_growth_power"):
+            line += (f"; {grown} of them grow{'s' if grown == 1 else ''} as the prompt names, the fitted size change "
+                     f"strengthened (raised to the power {summary['rigid_growth_power']:g})")
     return line

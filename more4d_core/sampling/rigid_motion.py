@@ -143,12 +143,13 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
     ``growing`` (True, or an ``[H, W]`` bool map: where most of its pixels are) says its motion is a named growth; its
     fitted size change is then raised to ``growth_power`` (:func:`similarity_fit`'s ``scale_power``; the decision to
     fit is made on the fit as it is). With ``regions [H, W]`` (each pixel's clause), no segment spans two regions.
-    Returns the tracks and how many segments took each."""
+    Returns the tracks and how many segments took each fit (and, with a ``growth_power`` other than 1, how many of
+    the similarity fits it strengthened: ``"strengthened"``)."""
     frames, h, w, _ = tracks.shape
     labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump, probability, level, regions)).reshape(-1).to(tracks.device)
     flat = tracks.reshape(frames, h * w, 3).clone()
     grows = torch.as_tensor(growing, device=tracks.device).expand(h, w).reshape(-1).float()
-    counts = {"translation": 0, "similarity": 0, "as generated": 0}
+    counts = {"translation": 0, "similarity": 0, "as generated": 0, **({"strengthened": 0} if growth_power != 1.0 else {})}
     sizes = torch.bincount(labels)
     sizes[0] = 0  # not a segment
     for label in (sizes >= min_segment).nonzero()[:, 0].tolist():  # smaller segments keep their motion
@@ -164,6 +165,7 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
         if unexplained(source, target, moved) <= similarity_limit:
             if growth and growth_power != 1.0:
                 moved = similarity_fit(source, target, scale_power=growth_power)
+                counts["strengthened"] += 1
             flat[1:, index] = moved
             counts["similarity"] += 1
             continue
