@@ -37,7 +37,7 @@ def test_default_model_generates_at_the_users_resolution():
     assert torch.isfinite(scene.points).all() and torch.equal(scene.points[0], scene.points0)
 
 
-def test_evaluation_harness_scores_every_cell_and_control(tmp_path):
+def test_evaluation_harness_scores_every_cell_and_control(tmp_path, capsys):
     gen = build_generator(MORE4D_TINY)
     result = evaluate(gen, samples=4, steps=1, mean_samples=4, output_width=4 * MORE4D_TINY.width,
                       log=lambda *_: None)
@@ -85,6 +85,8 @@ def test_evaluation_harness_scores_every_cell_and_control(tmp_path):
     assert rows["model + still hold 0"] == rows["model"]  # a zero threshold holds nothing
     assert "model + still hold 0.004" in rows
     assert "controls" not in saved
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.endswith("mirror averaging: off")  # as the generations resolve "auto" (the model's default)
     with pytest.raises(SystemExit):  # an unknown control is refused before any scene is generated
         main(["--model", tiny, "--controls", "named,drift"])
     with pytest.raises(SystemExit):  # both flags: which one wins would be a guess, so neither does

@@ -33,6 +33,7 @@ import torch
 
 from ..checkpoints.bundle import file_sha256
 from ..data.procedural.scene_generator import SPLIT_STREAMS
+from ..errors import InputError
 from ..help_text import command_parser
 from ..sampling.clause_composition import COMPOSE_MODES, composition_kind
 from ..sampling.mirroring import MIRROR_SETTINGS
@@ -111,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         gen.config = gen.config.replace(motion_gate_threshold=args.motion_gate_threshold)
     gated = gen.config.motion_gate != "none" and gate_enabled(args.motion_gate, args.depth)
     composed = composition_kind(args.clause_composition, gen.config.clause_composition) if gated else "none"
+    averaged = gen.config.sample_average if args.sample_average is None else args.sample_average
+    try:  # the setting as the generations resolve it ("auto" is the model's default)
+        mirrored = gen.mirror_choice(args.mirror_average, averaged)[1]
+    except InputError as exc:
+        parser.error(f"--mirror-average: {exc}")
     print(f"model {path} ({gen.config.name}); {args.samples} {args.split} scenes, seeds {args.seed}..{args.seed + args.samples - 1}; "
           f"depth: {args.depth}; steps {args.steps or gen.config.steps}; "
           f"guidance {gen.config.guidance_scale if args.guidance is None else args.guidance:g}; "
           f"motion gate: {gen.config.motion_gate_threshold if gated else 'off'}; "
-          f"samples averaged: {gen.config.sample_average if args.sample_average is None else args.sample_average}; "
-          f"clause composition: {composed}; mirror averaging: {args.mirror_average}")
+          f"samples averaged: {averaged}; clause composition: {composed}; mirror averaging: {mirrored}")
     result = evaluate(gen, split=args.split, samples=args.samples, seed=args.seed, steps=args.steps, guidance=args.guidance, motion_gate=args.motion_gate,
                       clause_composition=args.clause_composition, mirror_average=args.mirror_average, depth=args.depth,
                       still_threshold=args.still_threshold,
