@@ -361,7 +361,7 @@ class TrajectoryGenerator(nn.Module):
             if pixel_probability is not None:
                 grid0 = points0.unsqueeze(0).to(dev)
                 clauses = (upsampled_probability(pixel_probability, grid0.expand(len(pixel_probability), -1, -1, -1))
-                           if focus else None)  # each clause's probability on the pixels
+                           if focus or (rigid and cfg.rigid_clauses) else None)  # each clause's probability on the pixels
                 upsampled = None  # any clause's, where the keep or the level cut reads it (one clause: its own)
                 if not focus or (rigid and cfg.rigid_level):
                     upsampled = clauses if clauses is not None and len(clauses) == 1 else upsampled_probability(

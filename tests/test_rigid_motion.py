@@ -563,6 +563,8 @@ def test_the_generator_cuts_segments_at_clauses_and_strengthens_only_the_growing
     assert "rigid_growth_power" not in whole.metadata["motion_gate"]
     _, asked = _two_clauses(monkeypatch, base.replace(rigid_clauses=True), "the ball spins and the card slides left")
     assert not asked["growing"].any()  # no clause names a growth: every segment keeps its size
+    _, asked = _two_clauses(monkeypatch, base.replace(rigid_clauses=True, object_focus=0.0))  # without the focus too
+    assert torch.equal(asked["regions"], regions) and torch.equal(asked["growing"], regions == 1)
     from more4d_core.sampling.motion_gating import describe_gate
 
     said = {"moving_share": 0.1, "pixels": True, "pixel_moving_share": 0.1, "threshold": 0.3, "rigid_growth_power": 2.0,
