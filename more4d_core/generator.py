@@ -382,7 +382,8 @@ class TrajectoryGenerator(nn.Module):
                         prompt, plan.objects if per_clause else None, regions)
                     tracks, fitted = fit_segments(tracks, keep[0], probability=None if upsampled is None else upsampled[0],
                                                   level=cfg.rigid_level, with_scale=scaled, growing=growing,
-                                                  growth_power=cfg.rigid_growth_power, regions=regions)
+                                                  growth_power=cfg.rigid_growth_power,
+                                                  growth_limit=cfg.rigid_growth_limit, regions=regions)
                     grows = bool(torch.as_tensor(growing).any())
                     gate = {**gate, "rigid_segments": fitted,
                             **({} if scaled or grows else {"rigid_keeps_size": True}),

@@ -546,11 +546,13 @@ def _two_clauses(monkeypatch, config, prompt="the ball spins clockwise and the c
 def test_the_generator_cuts_segments_at_clauses_and_strengthens_only_the_growing_clause(monkeypatch):
     base = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True, rigid_scale="prompted",
                              clause_composition="gate", object_focus=0.8)
-    per_clause, asked = _two_clauses(monkeypatch, base.replace(rigid_clauses=True, rigid_growth_power=2.0))
+    per_clause, asked = _two_clauses(monkeypatch, base.replace(rigid_clauses=True, rigid_growth_power=2.0,
+                                                               rigid_growth_limit=0.5))
     regions = asked["regions"]
     assert regions is not None and regions.shape == (32, 32)
     assert (regions[8:20, 4:16] == 0).all() and (regions[8:20, 16:28] == 1).all()  # each pixel's surest clause
     assert torch.equal(asked["growing"], regions == 1) and asked["growth_power"] == 2.0
+    assert asked["growth_limit"] == 0.5  # the model's
     assert not asked["with_scale"]
     gate = per_clause.metadata["motion_gate"]
     fitted = gate["rigid_segments"]
@@ -572,3 +574,51 @@ def test_the_generator_cuts_segments_at_clauses_and_strengthens_only_the_growing
     line = describe_gate(said)
     assert "2 of its 3 moving segments" not in line and "3 of its 3 moving segments move as one piece" in line
     assert "1 of them grows as the prompt names, the fitted size change strengthened (raised to the power 2)" in line
+
+
+def test_a_growth_too_loose_for_the_common_limit_is_fitted_under_the_growth_limit_only_where_its_clause_grows():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:13, 6:18] = 1.0
+    keep = depth < 2
+    grown = _growth(depth, keep, 0.1, torch.zeros(3, dtype=torch.float64))
+    wobble = 0.012 * torch.randn(grown.shape, generator=torch.Generator().manual_seed(4)) * keep.unsqueeze(-1)
+    wobble[0] = 0.0
+    loose = grown + wobble * torch.arange(4).view(4, 1, 1, 1)  # a growth with a non-rigid part, frame 0 exact
+    share = unexplained(loose[0][keep], loose[1:][:, keep], similarity_fit(loose[0][keep], loose[1:][:, keep]))
+    assert 0.1 < share < 0.5  # too loose for the common limit, within the growth limit below
+    common, counts = fit_segments(loose, keep, with_scale=False, growing=True)
+    assert counts["as generated"] == 1 and torch.equal(common, loose)
+    fitted, counts = fit_segments(loose, keep, with_scale=False, growing=True, growth_limit=0.5)
+    assert counts == {"translation": 0, "similarity": 1, "as generated": 0}
+    again = similarity_fit(fitted[0][keep].double(), fitted[1:][:, keep].double())  # one transform per frame now
+    assert (again - fitted[1:][:, keep].double()).norm(dim=-1).max() < 1e-5
+    other, counts = fit_segments(loose, keep, with_scale=True, growing=False, growth_limit=0.5)
+    assert counts["as generated"] == 1 and torch.equal(other, loose)  # not a growth clause's: the common limit
+
+
+def test_the_growth_limit_is_a_share_carried_only_with_rigid_segments_and_old_files_use_the_common_one(tmp_path):
+    from more4d_core.checkpoints.bundle import read_header, save_bundle
+    from more4d_core.checkpoints.defaults import main, set_defaults
+
+    rigid = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
+    assert rigid.rigid_growth_limit == 0.1 and rigid.replace(rigid_growth_limit=0.5).rigid_growth_limit == 0.5
+    for bad in (0.0, 1.5, float("nan"), True):
+        with pytest.raises(InputError, match="rigid_growth_limit"):
+            rigid.replace(rigid_growth_limit=bad)
+    with pytest.raises(InputError, match="rigid_growth_limit"):
+        GATED_DCT.replace(motion_gate_pixels=True, rigid_growth_limit=0.5)  # no segments
+    data = json.loads(rigid.replace(rigid_growth_limit=0.5).to_json())
+    assert data["config_version"] == CONFIG_VERSION >= 20 and STraGConfig.from_dict(dict(data)).rigid_growth_limit == 0.5
+    data["config_version"] = 19
+    data.pop("rigid_growth_limit")
+    assert STraGConfig.from_dict(data).rigid_growth_limit == 0.1
+    gen = build_generator(rigid, seed=0)
+    model = tmp_path / "m.safetensors"
+    save_bundle(model, rigid, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
+    assert main([str(model), "--out", str(tmp_path / "l.safetensors"), "--growth-limit", "0.5"]) == 0
+    assert read_header(tmp_path / "l.safetensors").config.rigid_growth_limit == 0.5
+    off = set_defaults(tmp_path / "l.safetensors", tmp_path / "off.safetensors", rigid_segments=False)
+    assert read_header(off).config.rigid_growth_limit == 0.1
+    with pytest.raises(InputError, match="rigid_growth_limit"):
+        set_defaults(model, tmp_path / "bad.safetensors", growth_limit=2.0)
+    assert not (tmp_path / "bad.safetensors").exists()

@@ -6,7 +6,7 @@
                                               [--motion-gate-threshold P] [--mirror-average on|off]
                                               [--motion-gate-pixels on|off] [--rigid-segments on|off]
                                               [--rigid-level L] [--rigid-scale any|prompted] [--object-focus R]
-                                              [--rigid-clauses on|off] [--growth-power P]
+                                              [--rigid-clauses on|off] [--growth-power P] [--growth-limit L]
 
 The still hold and the motion smoothing (post-processing), the number of samples the sampler
 averages, its denoising steps, whether it composes a prompt's clauses, its motion gate's threshold, whether it
@@ -40,7 +40,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                  motion_gate_pixels: bool | None = None, rigid_segments: bool | None = None,
                  rigid_level: float | None = None, rigid_scale: str | None = None, object_focus: float | None = None,
                  rigid_clauses: bool | None = None, growth_power: float | None = None,
-                 overwrite: bool = False) -> Path:
+                 growth_limit: float | None = None, overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -79,6 +79,8 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
             changes["rigid_clauses"] = False  # no segments to cut at clauses
         if not rigid_segments and growth_power is None:
             changes["rigid_growth_power"] = 1.0  # no segments, no fitted growth to strengthen
+        if not rigid_segments and growth_limit is None:
+            changes["rigid_growth_limit"] = 0.1  # no segments, no growth to fit
     if rigid_level is not None:
         changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
     if rigid_scale is not None:
@@ -91,11 +93,15 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         if isinstance(growth_power, bool) or not isinstance(growth_power, (int, float)):
             raise InputError(f"the growth power must be a number, got {growth_power!r}")
         changes["rigid_growth_power"] = float(growth_power)  # the config checks the range and the segments
+    if growth_limit is not None:
+        if isinstance(growth_limit, bool) or not isinstance(growth_limit, (int, float)):
+            raise InputError(f"the growth limit must be a number, got {growth_limit!r}")
+        changes["rigid_growth_limit"] = float(growth_limit)  # the config checks the range and the segments
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
                          "--shift, --clause-composition, --motion-gate-threshold, --mirror-average, "
                          "--motion-gate-pixels, --rigid-segments, --rigid-level, --rigid-scale, --object-focus, "
-                         "--rigid-clauses and/or --growth-power")
+                         "--rigid-clauses, --growth-power and/or --growth-limit")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -148,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="with rigid segments: the fitted size change of a segment whose clause names a growth "
                              "raised to this power (above 0, at most 4; 2 makes a fitted 1.2x growth 1.44x); 1 = as "
                              "fitted")
+    parser.add_argument("--growth-limit", type=float, default=None,
+                        help="with rigid segments: a segment whose clause names a growth takes its similarity fit where "
+                             "that leaves at most this share of its motion unexplained (above 0, at most 1; every "
+                             "other segment: 0.1)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                      rigid_segments=None if args.rigid_segments is None else args.rigid_segments == "on",
                      rigid_level=args.rigid_level, rigid_scale=args.rigid_scale, object_focus=args.object_focus,
                      rigid_clauses=None if args.rigid_clauses is None else args.rigid_clauses == "on",
-                     growth_power=args.growth_power, overwrite=args.overwrite)
+                     growth_power=args.growth_power, growth_limit=args.growth_limit, overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

@@ -44,7 +44,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 18: rigid_scale added (files of version < 18 let every segment's fit change its size)
 # 19: rigid_clauses and rigid_growth_power added (files of version < 19 let segments span clauses, let every segment
 #     change its size where any clause names a growth, and keep a growing segment's fitted size change as it is)
-CONFIG_VERSION = 19
+# 20: rigid_growth_limit added (files of version < 20 fit a growing segment under the similarity limit of every other)
+CONFIG_VERSION = 20
 MAX_GROWTH_POWER = 4.0
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
@@ -159,6 +160,9 @@ class STraGConfig:
     # goes to the clause whose gate is surest of it) and a segment changes its size only where its own clause names a
     # growth; False = segments cut at depth jumps alone, and a growth word anywhere lets every segment change its size
     rigid_clauses: bool = False
+    # with rigid segments: a segment whose clause names a growth takes its similarity fit where that leaves at most this
+    # share of its motion unexplained (every other segment: sampling.rigid_motion.SIMILARITY_LIMIT, 0.1)
+    rigid_growth_limit: float = 0.1
     # with the pixel gate: for each object clause, the pixels of depth segments whose mean gate probability is below
     # this share of the best segment's (and that do not touch it) held still (sampling.object_focus); 0 = off
     object_focus: float = 0.0
@@ -227,6 +231,11 @@ class STraGConfig:
         if not isinstance(self.rigid_clauses, bool) or (self.rigid_clauses and not self.rigid_segments):
             raise InputError(f"rigid_clauses must be true or false, and true only with rigid_segments, got "
                              f"{self.rigid_clauses!r} (rigid_segments {self.rigid_segments!r})")
+        limit = self.rigid_growth_limit
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (
+                limit == 0.1 or (self.rigid_segments and 0 < limit <= 1)):
+            raise InputError(f"rigid_growth_limit must be 0.1 (as every segment) or, with rigid_segments, a share above 0 "
+                             f"and at most 1, got {limit!r} (rigid_segments {self.rigid_segments!r})")
         power = self.rigid_growth_power
         if isinstance(power, bool) or not isinstance(power, (int, float)) or not (
                 power == 1 or (self.rigid_segments and 0 < power <= MAX_GROWTH_POWER)):
@@ -401,6 +410,8 @@ class STraGConfig:
         if version < 19:  # written before the field existed: a growing segment's size change as fitted
             data.setdefault("rigid_growth_power", 1.0)
             data.setdefault("rigid_clauses", False)
+        if version < 20:  # written before the field existed: a growing segment under the common similarity limit
+            data.setdefault("rigid_growth_limit", 0.1)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -134,7 +134,7 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
                  level: float = 0.0, depth_jump: float = DEPTH_JUMP, min_segment: int = MIN_SEGMENT,
                  translation_limit: float = TRANSLATION_LIMIT, similarity_limit: float = SIMILARITY_LIMIT,
                  with_scale: bool = True, growing: torch.Tensor | bool = False, growth_power: float = 1.0,
-                 regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                 growth_limit: float | None = None, regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`, cut also at ``level``
     of the gate's ``probability [H, W]`` where both are given) moved by one transform
     per frame (frame 0 unchanged): its median translation where that leaves at most ``translation_limit`` of the
@@ -142,7 +142,8 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
     segment is growing) where that leaves at most ``similarity_limit``, else as generated. A segment is growing where
     ``growing`` (True, or an ``[H, W]`` bool map: where most of its pixels are) says its motion is a named growth; its
     fitted size change is then raised to ``growth_power`` (:func:`similarity_fit`'s ``scale_power``; the decision to
-    fit is made on the fit as it is). With ``regions [H, W]`` (each pixel's clause), no segment spans two regions.
+    fit is made on the fit as it is), and it takes the fit where that leaves at most ``growth_limit`` unexplained
+    (None: ``similarity_limit``; a flat object's generated growth is often less rigid). With ``regions [H, W]`` (each pixel's clause), no segment spans two regions.
     Returns the tracks and how many segments took each fit (and, with a ``growth_power`` other than 1, how many of
     the similarity fits it strengthened: ``"strengthened"``)."""
     frames, h, w, _ = tracks.shape
@@ -162,7 +163,8 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
             continue
         growth = bool(grows[index].mean() > 0.5)
         moved = similarity_fit(source, target, with_scale=with_scale or growth)
-        if unexplained(source, target, moved) <= similarity_limit:
+        limit = growth_limit if growth and growth_limit is not None else similarity_limit
+        if unexplained(source, target, moved) <= limit:
             if growth and growth_power != 1.0:
                 moved = similarity_fit(source, target, scale_power=growth_power)
                 counts["strengthened"] += 1
