@@ -599,7 +599,10 @@ def test_a_growth_too_loose_for_the_common_limit_is_fitted_under_the_growth_limi
 def test_the_growth_limit_is_a_share_carried_only_with_rigid_segments_and_old_files_use_the_common_one(tmp_path):
     from more4d_core.checkpoints.bundle import read_header, save_bundle
     from more4d_core.checkpoints.defaults import main, set_defaults
+    from more4d_core.models.config import COMMON_SIMILARITY_LIMIT
+    from more4d_core.sampling.rigid_motion import SIMILARITY_LIMIT
 
+    assert COMMON_SIMILARITY_LIMIT == SIMILARITY_LIMIT == 0.1  # the config's default is the fit's own limit
     rigid = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
     assert rigid.rigid_growth_limit == 0.1 and rigid.replace(rigid_growth_limit=0.5).rigid_growth_limit == 0.5
     for bad in (0.0, 1.5, float("nan"), True):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..help_text import command_parser
-from ..models.config import CLAUSE_COMPOSITIONS, RIGID_SCALES
+from ..models.config import CLAUSE_COMPOSITIONS, COMMON_SIMILARITY_LIMIT, RIGID_SCALES
 from ..sampling.flow_sampler import check_shift, check_steps
 from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.sample_average import check_sample_average
@@ -80,7 +80,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         if not rigid_segments and growth_power is None:
             changes["rigid_growth_power"] = 1.0  # no segments, no fitted growth to strengthen
         if not rigid_segments and growth_limit is None:
-            changes["rigid_growth_limit"] = 0.1  # no segments, no growth to fit
+            changes["rigid_growth_limit"] = COMMON_SIMILARITY_LIMIT  # no segments, no growth to fit
     if rigid_level is not None:
         changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
     if rigid_scale is not None:
@@ -90,13 +90,9 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
     if rigid_clauses is not None:
         changes["rigid_clauses"] = rigid_clauses  # the config checks it against the segments
     if growth_power is not None:
-        if isinstance(growth_power, bool) or not isinstance(growth_power, (int, float)):
-            raise InputError(f"the growth power must be a number, got {growth_power!r}")
-        changes["rigid_growth_power"] = float(growth_power)  # the config checks the range and the segments
+        changes["rigid_growth_power"] = growth_power  # the config checks the type, the range and the segments
     if growth_limit is not None:
-        if isinstance(growth_limit, bool) or not isinstance(growth_limit, (int, float)):
-            raise InputError(f"the growth limit must be a number, got {growth_limit!r}")
-        changes["rigid_growth_limit"] = float(growth_limit)  # the config checks the range and the segments
+        changes["rigid_growth_limit"] = growth_limit  # the config checks the type, the range and the segments
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
                          "--shift, --clause-composition, --motion-gate-threshold, --mirror-average, "

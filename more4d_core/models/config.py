@@ -47,6 +47,9 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 20: rigid_growth_limit added (files of version < 20 fit a growing segment under the similarity limit of every other)
 CONFIG_VERSION = 20
 MAX_GROWTH_POWER = 4.0
+# the similarity limit of every rigid segment (sampling.rigid_motion.SIMILARITY_LIMIT; a test keeps them equal): a
+# growth clause's segment takes it too unless a file says otherwise
+COMMON_SIMILARITY_LIMIT = 0.1
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
@@ -161,8 +164,8 @@ class STraGConfig:
     # growth; False = segments cut at depth jumps alone, and a growth word anywhere lets every segment change its size
     rigid_clauses: bool = False
     # with rigid segments: a segment whose clause names a growth takes its similarity fit where that leaves at most this
-    # share of its motion unexplained (every other segment: sampling.rigid_motion.SIMILARITY_LIMIT, 0.1)
-    rigid_growth_limit: float = 0.1
+    # share of its motion unexplained (every other segment: COMMON_SIMILARITY_LIMIT)
+    rigid_growth_limit: float = COMMON_SIMILARITY_LIMIT
     # with the pixel gate: for each object clause, the pixels of depth segments whose mean gate probability is below
     # this share of the best segment's (and that do not touch it) held still (sampling.object_focus); 0 = off
     object_focus: float = 0.0
@@ -233,8 +236,8 @@ class STraGConfig:
                              f"{self.rigid_clauses!r} (rigid_segments {self.rigid_segments!r})")
         limit = self.rigid_growth_limit
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (
-                limit == 0.1 or (self.rigid_segments and 0 < limit <= 1)):
-            raise InputError(f"rigid_growth_limit must be 0.1 (as every segment) or, with rigid_segments, a share above 0 "
+                limit == COMMON_SIMILARITY_LIMIT or (self.rigid_segments and 0 < limit <= 1)):
+            raise InputError(f"rigid_growth_limit must be {COMMON_SIMILARITY_LIMIT:g} (as every segment) or, with rigid_segments, a share above 0 "
                              f"and at most 1, got {limit!r} (rigid_segments {self.rigid_segments!r})")
         power = self.rigid_growth_power
         if isinstance(power, bool) or not isinstance(power, (int, float)) or not (
@@ -411,7 +414,7 @@ class STraGConfig:
             data.setdefault("rigid_growth_power", 1.0)
             data.setdefault("rigid_clauses", False)
         if version < 20:  # written before the field existed: a growing segment under the common similarity limit
-            data.setdefault("rigid_growth_limit", 0.1)
+            data.setdefault("rigid_growth_limit", COMMON_SIMILARITY_LIMIT)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -143,8 +143,8 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
     ``growing`` (True, or an ``[H, W]`` bool map: where most of its pixels are) says its motion is a named growth; its
     fitted size change is then raised to ``growth_power`` (:func:`similarity_fit`'s ``scale_power``; the decision to
     fit is made on the fit as it is), and it takes the fit where that leaves at most ``growth_limit`` unexplained
-    (None: ``similarity_limit``; a flat object's generated growth is often less rigid). With ``regions [H, W]`` (each pixel's clause), no segment spans two regions.
-    Returns the tracks and how many segments took each fit (and, with a ``growth_power`` other than 1, how many of
+    (None: ``similarity_limit``; a flat object's generated growth is often less rigid). With ``regions [H, W]`` (each
+    pixel's clause), no segment spans two regions. Returns the tracks and how many segments took each fit (and, with a ``growth_power`` other than 1, how many of
     the similarity fits it strengthened: ``"strengthened"``)."""
     frames, h, w, _ = tracks.shape
     labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump, probability, level, regions)).reshape(-1).to(tracks.device)
