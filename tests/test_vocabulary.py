@@ -22,12 +22,30 @@ from more4d_core.models.vocabulary import KNOWN_WORDS, read_prompt
     ("the subject goes up", "the object moves up"),
     ("the person moves towards the viewer", "the object moves toward the camera"),
     ("the disk expands", "the disc grows"),
+    ("the car drives away", "the object moves away"),
+    ("the balloon gets bigger", "the ball grows"),
+    ("the plate gets smaller", "the disc shrinks"),
+    ("the kid climbs up quickly", "the object moves up quickly"),
+    ("the ball falls down", "the ball moves down"),
+    ("the person is approaching", "the object moves toward the camera"),
+    ("the flag is swaying gently", "the card waves slowly"),
+    ("the cube is spinning clockwise", "the box spins clockwise"),
 ])
 def test_synonyms_and_generic_subjects_become_trained_words(prompt, expected):
     reading = read_prompt(prompt, 24)
     assert reading.text == expected
     assert not reading.unknown and not reading.warnings
     assert set(reading.words) <= KNOWN_WORDS
+
+
+def test_nouns_spelled_like_a_motion_verb_stay_nouns():
+    # "drop", "fall", "sink", "race", "march" and "sail" are nouns as often as verbs: only their unambiguous verb
+    # forms are read as motion, so a noun is reported as unknown instead of becoming a motion the user did not ask for
+    reading = read_prompt("a water drop falls", 24)
+    assert reading.unknown == ["water", "drop"]
+    assert reading.text == "moves down"
+    for noun in ("fall", "sink", "race", "march", "sail"):
+        assert read_prompt(f"the {noun}", 24).unknown == [noun]
 
 
 def test_unknown_words_are_named_not_silently_dropped():

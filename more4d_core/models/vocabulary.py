@@ -33,12 +33,17 @@ KNOWN_WORDS = frozenset(
 
 # phrases rewritten before the words are split (order matters: longer phrases first)
 _PHRASES = (
+    (r"\b(?:is|are) (?=[a-z]+ing\b)", ""),  # "is moving" reads as "moving": the verb is what the model knows
     (r"\bcounter[\s-]*clockwise\b|\banti[\s-]*clockwise\b", "counterclockwise"),
     (r"\b(?:towards?|to) (?:the |us|me)?(?:viewer|camera|lens|us|me)\b", "toward the camera"),
     (r"\b(?:comes|gets) (?:closer|nearer)\b", "moves toward the camera"),
     (r"\b(?:closer|nearer)\b", "toward the camera"),
-    (r"\bapproaches\b", "moves toward the camera"),
-    (r"\b(?:recedes|retreats)\b", "moves away"),
+    (r"\b(?:approaches|approaching)\b", "moves toward the camera"),
+    (r"\b(?:recedes|receding|retreats|retreating)\b", "moves away"),
+    (r"\b(?:falls|falling|drops|dropping|sinks|sinking|descends|descending)(?: down)?\b", "moves down"),
+    (r"\b(?:climbs|climbing|climb|lifts|lifting)(?: up)?\b", "moves up"),
+    (r"\b(?:gets|becomes|grows) (?:bigger|larger)\b", "grows"),
+    (r"\b(?:gets|becomes|grows) smaller\b", "shrinks"),
     (r"\b(?:farther|further) away\b|\b(?:farther|further)\b", "away"),
     (r"\bto the (left|right)\b", r"\1"),
     (r"\b(?:stands|stays|remains|sits|is) (?:still|motionless|static|stationary|frozen)\b", "stays still"),
@@ -50,19 +55,25 @@ _PHRASE_RES = tuple((re.compile(p), r) for p, r in _PHRASES)
 CANONICAL = {
     # how things move from place to place
     **dict.fromkeys("slides slide moving move goes go drifts drift travels travel glides glide shifts shift runs run "
-                    "walks walk flies fly floats float rolls roll heads head".split(), "moves"),
+                    "walks walk flies fly floats float rolls roll heads head drives rides sails swims swim crawls "
+                    "crawl wanders wander races dashes hurries hurry strolls marches advances sliding drifting gliding "
+                    "rolling flying floating walking running driving riding sailing swimming".split(), "moves"),
     "towards": "toward",
     "upward": "up", "upwards": "up", "downward": "down", "downwards": "down", "leftward": "left",
     "leftwards": "left", "rightward": "right", "rightwards": "right", "backward": "back", "backwards": "back",
-    **dict.fromkeys("rotates rotate rotating turns turn turning spinning spin twirls revolves".split(), "spins"),
-    **dict.fromkeys("jumps jump jumping hops hop leaps leap bouncing bounce".split(), "bounces"),
-    **dict.fromkeys("expands expand enlarges inflates swells growing grow".split(), "grows"),
-    **dict.fromkeys("contracts deflates shrinking shrink".split(), "shrinks"),
-    **dict.fromkeys("flutters flutter sways sway flaps flap waving wave".split(), "waves"),
+    **dict.fromkeys("rotates rotate rotating turns turn turning spinning spin twirls twirl twirling revolves revolve "
+                    "revolving whirls whirl whirling pivots pivot swivels swivel twists twist".split(), "spins"),
+    **dict.fromkeys("jumps jump jumping hops hop hopping leaps leap leaping bouncing bounce bobs bobbing".split(), "bounces"),
+    **dict.fromkeys("expands expand expanding enlarges enlarge inflates inflate inflating swells swelling growing grow "
+                    "widens".split(), "grows"),
+    **dict.fromkeys("contracts contract contracting deflates deflate deflating shrinking shrink dwindles".split(),
+                    "shrinks"),
+    **dict.fromkeys("flutters flutter fluttering sways sway swaying flaps flap flapping waving wave wiggles wiggle "
+                    "wobbles wobble".split(), "waves"),
     **dict.fromkeys("undulates rippling ripple".split(), "ripples"),
     **dict.fromkeys("curls folds bending bend".split(), "bends"),
-    **dict.fromkeys("fast rapidly swiftly quick".split(), "quickly"),
-    **dict.fromkeys("slow gently gradually".split(), "slowly"),
+    **dict.fromkeys("fast rapidly swiftly quick rapid speedily briskly".split(), "quickly"),
+    **dict.fromkeys("slow gently gradually leisurely lazily calmly".split(), "slowly"),
     "pan": "pans", "panning": "pans", "rise": "rises", "rising": "rises", "ascends": "rises",
     **dict.fromkeys("static motionless stationary frozen".split(), "still"),
     "stay": "stays", "remains": "stays", "remain": "stays", "are": "is",
