@@ -82,3 +82,18 @@ def test_vism_in_bf16_has_one_dtype_per_operation():
     with torch.no_grad(), OneDtypeOperands():
         out = vism_forward(net, 1, (5, 32, 32), torch.bfloat16, "cpu")
     assert torch.isfinite(out.float()).all()
+
+
+def test_the_float32_rule_matches_whole_module_names_only():
+    # the rule diffusers' _keep_in_fp32_modules states: a tensor stays float32 where one part of its dotted name is a
+    # listed module name; a longer name that merely starts with one (norm10, norm_out) is not that module
+    from more4d_core.checkpoints.apply import kept_in_fp32
+
+    keep = ["time_embedder", "norm1", "scale_shift_table"]
+    assert kept_in_fp32("blocks.3.norm1.weight", keep)
+    assert kept_in_fp32("condition_embedder.time_embedder.linear_1.bias", keep)
+    assert kept_in_fp32("scale_shift_table", keep)
+    assert not kept_in_fp32("blocks.3.norm10.weight", keep)
+    assert not kept_in_fp32("norm_out.weight", keep)
+    assert not kept_in_fp32("blocks.3.attn1.to_q.weight", keep)
+    assert not kept_in_fp32("blocks.3.norm1.weight", ())

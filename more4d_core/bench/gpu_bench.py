@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints.apply import kept_in_fp32
 from ..memory.estimate import FRAMES, HEIGHT, VISM_14B, WIDTH, strag_forward, transformer_estimate, vism_forward
 from ..memory.modes import MODES, MemoryMode
 from ..memory.placement import Placement
@@ -60,9 +61,9 @@ def _build(model: str, tiny: bool, device: torch.device) -> tuple[torch.nn.Modul
                        freq_dim=16, image_dim=24, added_kv_proj_dim=16) if tiny else VISM_14B
             net = WanTransformer3DModel(**cfg)
             size = (9, 32, 32) if tiny else (FRAMES, HEIGHT, WIDTH)
-    keep = set(getattr(net, "_keep_in_fp32_modules", None) or ())
+    keep = getattr(net, "_keep_in_fp32_modules", None) or ()
     for name, module in net.named_modules():  # bf16, with the modules a load keeps in float32 (as load_into does)
-        fp32 = bool(keep.intersection(name.split(".")))
+        fp32 = kept_in_fp32(name, keep)
         for p in module.parameters(recurse=False):
             p.data = p.data.to(torch.float32 if fp32 else torch.bfloat16)
     return net.eval(), size

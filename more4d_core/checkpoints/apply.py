@@ -44,12 +44,18 @@ def _listing(title: str, keys: list[str]) -> str:
     return f"{title} ({len(keys)}): {shown}{more}"
 
 
+def kept_in_fp32(name: str, keep: Iterable[str]) -> bool:
+    """Whether the tensor or module at the dotted ``name`` lies inside a module named in ``keep`` (a model's
+    ``_keep_in_fp32_modules``: any part of the name): such tensors load as float32 whatever the model's dtype."""
+    return not set(keep).isdisjoint(name.split("."))
+
+
 def _placed(name: str, tensor: torch.Tensor, dtype: torch.dtype | None, device: torch.device, keep: set) -> torch.Tensor:
     """A checkpoint tensor in the dtype and on the device it will have in the model."""
     target_dtype = tensor.dtype
     stored_as_is = tensor.dtype in FLOAT8 or name.endswith("scale_weight")
     if dtype is not None and tensor.is_floating_point() and not stored_as_is:
-        target_dtype = torch.float32 if keep.intersection(name.split(".")) else dtype
+        target_dtype = torch.float32 if kept_in_fp32(name, keep) else dtype
     tensor = tensor.to(device=device, dtype=target_dtype)
     if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
         # safetensors hands out tensors at arbitrary offsets; BLAS picks other kernels for

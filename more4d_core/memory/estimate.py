@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..checkpoints.apply import kept_in_fp32
 from ..models.fp8 import in_blocks, in_umt5_blocks, quantize_linears
 from .modes import MODES, MemoryMode
 from .streaming import move, stream_blocks
@@ -70,10 +71,9 @@ class PipelineMemory:
 # -- fake models ---------------------------------------------------------------------------------
 def _fake_weights(model: nn.Module, dtype: torch.dtype, keep_fp32: tuple[str, ...] = ()) -> nn.Module:
     """Replace every (meta) parameter and buffer by a fake CPU tensor of the dtype it is loaded in."""
-    keep = set(keep_fp32)
     made: dict[int, nn.Parameter] = {}  # tied weights (umT5's shared / embed_tokens) stay one tensor
     for mod_name, mod in model.named_modules():
-        fp32 = bool(keep.intersection(mod_name.split(".")))
+        fp32 = kept_in_fp32(mod_name, keep_fp32)
         for name, p in list(mod._parameters.items()):
             if p is not None:
                 if id(p) not in made:
