@@ -115,3 +115,7 @@ def test_the_kept_evaluations_are_of_the_bundled_file_and_cover_the_judging_set(
     assert sorted(kept["scenes"]) == list(range(96))
     assert kept["settings"]["model_sha256"] == file_sha256(default_model_path())  # replaced with the bundled file
     assert len(kept["cases"]) > 0
+    for pattern in ("heldout_seed*.json", "heldout_perturbed_seed*.json"):  # reported only, kept for paired reports
+        held = load_runs(sorted(folder.glob(pattern)))
+        assert sorted(held["scenes"]) == list(range(48))
+        assert held["settings"]["model_sha256"] == file_sha256(default_model_path())
