@@ -226,6 +226,10 @@ def test_segments_too_small_to_fit_keep_their_motion():
                                                                dtype=torch.float64) * keep.unsqueeze(-1))
     fitted, counts = fit_segments(tracks, keep)
     assert torch.equal(fitted, tracks) and counts == {"translation": 0, "similarity": 0, "as generated": 0}
+    depth[5:9, 6:10] = 1.0  # 16 pixels: MIN_SEGMENT, just large enough
+    keep = depth < 2
+    slide = _tracks(depth, lambda p, t: t * torch.tensor([0.02, 0.0, 0.0], dtype=torch.float64) * keep.unsqueeze(-1))
+    assert fit_segments(slide, keep)[1] == {"translation": 1, "similarity": 0, "as generated": 0}
 
 
 def test_the_config_carries_it_only_with_the_pixel_gate():
@@ -625,3 +629,109 @@ def test_the_growth_limit_is_a_share_carried_only_with_rigid_segments_and_old_fi
     with pytest.raises(InputError, match="rigid_growth_limit"):
         set_defaults(model, tmp_path / "bad.safetensors", growth_limit=2.0)
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_one_point_repeated_takes_the_mean_move_and_nothing_undefined():
+    source = torch.tensor([[0.5, -0.25, 2.0]], dtype=torch.float64).expand(8, 3)  # exact in binary: no spread at all
+    target = source + torch.randn(3, 8, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    fitted = similarity_fit(source, target)  # no spread: no rotation or size is defined, only the move
+    assert torch.isfinite(fitted).all()
+    assert torch.allclose(fitted, target.mean(1, keepdim=True).expand_as(target), atol=1e-12)
+
+
+def test_a_named_shrink_is_strengthened_as_a_growth_is():
+    depth = torch.full((20, 30), 3.0)
+    depth[5:13, 6:18] = 1.0
+    keep = depth < 2
+    shrunk = _growth(depth, keep, -0.1, torch.zeros(3, dtype=torch.float64))  # 0.7x its size at the last frame
+    strong, counts = fit_segments(shrunk, keep, with_scale=False, growing=True, growth_power=2.0)
+    assert counts["strengthened"] == 1
+    p0 = shrunk[0][keep].double()
+    for t in range(1, 4):  # by hand: (1 - 0.1 t)^2 times the frame-0 spread, about the generated centroid
+        expected = (1 - 0.1 * t) ** 2 * (p0 - p0.mean(0)) + shrunk[t][keep].double().mean(0)
+        assert torch.allclose(strong[t][keep].double(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.25, 1.0, 4.0])
+def test_a_depth_jump_is_relative_to_the_nearer_depth_at_any_distance(scale):
+    # three strips side by side: the second 2.5% farther than the first (one surface: below the 4% jump), the third 8%
+    # farther than the second (a cut); the same at a quarter of the distance and at four times it
+    depth = torch.full((12, 30), 9.0 * scale)
+    depth[2:10, 2:10] = scale
+    depth[2:10, 10:18] = 1.025 * scale
+    depth[2:10, 18:26] = 1.025 * 1.08 * scale
+    keep = depth < 5 * scale
+    labels = torch.from_numpy(motion_segments(backproject_depth(depth, K).double().reshape(12, 30, 3), keep))
+    surface = labels[2:10, 2:18].unique()
+    assert surface.numel() == 1 and surface.item() > 0  # the 2.5% step is one surface
+    third = set(labels[2:10, 18:26].unique().tolist())  # its column at the jump is the far side's own segment
+    assert len(third) == 2 and surface.item() not in third
+
+
+def test_segments_on_both_sides_of_a_jump_and_in_two_clauses_keep_their_own_labels():
+    depth = torch.full((20, 30), 3.0)
+    depth[4:10, 4:10] = 1.0  # clause 0's square, with the column of the wall beside it that the gate let move
+    depth[12:18, 18:26] = 1.0  # clause 1's square
+    keep = torch.zeros(20, 30, dtype=torch.bool)
+    keep[4:10, 4:11] = True
+    keep[12:18, 18:26] = True
+    regions = torch.zeros(20, 30, dtype=torch.long)
+    regions[11:, 15:] = 1
+    labels = torch.from_numpy(motion_segments(backproject_depth(depth, K).float().reshape(20, 30, 3), keep,
+                                              regions=regions))
+    square0, square1, wall = labels[4:10, 4:10].unique(), labels[12:18, 18:26].unique(), labels[4:10, 10].unique()
+    assert square0.numel() == square1.numel() == wall.numel() == 1  # near side clause 0 / 1, far side clause 0
+    assert len({square0.item(), square1.item(), wall.item()}) == 3 and labels[keep].unique().numel() == 3
+
+
+def test_every_segment_is_fitted_and_counted():
+    # six separate squares: two slide, two spin, two bend; each pair must take its fit and be counted twice
+    depth = torch.full((30, 40), 3.0)
+    boxes = [(2, 9, 2, 10), (2, 9, 14, 22), (12, 19, 2, 10), (12, 19, 14, 22), (21, 28, 2, 10), (21, 28, 14, 22)]
+    masks = []
+    for r0, r1, c0, c1 in boxes:
+        depth[r0:r1, c0:c1] = 1.0
+        m = torch.zeros(30, 40, dtype=torch.bool)
+        m[r0:r1, c0:c1] = True
+        masks.append(m)
+    points0 = backproject_depth(depth, K).double().reshape(30, 40, 3)
+    centres = [points0[m].mean(0) for m in masks]
+
+    def moves(p, t):
+        out = torch.zeros_like(p)
+        for i, m in enumerate(masks):
+            if i < 2:
+                move = torch.tensor([0.05, 0.02, 0.0], dtype=torch.float64) * t
+            elif i < 4:
+                r = _rotation([0.0, 1.0, 0.0], 0.2 * t * (1 if i == 2 else -1))
+                move = (p - centres[i]) @ r.T + centres[i] - p
+            else:
+                x = p[..., 0] - centres[i][0]
+                move = torch.zeros_like(p)
+                move[..., 2] = -0.5 * t * x * x
+            out = torch.where(m.unsqueeze(-1), move, out)
+        return out
+
+    tracks = _tracks(depth, moves)
+    keep = depth < 2
+    fitted, counts = fit_segments(tracks, keep)
+    assert counts == {"translation": 2, "similarity": 2, "as generated": 2}
+    assert (fitted - tracks)[:, keep].norm(dim=-1).max() < 1e-4  # the slides and spins fitted exactly, the bends kept
+    both = masks[0] | masks[1]
+    grown = _tracks(depth, lambda p, t: sum(torch.where(masks[i].unsqueeze(-1), 0.1 * t * (p - centres[i]),
+                                                        torch.zeros_like(p)) for i in (0, 1)))  # each about its centre
+    _, counts = fit_segments(grown, both, with_scale=False, growing=True, growth_power=2.0)
+    assert counts == {"translation": 0, "similarity": 2, "as generated": 0, "strengthened": 2}
+
+
+def test_three_clauses_keep_two_touching_objects_apart():
+    depth = _layout()  # the two touching squares (clauses 0 and 1) and the third square beside them (clause 2)
+    keep = depth < 2.5
+    regions = torch.zeros(20, 30, dtype=torch.long)
+    regions[:, 10:] = 1
+    regions[:, 17:] = 2
+    labels = torch.from_numpy(motion_segments(backproject_depth(depth, K).float().reshape(20, 30, 3), keep,
+                                              regions=regions))
+    first, second, third = labels[4:10, 4:10].unique(), labels[4:10, 10:16].unique(), labels[4:10, 18:26].unique()
+    assert first.numel() == second.numel() == third.numel() == 1
+    assert len({first.item(), second.item(), third.item()}) == 3
