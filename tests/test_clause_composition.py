@@ -255,3 +255,19 @@ def test_with_gate_camera_each_object_clause_is_sampled_with_the_camera_clause_a
     # a model whose default is "gate" samples the same prompt whole
     gen.config = gen.config.replace(clause_composition="gate")
     assert "clauses" not in gen.generate(image, depth, K, prompt, **KW).metadata["motion_gate"]
+
+
+def test_the_clause_note_gives_each_clause_its_share_and_the_camera_its_own():
+    from more4d_core.sampling.clause_composition import describe_clauses
+
+    assert describe_clauses({"clauses": ["the ball moves left", "the box spins"], "clause_shares": [0.25, 0.1]}) == (
+        'the prompt\'s 2 clauses were sampled one by one and each moves what the gate gives it ("the ball moves left" '
+        '25%, "the box spins" 10% of the image); set clause_composition to off to sample the whole prompt at once')
+    line = describe_clauses({"clauses": ["the ball moves left"], "clause_shares": [0.25],
+                             "camera_clause": "the camera pans left", "camera_share": 0.5})
+    assert line == ('the prompt\'s 1 object clause(s) were sampled one by one, each with "the camera pans left", and '
+                    'each moves what the gate gives it ("the ball moves left" 25% of the image); the rest moves as '
+                    '"the camera pans left" alone (50%); set clause_composition to off to sample the whole prompt at '
+                    'once')
+    assert "alone (0%)" in describe_clauses({"clauses": ["the ball moves left"], "clause_shares": [0.25],
+                                             "camera_clause": "the camera pans left"})

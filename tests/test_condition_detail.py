@@ -19,6 +19,8 @@ def test_detail_goes_to_the_channels_a_still_image_leaves_empty():
     assert detail_channels(8, 4) == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 17, 18]
     with pytest.raises(InputError, match="free channels"):
         detail_channels(4, 4)  # 9 free channels cannot hold 16 pixels
+    with pytest.raises(InputError):
+        detail_channels(8, 5)  # 3 colours x 7 free coefficients = 21 channels cannot hold 25 pixels
 
 
 def test_configs_that_cannot_hold_the_detail_are_refused_and_old_files_have_none():

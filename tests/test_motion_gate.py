@@ -347,3 +347,34 @@ def test_the_command_leaves_the_callers_random_state_its_own(tmp_path):
     assert not torch.equal(after[0], after[1])
     a, b = load_file(str(tmp_path / "g1.safetensors")), load_file(str(tmp_path / "g2.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)  # and the gate is the same whatever state it started in
+
+
+def test_the_gate_note_counts_the_segments_and_what_they_did():
+    base = {"moving_share": 0.5, "pixels": True, "pixel_moving_share": 0.25, "threshold": 0.3}
+    assert describe_gate(base) == "the motion gate lets 25% of the image move; the rest stays exactly still"
+    assert describe_gate({**base, "object_focus": 1}) == (
+        "the motion gate lets 25% of the image move; the rest stays exactly still; 1 other region it was less sure of "
+        "held still")
+    assert describe_gate({**base, "object_focus": 3}).endswith("still; 3 other regions it was less sure of held still")
+    fitted = {"translation": 2, "similarity": 1, "as generated": 1}
+    assert describe_gate({**base, "rigid_segments": fitted}) == (
+        "the motion gate lets 25% of the image move; the rest stays exactly still; 3 of its 4 moving segments move as "
+        "one piece")
+    assert describe_gate({**base, "rigid_segments": fitted, "rigid_keeps_size": True}).endswith(
+        "move as one piece and keep their size (the prompt names no growth)")
+    none_whole = {"translation": 0, "similarity": 0, "as generated": 2}  # nothing kept its size: no such claim
+    assert describe_gate({**base, "rigid_segments": none_whole, "rigid_keeps_size": True}).endswith(
+        "; 0 of its 2 moving segments move as one piece")
+    assert "segments" not in describe_gate({**base, "rigid_segments": {"translation": 0, "similarity": 0,
+                                                                         "as generated": 0}})
+    grown = {"translation": 0, "similarity": 3, "as generated": 0, "strengthened": 1}
+    assert describe_gate({**base, "rigid_segments": grown, "rigid_growth_power": 2.0}).endswith(
+        "; 3 of its 3 moving segments move as one piece; 1 of them grows as the prompt names, the fitted size change "
+        "strengthened (raised to the power 2)")
+    assert "; 2 of them grow as the prompt names" in describe_gate(
+        {**base, "rigid_segments": {**grown, "strengthened": 2}, "rigid_growth_power": 1.5})
+    assert "grow" not in describe_gate({**base, "rigid_segments": grown})  # no power recorded: nothing strengthened
+    assert "grow" not in describe_gate({**base, "rigid_segments": {k: v for k, v in grown.items() if k != "strengthened"},
+                                        "rigid_growth_power": 2.0})  # no count recorded: nothing strengthened
+    assert "grow" not in describe_gate({**base, "rigid_segments": {**grown, "strengthened": 0},
+                                        "rigid_growth_power": 2.0})

@@ -232,3 +232,18 @@ def test_the_runner_says_when_the_models_smoothing_was_left_off():
     (line,) = _binding_summary(doc, {3: (off,)})
     assert "left off for the built-in prior's depth" in line and "set motion_smoothing" in line
     assert _binding_summary(doc, {3: (SimpleNamespace(metadata={"motion_smoothing": 0.06}),)}) == []
+
+
+def test_one_block_by_hand_and_a_negative_sigma_refused():
+    # two blocks in a row, motion 0 and 1, the second sigma_range farther in log depth; sigma 0.5 -> radius 1,
+    # spatial weights exp(-2 (dx^2 + dy^2)), range weight exp(-1/2) across the step; the rows above and below repeat
+    # the row (the edge repeated), so their weights cancel: block 0 = e^-2.5 / (1 + e^-2 + e^-2.5)
+    sigma_range = 0.03
+    coarse = torch.tensor([[[[0.0, 1.0]]]], dtype=torch.float64)
+    log_depth = torch.tensor([[[sigma_range, 0.0]]], dtype=torch.float64)
+    out = smooth_motion_blocks(coarse, log_depth, 0.5, sigma_range=sigma_range)
+    e = math.exp
+    assert out[0, 0, 0, 0].item() == pytest.approx(e(-2.5) / (1 + e(-2) + e(-2.5)), rel=1e-12)
+    assert out[0, 0, 0, 1].item() == pytest.approx((1 + e(-2)) / (1 + e(-2) + e(-2.5)), rel=1e-12)
+    with pytest.raises(InputError, match="non-negative"):
+        smooth_motion_blocks(coarse, log_depth, -0.5)

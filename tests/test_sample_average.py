@@ -42,6 +42,10 @@ def test_a_count_outside_one_to_sixty_four_is_refused(bad):
         check_sample_average(bad)
 
 
+def test_one_and_sixty_four_are_allowed():
+    assert check_sample_average(1) == 1 and check_sample_average(64) == 64
+
+
 def test_the_mean_of_an_affine_sampler_and_the_progress_of_all_samples():
     noises = [torch.full((2,), float(v)) for v in (1.0, 2.0, 6.0)]
     seen = []
