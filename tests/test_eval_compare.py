@@ -119,3 +119,78 @@ def test_the_kept_evaluations_are_of_the_bundled_file_and_cover_the_judging_set(
         held = load_runs(sorted(folder.glob(pattern)))
         assert sorted(held["scenes"]) == list(range(48))
         assert held["settings"]["model_sha256"] == file_sha256(default_model_path())
+
+
+def test_the_interval_is_reproducible_by_its_seed_and_refuses_what_has_none():
+    d = np.random.default_rng(4).normal(0.0, 1.0, 30)
+    assert bootstrap_interval(d, rounds=500, seed=7) == bootstrap_interval(d, rounds=500, seed=7)
+    assert bootstrap_interval(d, rounds=500, seed=7) != bootstrap_interval(d, rounds=500, seed=8)
+    for bad in ([], np.zeros((2, 3))):
+        with pytest.raises(ValueError, match="at least one difference"):
+            bootstrap_interval(bad)
+    for rounds, level in ((0, 0.95), (100, 0.0), (100, 1.0)):
+        with pytest.raises(ValueError, match="rounds >= 1"):
+            bootstrap_interval(d, rounds=rounds, level=level)
+
+
+def test_ties_are_neither_better_nor_worse_and_the_settings_reach_the_interval():
+    from more4d_core.eval.compare import paired
+
+    base = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    candidate = [0.5, 0.63, 0.41, 0.5, 0.57, 0.52]
+    row = paired("x", base, candidate, rounds=300, seed=5)
+    assert (row.count, row.better, row.worse) == (6, 3, 1)
+    d = np.array(candidate) - np.array(base)
+    assert (row.low, row.high) == pytest.approx(bootstrap_interval(d, rounds=300, seed=5), abs=1e-12)
+    assert (row.low, row.high) != pytest.approx(bootstrap_interval(d, rounds=300, seed=6), abs=1e-9)
+    assert (row.low, row.high) != pytest.approx(bootstrap_interval(d, seed=5), abs=1e-9)
+
+
+def test_a_flag_only_where_the_interval_clears_zero():
+    from more4d_core.eval.compare import Paired, format_comparison
+
+    rows = [Paired("up", 5, 0.5, 0.6, 0.1, 0.01, 0.2, 4, 0), Paired("down", 5, 0.5, 0.4, -0.1, -0.2, -0.01, 0, 4),
+            Paired("holds zero", 5, 0.5, 0.5, 0.0, -0.1, 0.1, 2, 2),
+            Paired("touches zero", 5, 0.5, 0.51, 0.01, 0.0, 0.03, 3, 0),  # a lower end of exactly 0 is not above it
+            Paired("touches from below", 5, 0.5, 0.49, -0.01, -0.03, 0.0, 0, 3)]
+    lines = format_comparison(rows).splitlines()
+    assert lines[1].endswith("4/0  (up)") and lines[2].endswith("0/4  (down)")
+    assert lines[3].endswith("2/2") and lines[4].endswith("3/0") and lines[5].endswith("0/3")
+
+
+def test_both_sides_are_required_and_a_method_missing_on_one_side_is_refused(tmp_path, capsys):
+    a = _run(tmp_path / "a.json", [(0, "still", 0.5, 0.99, 0.8)])
+    with pytest.raises(SystemExit):
+        main(["--base", str(a)])
+    with pytest.raises(SystemExit):
+        main(["--candidate", str(a)])
+    b = tmp_path / "b.json"
+    run = json.loads(a.read_text())
+    run["per_scene"][0]["within_avg"] = {"other": run["per_scene"][0]["within_avg"]["model"]}
+    b.write_text(json.dumps(run))
+    with pytest.raises(SystemExit):
+        main(["--base", str(a), "--candidate", str(b)])
+    assert "no 'model' row for seed 0 on both sides" in capsys.readouterr().err
+
+
+def test_the_bootstraps_settings_reach_every_row_and_the_command_line(tmp_path, capsys):
+    from more4d_core.eval.compare import format_comparison, paired
+
+    scenes = [(s, "still", 0.3 + 0.01 * s, 0.99, 0.8) for s in range(6)]
+    a = _run(tmp_path / "a.json", scenes, cases=[(s, 4, 0.5 + 0.02 * s) for s in range(6)])
+    b = _run(tmp_path / "b.json", [(s, c, m + 0.013 * (s % 3), st, x) for s, c, m, st, x in scenes],
+             cases=[(s, 4, 0.5 + 0.03 * s) for s in range(6)])
+    base, cand = load_runs([a]), load_runs([b])
+    rows = compare(base, cand, rounds=300, seed=3)
+    assert rows == compare(base, cand, rounds=300, seed=3)
+    moving = [r for r in rows if r.label == "camera still, moving points"][0]
+    expected = paired("camera still, moving points", [x[2] for x in scenes],
+                      [x[2] + 0.013 * (x[0] % 3) for x in scenes], rounds=300, seed=3)
+    assert (moving.low, moving.high) == pytest.approx((expected.low, expected.high), abs=1e-12)
+    named = [r for r in rows if r.label == "named-object share"][0]
+    expected = paired("named", [0.5 + 0.02 * s for s in range(6)], [0.5 + 0.03 * s for s in range(6)], rounds=300,
+                      seed=3)
+    assert (named.low, named.high) == pytest.approx((expected.low, expected.high), abs=1e-12)
+    main(["--base", str(a), "--candidate", str(b), "--rounds", "300", "--seed", "3"])
+    assert capsys.readouterr().out == format_comparison(rows) + "\n"
+    assert bootstrap_interval(np.array([0.1, 0.3]), rounds=1) in ((0.1, 0.1), (0.2, 0.2), (0.3, 0.3))
