@@ -282,3 +282,27 @@ def test_motion_breakdown_averages_rigid_spread_over_the_movers_that_have_one():
     summary = rows.summary()
     assert summary["slides"]["rigid_spread"] == pytest.approx(0.2) and summary["slides"]["model"] == pytest.approx(0.6)
     assert summary["spins"]["rigid_spread"] is None and summary["spins"]["movers"] == 1
+
+
+def test_control_names_nothing_still_and_a_reversed_path_built_by_hand():
+    from types import SimpleNamespace
+
+    from more4d_core.eval import controls
+
+    assert controls.to_run(True) == frozenset(controls.CONTROLS) and controls.to_run(None) == frozenset()
+    assert controls.to_run("named") == {"named"} and controls.to_run(["named", "direction"]) == {"named", "direction"}
+    with pytest.raises(ValueError, match=r"unknown control\(s\) 'bogus': choose from named, direction, still"):
+        controls.to_run(["named", "bogus"])
+    # four points, the first two the mover's (object 5): it goes right at frame 1 and ends left at the last frame
+    ids = torch.tensor([[[5, 5], [0, 0]], [[0, 0], [0, 0]], [[0, 0], [5, 5]]])  # frame 0's ids name the pixels
+    sample = SimpleNamespace(object_id=ids, params={"movers": [5]}, intrinsics=torch.tensor(
+        [[10.0, 0.0, 1.0], [0.0, 10.0, 1.0], [0.0, 0.0, 1.0]]))
+    start = torch.tensor([[0.0, 0.0, 2.0], [0.1, 0.0, 2.0], [0.0, 0.1, 2.0], [0.1, 0.1, 2.0]])
+    shift = torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0], [-0.05, 0.0, 0.0]])
+    on = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 4, 1)
+    tracks = start + shift.view(3, 1, 3) * on
+    assert controls.direction_sign(tracks, sample, 0) == -1.0  # the last frame decides, not the first step
+    assert controls.named_share(tracks, sample, 5, 1.0) == pytest.approx(1.0)
+    assert controls.named_share(start.expand(3, 4, 3), sample, 5, 1.0) == 0.0  # nothing moves: no share, no NaN
+    near = torch.tensor([[[0.1, 0.0, 0.5]], [[0.2, 0.0, 0.5]]])  # half a unit away: 0.1 across is f 0.1 / 0.5 = 2 px
+    assert controls.pixel_displacement(near, sample.intrinsics, 1.0)[1, 0].item() == pytest.approx(2.0)
