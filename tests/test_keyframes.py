@@ -115,3 +115,28 @@ def test_zoom_is_interpolated():
 def test_bad_keyframes_are_explained(spec, message):
     with pytest.raises(InputError, match=message):
         parse_keyframes(spec)
+
+
+def test_roll_look_at_in_scene_units_up_and_a_mirror_matrix_by_hand():
+    # a roll alone turns the camera about its optical axis: camera x is (cos, sin, 0) in the input frame
+    path = parse_keyframes(_spec([{"frame": 0, "roll_deg": 90}, {"frame": 2, "roll_deg": 0}]))
+    torch.testing.assert_close(path.poses[0, :3, 0], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(path.poses[2, :3, :3], torch.eye(3, dtype=torch.float64))
+    # a roll on top of a look-at: straight ahead, rolled 90 degrees, the same as the roll alone
+    rolled = parse_keyframes(_spec([{"frame": 0, "look_at": [0, 0, 1], "roll_deg": 90}]))
+    torch.testing.assert_close(rolled.poses[0, :3, :3], path.poses[0, :3, :3])
+    # look-at targets are in scene-depth units like positions: from (1, 0, 0) d toward (0, 0, 1) d, 45 degrees
+    for depth in (0.5, 4.0):
+        p = parse_keyframes(_spec([{"frame": 0, "position": [1, 0, 0], "look_at": [0, 0, 1]}]), scene_depth=depth)
+        s = 1 / math.sqrt(2)
+        torch.testing.assert_close(p.poses[0, :3, 2], torch.tensor([-s, 0.0, s], dtype=torch.float64))
+        torch.testing.assert_close(p.poses[0, :3, 3], torch.tensor([depth, 0.0, 0.0], dtype=torch.float64))
+    # "up" sets the image's up: with +y up (instead of -y) the picture turns upside down about the optical axis
+    flipped = parse_keyframes({**_spec([{"frame": 0, "look_at": [0, 0, 1]}]), "up": [0, 1, 0]})
+    torch.testing.assert_close(flipped.poses[0, :3, :3], torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64)))
+    with pytest.raises(InputError, match="not a rotation"):  # orthonormal but a mirror (determinant -1)
+        parse_keyframes(_spec([{"frame": 0, "rotation": {"matrix": [[-1, 0, 0], [0, 1, 0], [0, 0, 1]]}}]))
+    with pytest.raises(InputError, match="scene depth must be a positive distance"):
+        parse_keyframes(_spec([{"frame": 0}]), scene_depth=0.0)
+    with pytest.raises(InputError, match="interpolation"):
+        parse_keyframes({**_spec([{"frame": 0}]), "interpolation": "cubic"})
