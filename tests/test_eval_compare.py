@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from more4d_core.eval.compare import bootstrap_interval, compare, load_runs, main
+from more4d_core.eval.compare import Paired, bootstrap_interval, compare, format_comparison, load_runs, main, paired
 
 SETTING = {"split": "validation", "depth": "true", "steps": 10, "sample_average": 8, "motion_gate": 0.3,
            "clause_composition": "gate_camera"}
@@ -134,8 +134,6 @@ def test_the_interval_is_reproducible_by_its_seed_and_refuses_what_has_none():
 
 
 def test_ties_are_neither_better_nor_worse_and_the_settings_reach_the_interval():
-    from more4d_core.eval.compare import paired
-
     base = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
     candidate = [0.5, 0.63, 0.41, 0.5, 0.57, 0.52]
     row = paired("x", base, candidate, rounds=300, seed=5)
@@ -147,8 +145,6 @@ def test_ties_are_neither_better_nor_worse_and_the_settings_reach_the_interval()
 
 
 def test_a_flag_only_where_the_interval_clears_zero():
-    from more4d_core.eval.compare import Paired, format_comparison
-
     rows = [Paired("up", 5, 0.5, 0.6, 0.1, 0.01, 0.2, 4, 0), Paired("down", 5, 0.5, 0.4, -0.1, -0.2, -0.01, 0, 4),
             Paired("holds zero", 5, 0.5, 0.5, 0.0, -0.1, 0.1, 2, 2),
             Paired("touches zero", 5, 0.5, 0.51, 0.01, 0.0, 0.03, 3, 0),  # a lower end of exactly 0 is not above it
@@ -174,8 +170,6 @@ def test_both_sides_are_required_and_a_method_missing_on_one_side_is_refused(tmp
 
 
 def test_the_bootstraps_settings_reach_every_row_and_the_command_line(tmp_path, capsys):
-    from more4d_core.eval.compare import format_comparison, paired
-
     scenes = [(s, "still", 0.3 + 0.01 * s, 0.99, 0.8) for s in range(6)]
     a = _run(tmp_path / "a.json", scenes, cases=[(s, 4, 0.5 + 0.02 * s) for s in range(6)])
     b = _run(tmp_path / "b.json", [(s, c, m + 0.013 * (s % 3), st, x) for s, c, m, st, x in scenes],
