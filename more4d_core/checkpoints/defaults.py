@@ -40,7 +40,8 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                  motion_gate_pixels: bool | None = None, rigid_segments: bool | None = None,
                  rigid_level: float | None = None, rigid_scale: str | None = None, object_focus: float | None = None,
                  rigid_clauses: bool | None = None, growth_power: float | None = None,
-                 growth_limit: float | None = None, overwrite: bool = False) -> Path:
+                 growth_limit: float | None = None, spin_gain: float | None = None, spin_limit: float | None = None,
+                 overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -81,6 +82,10 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
             changes["rigid_growth_power"] = 1.0  # no segments, no fitted growth to strengthen
         if not rigid_segments and growth_limit is None:
             changes["rigid_growth_limit"] = COMMON_SIMILARITY_LIMIT  # no segments, no growth to fit
+        if not rigid_segments and spin_gain is None:
+            changes["rigid_spin_gain"] = 1.0  # no segments, no fitted turn to strengthen
+        if not rigid_segments and spin_limit is None:
+            changes["rigid_spin_limit"] = COMMON_SIMILARITY_LIMIT  # no segments, no spin to fit
     if rigid_level is not None:
         changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
     if rigid_scale is not None:
@@ -93,11 +98,15 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["rigid_growth_power"] = growth_power  # the config checks the type, the range and the segments
     if growth_limit is not None:
         changes["rigid_growth_limit"] = growth_limit  # the config checks the type, the range and the segments
+    if spin_gain is not None:
+        changes["rigid_spin_gain"] = spin_gain  # the config checks the type, the range and the segments
+    if spin_limit is not None:
+        changes["rigid_spin_limit"] = spin_limit  # the config checks the type, the range and the segments
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
                          "--shift, --clause-composition, --motion-gate-threshold, --mirror-average, "
                          "--motion-gate-pixels, --rigid-segments, --rigid-level, --rigid-scale, --object-focus, "
-                         "--rigid-clauses, --growth-power and/or --growth-limit")
+                         "--rigid-clauses, --growth-power, --growth-limit, --spin-gain and/or --spin-limit")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -154,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="with rigid segments: a segment whose clause names a growth takes its similarity fit where "
                              "that leaves at most this share of its motion unexplained (above 0, at most 1; every "
                              "other segment: 0.1)")
+    parser.add_argument("--spin-gain", type=float, default=None,
+                        help="with rigid segments: the fitted rotation of a segment whose clause names a spin turned "
+                             "this many times as far about its axis (above 0, at most 2); 1 = as fitted")
+    parser.add_argument("--spin-limit", type=float, default=None,
+                        help="with rigid segments: a segment whose clause names a spin takes its rigid fit where that "
+                             "leaves at most this share of its motion unexplained (above 0, at most 1; every other "
+                             "segment: 0.1)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
@@ -166,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                      rigid_segments=None if args.rigid_segments is None else args.rigid_segments == "on",
                      rigid_level=args.rigid_level, rigid_scale=args.rigid_scale, object_focus=args.object_focus,
                      rigid_clauses=None if args.rigid_clauses is None else args.rigid_clauses == "on",
-                     growth_power=args.growth_power, growth_limit=args.growth_limit, overwrite=args.overwrite)
+                     growth_power=args.growth_power, growth_limit=args.growth_limit, spin_gain=args.spin_gain,
+                     spin_limit=args.spin_limit, overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

@@ -45,8 +45,11 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 19: rigid_clauses and rigid_growth_power added (files of version < 19 let segments span clauses, let every segment
 #     change its size where any clause names a growth, and keep a growing segment's fitted size change as it is)
 # 20: rigid_growth_limit added (files of version < 20 fit a growing segment under the similarity limit of every other)
-CONFIG_VERSION = 20
+# 21: rigid_spin_gain and rigid_spin_limit added (files of version < 21 keep a spinning segment's fitted turn as it is,
+#     under the similarity limit of every other)
+CONFIG_VERSION = 21
 MAX_GROWTH_POWER = 4.0
+MAX_SPIN_GAIN = 2.0
 # the similarity limit of every rigid segment (sampling.rigid_motion.SIMILARITY_LIMIT; a test keeps them equal): a
 # growth clause's segment takes it too unless a file says otherwise
 COMMON_SIMILARITY_LIMIT = 0.1
@@ -166,6 +169,12 @@ class STraGConfig:
     # with rigid segments: a segment whose clause names a growth takes its similarity fit where that leaves at most this
     # share of its motion unexplained (every other segment: COMMON_SIMILARITY_LIMIT)
     rigid_growth_limit: float = COMMON_SIMILARITY_LIMIT
+    # with rigid segments: the fitted rotation of a segment whose clause names a spin (and no growth) turned this many
+    # times as far about its axis; 1 = as fitted (sampling.rigid_motion)
+    rigid_spin_gain: float = 1.0
+    # with rigid segments: a segment whose clause names a spin takes its rigid fit where that leaves at most this share
+    # of its motion unexplained (every other segment: COMMON_SIMILARITY_LIMIT)
+    rigid_spin_limit: float = COMMON_SIMILARITY_LIMIT
     # with the pixel gate: for each object clause, the pixels of depth segments whose mean gate probability is below
     # this share of the best segment's (and that do not touch it) held still (sampling.object_focus); 0 = off
     object_focus: float = 0.0
@@ -239,6 +248,16 @@ class STraGConfig:
                 limit == COMMON_SIMILARITY_LIMIT or (self.rigid_segments and 0 < limit <= 1)):
             raise InputError(f"rigid_growth_limit must be {COMMON_SIMILARITY_LIMIT:g} (as every segment) or, with rigid_segments, a share above 0 "
                              f"and at most 1, got {limit!r} (rigid_segments {self.rigid_segments!r})")
+        spin_limit = self.rigid_spin_limit
+        if isinstance(spin_limit, bool) or not isinstance(spin_limit, (int, float)) or not (
+                spin_limit == COMMON_SIMILARITY_LIMIT or (self.rigid_segments and 0 < spin_limit <= 1)):
+            raise InputError(f"rigid_spin_limit must be {COMMON_SIMILARITY_LIMIT:g} (as every segment) or, with rigid_segments, a share above 0 "
+                             f"and at most 1, got {spin_limit!r} (rigid_segments {self.rigid_segments!r})")
+        gain = self.rigid_spin_gain
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not (
+                gain == 1 or (self.rigid_segments and 0 < gain <= MAX_SPIN_GAIN)):
+            raise InputError(f"rigid_spin_gain must be 1 (turns as fitted) or, with rigid_segments, a gain above 0 and "
+                             f"at most {MAX_SPIN_GAIN:g}, got {gain!r} (rigid_segments {self.rigid_segments!r})")
         power = self.rigid_growth_power
         if isinstance(power, bool) or not isinstance(power, (int, float)) or not (
                 power == 1 or (self.rigid_segments and 0 < power <= MAX_GROWTH_POWER)):
@@ -415,6 +434,9 @@ class STraGConfig:
             data.setdefault("rigid_clauses", False)
         if version < 20:  # written before the field existed: a growing segment under the common similarity limit
             data.setdefault("rigid_growth_limit", COMMON_SIMILARITY_LIMIT)
+        if version < 21:  # written before the fields existed: a spinning segment's turn as fitted, the common limit
+            data.setdefault("rigid_spin_gain", 1.0)
+            data.setdefault("rigid_spin_limit", COMMON_SIMILARITY_LIMIT)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

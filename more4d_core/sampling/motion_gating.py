@@ -108,4 +108,8 @@ def describe_gate(summary: dict) -> str:
         if grown and summary.get("rigid_growth_power"):
             line += (f"; {grown} of them grow{'s' if grown == 1 else ''} as the prompt names, the fitted size change "
                      f"strengthened (raised to the power {summary['rigid_growth_power']:g})")
+        turned = fitted.get("turned", 0)
+        if turned and summary.get("rigid_spin_gain"):
+            line += (f"; {turned} of them spin{'s' if turned == 1 else ''} as the prompt names, the fitted turn "
+                     f"{summary['rigid_spin_gain']:g} times as far")
     return line

@@ -26,6 +26,8 @@ Frame 0 and the pixels outside the mask stay as they are.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -39,6 +41,7 @@ MIN_SEGMENT = 16  # segments of fewer pixels keep their motion as generated
 TRANSLATION_LIMIT = 0.1  # a segment moves by its median displacement where that leaves at most this share unexplained
 SIMILARITY_LIMIT = 0.1  # else by its similarity fit where that leaves at most this share
 GROWTH_WORDS = frozenset({"grows", "shrinks"})  # the trained words of a motion that changes an object's size
+SPIN_WORDS = frozenset({"spins"})  # the trained word of a motion that turns an object about an axis of its own
 
 
 def names_growth(prompt: str) -> bool:
@@ -47,22 +50,78 @@ def names_growth(prompt: str) -> bool:
     return any(word in GROWTH_WORDS for word in read_prompt(prompt).words)
 
 
-def growth_pixels(prompt: str, clauses: list[str] | None = None,
-                  regions: torch.Tensor | None = None) -> torch.Tensor | bool:
-    """Where a segment's motion is a growth the prompt names: with the object ``clauses`` of the prompt and
-    ``regions [H, W]`` (each pixel's clause, an index into them) a pixel grows where its clause names a growth;
-    without them every pixel grows where any word of ``prompt`` names one (:func:`names_growth`)."""
+def names_spin(prompt: str) -> bool:
+    """Whether ``prompt`` names a spin, read as the trained words ("rotates", "turns", "whirls" are "spins")."""
+    return any(word in SPIN_WORDS for word in read_prompt(prompt).words)
+
+
+def named_pixels(names, prompt: str, clauses: list[str] | None = None,
+                 regions: torch.Tensor | None = None) -> torch.Tensor | bool:
+    """Where a segment's motion is one that ``names(text)`` says a text names: with the object ``clauses`` of the
+    prompt and ``regions [H, W]`` (each pixel's clause, an index into them) a pixel where its clause names it; without
+    them every pixel where ``prompt`` names it."""
     if clauses is None or regions is None:
-        return names_growth(prompt)
-    named = torch.tensor([names_growth(clause) for clause in clauses], device=regions.device)
+        return names(prompt)
+    named = torch.tensor([names(clause) for clause in clauses], device=regions.device)
     return named[regions]
 
 
+def growth_pixels(prompt: str, clauses: list[str] | None = None,
+                  regions: torch.Tensor | None = None) -> torch.Tensor | bool:
+    """Where a segment's motion is a growth the prompt names (:func:`named_pixels` of :func:`names_growth`)."""
+    return named_pixels(names_growth, prompt, clauses, regions)
+
+
+def spin_pixels(prompt: str, clauses: list[str] | None = None,
+                regions: torch.Tensor | None = None) -> torch.Tensor | bool:
+    """Where a segment's motion is a spin the prompt names (:func:`named_pixels` of :func:`names_spin`)."""
+    return named_pixels(names_spin, prompt, clauses, regions)
+
+
+def rotation_power(rotation: torch.Tensor, power: float) -> torch.Tensor:
+    """Rotations ``[T, 3, 3]`` (one per frame, in time order) turned ``power`` times as far about their own axes.
+
+    Each frame's rotation is read as an angle in [0, pi] about a unit axis, then as a signed angle about the axis of
+    the first frame that turns at all, unwrapped in time (the multiple of 2 pi nearest the frame before): a spin past
+    half a turn keeps its sense, and one that turns back passes through 0 instead of flipping its axis."""
+    r = rotation.double()
+    cos_a = ((r.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
+    v = torch.stack([r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], -1)  # 2 sin(a) axis
+    angle = torch.atan2(v.norm(dim=-1) / 2, cos_a)  # in [0, pi]
+    # near a half turn the skew part vanishes: (R + R^T) / 2 - cos(a) I = (1 - cos(a)) axis axis^T gives the axis
+    sym = (r + r.transpose(-1, -2)) / 2 - cos_a[:, None, None] * torch.eye(3, dtype=r.dtype)
+    column = sym[torch.arange(len(r)), :, sym.diagonal(dim1=-2, dim2=-1).argmax(-1)]
+    axis = torch.where(v.norm(dim=-1, keepdim=True) > 1e-6, v, column)
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-30)
+    reference, previous, out = None, 0.0, []
+    for t in range(len(r)):
+        a = float(angle[t])
+        if reference is None and a > 1e-6:
+            reference = axis[t]
+        if reference is None:  # no turn yet: nothing to raise
+            out.append(r[t])
+            continue
+        side = 1.0 if a <= 1e-6 or float((axis[t] * reference).sum()) >= 0 else -1.0
+        along = reference if a <= 1e-6 else side * axis[t]  # the axis on the reference's side
+        signed = side * a + 2 * math.pi * round((previous - side * a) / (2 * math.pi))  # nearest the frame before
+        previous = signed
+        out.append(_axis_angle(along, signed * power))
+    return torch.stack(out).to(rotation.dtype)
+
+
+def _axis_angle(axis: torch.Tensor, angle: float) -> torch.Tensor:
+    """Rodrigues' rotation ``[3, 3]`` of ``angle`` about the unit ``axis``."""
+    x, y, z = axis.tolist()
+    k = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], dtype=torch.float64)
+    return torch.eye(3, dtype=torch.float64) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
+
+
 def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool = True,
-                   scale_power: float = 1.0) -> torch.Tensor:
+                   scale_power: float = 1.0, angle_power: float = 1.0) -> torch.Tensor:
     """Least-squares similarity transforms: ``source [N, 3]`` (one point set) onto ``target [T, N, 3]``; returns the
     mapped source ``[T, N, 3]`` (``s R p + t`` per frame, ``R`` a proper rotation). ``scale_power`` raises each fitted
-    scale to that power (the size change multiplied in log scale; 1 = as fitted), about the same centroid path."""
+    scale to that power (the size change multiplied in log scale; 1 = as fitted), ``angle_power`` turns each fitted
+    rotation that many times as far about its axis (:func:`rotation_power`), both about the same centroid path."""
     p = source.double()
     q = target.double()
     mu_p = p.mean(0)
@@ -77,6 +136,8 @@ def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool 
     d = torch.ones_like(sigma)
     d[:, 2] = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))  # -1 where u vh would reflect (dets are +-1)
     rotation = u @ torch.diag_embed(d) @ vh
+    if angle_power != 1.0:
+        rotation = rotation_power(rotation, angle_power)
     scale = (sigma * d).sum(-1) / var_p if with_scale else torch.ones_like(sigma[:, 0])
     if scale_power != 1.0:
         scale = scale.clamp(min=1e-6) ** scale_power
@@ -134,7 +195,8 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
                  level: float = 0.0, depth_jump: float = DEPTH_JUMP, min_segment: int = MIN_SEGMENT,
                  translation_limit: float = TRANSLATION_LIMIT, similarity_limit: float = SIMILARITY_LIMIT,
                  with_scale: bool = True, growing: torch.Tensor | bool = False, growth_power: float = 1.0,
-                 growth_limit: float | None = None, regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                 growth_limit: float | None = None, spinning: torch.Tensor | bool = False, spin_gain: float = 1.0,
+                 spin_limit: float | None = None, regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`, cut also at ``level``
     of the gate's ``probability [H, W]`` where both are given) moved by one transform
     per frame (frame 0 unchanged): its median translation where that leaves at most ``translation_limit`` of the
@@ -143,14 +205,20 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
     ``growing`` (True, or an ``[H, W]`` bool map: where most of its pixels are) says its motion is a named growth; its
     fitted size change is then raised to ``growth_power`` (:func:`similarity_fit`'s ``scale_power``; the decision to
     fit is made on the fit as it is), and it takes the fit where that leaves at most ``growth_limit`` unexplained
-    (None: ``similarity_limit``; a flat object's generated growth is often less rigid). With ``regions [H, W]`` (each
-    pixel's clause), no segment spans two regions. Returns the tracks and how many segments took each fit (and, with a ``growth_power`` other than 1, how many of
-    the similarity fits it strengthened: ``"strengthened"``)."""
+    (None: ``similarity_limit``; a flat object's generated growth is often less rigid). A segment is spinning where
+    ``spinning`` (as ``growing``) says its motion is a named spin (and it is not growing); its fitted rotation then turns
+    ``spin_gain`` times as far (:func:`similarity_fit`'s ``angle_power``), and it takes the fit where that leaves at
+    most ``spin_limit`` unexplained (None: ``similarity_limit``). With ``regions [H, W]`` (each
+    pixel's clause), no segment spans two regions. Returns the tracks and how many segments took each fit (and, with a
+    ``growth_power`` or ``spin_gain`` other than 1, how many of the similarity fits each strengthened: ``"strengthened"``,
+    ``"turned"``)."""
     frames, h, w, _ = tracks.shape
     labels = torch.from_numpy(motion_segments(tracks[0], keep, depth_jump, probability, level, regions)).reshape(-1).to(tracks.device)
     flat = tracks.reshape(frames, h * w, 3).clone()
     grows = torch.as_tensor(growing, device=tracks.device).expand(h, w).reshape(-1).float()
-    counts = {"translation": 0, "similarity": 0, "as generated": 0, **({"strengthened": 0} if growth_power != 1.0 else {})}
+    spins = torch.as_tensor(spinning, device=tracks.device).expand(h, w).reshape(-1).float()
+    counts = {"translation": 0, "similarity": 0, "as generated": 0, **({"strengthened": 0} if growth_power != 1.0 else {}),
+              **({"turned": 0} if spin_gain != 1.0 else {})}
     sizes = torch.bincount(labels)
     sizes[0] = 0  # not a segment
     for label in (sizes >= min_segment).nonzero()[:, 0].tolist():  # smaller segments keep their motion
@@ -162,12 +230,18 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
             counts["translation"] += 1
             continue
         growth = bool(grows[index].mean() > 0.5)
+        spin = not growth and bool(spins[index].mean() > 0.5)
         moved = similarity_fit(source, target, with_scale=with_scale or growth)
         limit = growth_limit if growth and growth_limit is not None else similarity_limit
+        if spin and spin_limit is not None:
+            limit = spin_limit
         if unexplained(source, target, moved) <= limit:
             if growth and growth_power != 1.0:
                 moved = similarity_fit(source, target, scale_power=growth_power)
                 counts["strengthened"] += 1
+            elif spin and spin_gain != 1.0:
+                moved = similarity_fit(source, target, with_scale=with_scale, angle_power=spin_gain)
+                counts["turned"] += 1
             flat[1:, index] = moved
             counts["similarity"] += 1
             continue
