@@ -17,7 +17,9 @@ ask fall apart; each segment's points at each frame are replaced by
   object that only turns keeps its size, where the generated spins pull its points in towards the axis; a segment
   whose motion is a growth the prompt names may change its size, and ``growth_power`` strengthens that change: the
   bundled denoiser makes about half of the size change a growth asks for: docs/bundled-model-history.md, "Segments
-  per clause, and growth strengthened");
+  per clause, and growth strengthened"); a segment whose motion is a spin the prompt names may take its rotation fit
+  under its own limit, and ``spin_gain`` turns the fitted rotation further (the bundled denoiser's spins turn about 0.92
+  of the angle asked: docs/bundled-model-history.md, "Where spins and slides still lose");
 * else nothing: a segment whose motion is not rigid (a bend, a wave, two objects touching that move differently)
   keeps its motion as generated, as do segments of fewer than :data:`MIN_SEGMENT` pixels.
 
@@ -89,7 +91,7 @@ def rotation_power(rotation: torch.Tensor, power: float) -> torch.Tensor:
     v = torch.stack([r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], -1)  # 2 sin(a) axis
     angle = torch.atan2(v.norm(dim=-1) / 2, cos_a)  # in [0, pi]
     # near a half turn the skew part vanishes: (R + R^T) / 2 - cos(a) I = (1 - cos(a)) axis axis^T gives the axis
-    sym = (r + r.transpose(-1, -2)) / 2 - cos_a[:, None, None] * torch.eye(3, dtype=r.dtype)
+    sym = (r + r.transpose(-1, -2)) / 2 - cos_a[:, None, None] * torch.eye(3, dtype=r.dtype, device=r.device)
     column = sym[torch.arange(len(r)), :, sym.diagonal(dim1=-2, dim2=-1).argmax(-1)]
     axis = torch.where(v.norm(dim=-1, keepdim=True) > 1e-6, v, column)
     axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-30)
@@ -110,10 +112,10 @@ def rotation_power(rotation: torch.Tensor, power: float) -> torch.Tensor:
 
 
 def _axis_angle(axis: torch.Tensor, angle: float) -> torch.Tensor:
-    """Rodrigues' rotation ``[3, 3]`` of ``angle`` about the unit ``axis``."""
+    """Rodrigues' rotation ``[3, 3]`` of ``angle`` about the unit ``axis`` (float64, on the axis' device)."""
     x, y, z = axis.tolist()
-    k = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], dtype=torch.float64)
-    return torch.eye(3, dtype=torch.float64) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
+    k = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], dtype=torch.float64, device=axis.device)
+    return torch.eye(3, dtype=torch.float64, device=axis.device) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
 
 
 def similarity_fit(source: torch.Tensor, target: torch.Tensor, with_scale: bool = True,
