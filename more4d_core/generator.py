@@ -48,7 +48,7 @@ from .sampling.motion_smoothing import smoothing_for
 from .sampling.object_focus import FOCUS_RATIO, focus_keep
 from .sampling.pixel_gate import hold_outside, upsampled_probability
 from .sampling.prompt_binding import binding_probability, binding_summary
-from .sampling.rigid_motion import fit_segments, growth_pixels, spin_pixels
+from .sampling.rigid_motion import axis_pixels, fit_segments, growth_pixels, spin_pixels
 from .sampling.sample_average import check_sample_average, mean_of_samples, sample_noises
 from .sampling.still import check_still_threshold
 from .sampling.switches import switch_mode
@@ -382,12 +382,14 @@ class TrajectoryGenerator(nn.Module):
                         prompt, plan.objects if per_clause else None, regions)
                     spinning = False if text_states is not None else spin_pixels(
                         prompt, plan.objects if per_clause else None, regions)
+                    axes = axis_pixels(prompt, plan.objects if per_clause else None, regions) if (
+                        cfg.rigid_axes and text_states is None) else None
                     tracks, fitted = fit_segments(tracks, keep[0], probability=None if upsampled is None else upsampled[0],
                                                   level=cfg.rigid_level, with_scale=scaled, growing=growing,
                                                   growth_power=cfg.rigid_growth_power,
                                                   growth_limit=cfg.rigid_growth_limit, spinning=spinning,
                                                   spin_gain=cfg.rigid_spin_gain, spin_limit=cfg.rigid_spin_limit,
-                                                  regions=regions)
+                                                  axes=axes, regions=regions)
                     grows = bool(torch.as_tensor(growing).any())
                     gate = {**gate, "rigid_segments": fitted,
                             **({} if scaled or grows else {"rigid_keeps_size": True}),

@@ -41,7 +41,7 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
                  rigid_level: float | None = None, rigid_scale: str | None = None, object_focus: float | None = None,
                  rigid_clauses: bool | None = None, growth_power: float | None = None,
                  growth_limit: float | None = None, spin_gain: float | None = None, spin_limit: float | None = None,
-                 overwrite: bool = False) -> Path:
+                 rigid_axes: bool | None = None, overwrite: bool = False) -> Path:
     """Write ``out``: the model file ``model`` with the given defaults (None: unchanged)."""
     model, out = Path(model), Path(out)
     if out.resolve() == model.resolve():
@@ -86,6 +86,8 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
             changes["rigid_spin_gain"] = 1.0  # no segments, no fitted turn to strengthen
         if not rigid_segments and spin_limit is None:
             changes["rigid_spin_limit"] = COMMON_SIMILARITY_LIMIT  # no segments, no spin to fit
+        if not rigid_segments and rigid_axes is None:
+            changes["rigid_axes"] = False  # no segments, no fitted translation to put on an axis
     if rigid_level is not None:
         changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
     if rigid_scale is not None:
@@ -102,11 +104,13 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["rigid_spin_gain"] = spin_gain  # the config checks the type, the range and the segments
     if spin_limit is not None:
         changes["rigid_spin_limit"] = spin_limit  # the config checks the type, the range and the segments
+    if rigid_axes is not None:
+        changes["rigid_axes"] = rigid_axes  # the config checks it against the segments
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
                          "--shift, --clause-composition, --motion-gate-threshold, --mirror-average, "
                          "--motion-gate-pixels, --rigid-segments, --rigid-level, --rigid-scale, --object-focus, "
-                         "--rigid-clauses, --growth-power, --growth-limit, --spin-gain and/or --spin-limit")
+                         "--rigid-clauses, --growth-power, --growth-limit, --spin-gain, --spin-limit and/or --rigid-axes")
     config = header.config.replace(**changes)  # the config checks the values against the model (e.g. its codec)
     before = {k: getattr(header.config, k) for k in changes}
     info = {**header.info, "defaults_set": [*header.info.get("defaults_set", []),
@@ -170,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="with rigid segments: a segment whose clause names a spin takes its rigid fit where that "
                              "leaves at most this share of its motion unexplained (above 0, at most 1; every other "
                              "segment: 0.1)")
+    parser.add_argument("--rigid-axes", choices=("on", "off"), default=None,
+                        help="with rigid segments: on = a segment that takes the translation fit and whose clause names "
+                             "one axis (left / right, up / down / bounces, toward / away) keeps only that component of "
+                             "its translation; off = its fitted translation on every axis")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
@@ -183,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                      rigid_level=args.rigid_level, rigid_scale=args.rigid_scale, object_focus=args.object_focus,
                      rigid_clauses=None if args.rigid_clauses is None else args.rigid_clauses == "on",
                      growth_power=args.growth_power, growth_limit=args.growth_limit, spin_gain=args.spin_gain,
-                     spin_limit=args.spin_limit, overwrite=args.overwrite)
+                     spin_limit=args.spin_limit,
+                     rigid_axes=None if args.rigid_axes is None else args.rigid_axes == "on", overwrite=args.overwrite)
     except InputError as exc:
         parser.error(str(exc))
     print(f"wrote {args.out}")

@@ -36,7 +36,7 @@ CELLS = {  # label -> (which scenes, which points)
 RUN_KEYS = (  # must agree between the files of one side
     "split", "depth", "steps", "shift", "sample_average", "mirror_average", "motion_gate", "motion_gate_pixels",
     "rigid_segments", "rigid_level", "rigid_scale", "rigid_clauses", "rigid_growth_power", "rigid_growth_limit",
-    "rigid_spin_gain", "rigid_spin_limit", "object_focus", "clause_composition", "model_sha256",
+    "rigid_spin_gain", "rigid_spin_limit", "rigid_axes", "object_focus", "clause_composition", "model_sha256",
 )
 
 

@@ -240,6 +240,7 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "rigid_growth_limit": float(cfg.rigid_growth_limit) if gated and cfg.rigid_segments else COMMON_SIMILARITY_LIMIT,
         "rigid_spin_gain": float(cfg.rigid_spin_gain) if gated and cfg.rigid_segments else 1.0,
         "rigid_spin_limit": float(cfg.rigid_spin_limit) if gated and cfg.rigid_segments else COMMON_SIMILARITY_LIMIT,
+        "rigid_axes": bool(cfg.rigid_axes) if gated and cfg.rigid_segments else False,
         "object_focus": float(cfg.object_focus) if gated and cfg.motion_gate_pixels else 0.0,
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),

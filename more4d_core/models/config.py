@@ -47,7 +47,8 @@ from ..sampling.sample_average import MAX_SAMPLE_AVERAGE
 # 20: rigid_growth_limit added (files of version < 20 fit a growing segment under the similarity limit of every other)
 # 21: rigid_spin_gain and rigid_spin_limit added (files of version < 21 keep a spinning segment's fitted turn as it is,
 #     under the similarity limit of every other)
-CONFIG_VERSION = 21
+# 22: rigid_axes added (files of version < 22 keep a segment's fitted translation on every axis)
+CONFIG_VERSION = 22
 MAX_GROWTH_POWER = 4.0
 MAX_SPIN_GAIN = 2.0
 # the similarity limit of every rigid segment (sampling.rigid_motion.SIMILARITY_LIMIT; a test keeps them equal): a
@@ -175,6 +176,10 @@ class STraGConfig:
     # with rigid segments: a segment whose clause names a spin takes its rigid fit where that leaves at most this share
     # of its motion unexplained (every other segment: COMMON_SIMILARITY_LIMIT)
     rigid_spin_limit: float = COMMON_SIMILARITY_LIMIT
+    # with rigid segments: True = a segment that takes the translation fit and whose clause names one axis of the
+    # camera ("left" / "right": x, "up" / "down" / "bounces": y, "toward" / "away": z) keeps only that component of its
+    # translation; False = its fitted translation on every axis (sampling.rigid_motion)
+    rigid_axes: bool = False
     # with the pixel gate: for each object clause, the pixels of depth segments whose mean gate probability is below
     # this share of the best segment's (and that do not touch it) held still (sampling.object_focus); 0 = off
     object_focus: float = 0.0
@@ -253,6 +258,9 @@ class STraGConfig:
                 spin_limit == COMMON_SIMILARITY_LIMIT or (self.rigid_segments and 0 < spin_limit <= 1)):
             raise InputError(f"rigid_spin_limit must be {COMMON_SIMILARITY_LIMIT:g} (as every segment) or, with rigid_segments, a share above 0 "
                              f"and at most 1, got {spin_limit!r} (rigid_segments {self.rigid_segments!r})")
+        if not isinstance(self.rigid_axes, bool) or (self.rigid_axes and not self.rigid_segments):
+            raise InputError(f"rigid_axes must be true or false, and true only with rigid_segments, got "
+                             f"{self.rigid_axes!r} (rigid_segments {self.rigid_segments!r})")
         gain = self.rigid_spin_gain
         if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not (
                 gain == 1 or (self.rigid_segments and 0 < gain <= MAX_SPIN_GAIN)):
@@ -437,6 +445,8 @@ class STraGConfig:
         if version < 21:  # written before the fields existed: a spinning segment's turn as fitted, the common limit
             data.setdefault("rigid_spin_gain", 1.0)
             data.setdefault("rigid_spin_limit", COMMON_SIMILARITY_LIMIT)
+        if version < 22:  # written before the field existed: a fitted translation on every axis
+            data.setdefault("rigid_axes", False)
         named = NAMED_CONFIGS.get(data.get("name"))
         if named is not None:  # fields added after the file was written: the named config's value
             for f in dataclasses.fields(cls):

@@ -112,4 +112,8 @@ def describe_gate(summary: dict) -> str:
         if turned and summary.get("rigid_spin_gain"):
             line += (f"; {turned} of them spin{'s' if turned == 1 else ''} as the prompt names, the fitted turn "
                      f"{summary['rigid_spin_gain']:g} times as far")
+        on_axis = fitted.get("on axis", 0)
+        if on_axis:
+            line += (f"; {on_axis} of them move{'s' if on_axis == 1 else ''} along the one axis the prompt names "
+                     "(left / right, up / down, toward / away) alone")
     return line

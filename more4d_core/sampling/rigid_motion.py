@@ -44,6 +44,9 @@ TRANSLATION_LIMIT = 0.1  # a segment moves by its median displacement where that
 SIMILARITY_LIMIT = 0.1  # else by its similarity fit where that leaves at most this share
 GROWTH_WORDS = frozenset({"grows", "shrinks"})  # the trained words of a motion that changes an object's size
 SPIN_WORDS = frozenset({"spins"})  # the trained word of a motion that turns an object about an axis of its own
+# the trained words that put an object clause's translation on one axis of the camera (0 = x, 1 = y, 2 = z)
+AXIS_WORDS = {"left": 0, "right": 0, "up": 1, "down": 1, "toward": 2, "away": 2, "bounces": 1}
+NON_TRANSLATION_WORDS = frozenset({"spins", "grows", "shrinks", "waves", "ripples", "bends"})
 
 
 def names_growth(prompt: str) -> bool:
@@ -57,11 +60,21 @@ def names_spin(prompt: str) -> bool:
     return any(word in SPIN_WORDS for word in read_prompt(prompt).words)
 
 
+def named_axis(prompt: str) -> int:
+    """The one axis of the camera along which ``prompt`` (an object clause) asks for a translation, read as the
+    trained words: 0 (x) for "left" / "right", 1 (y) for "up" / "down" and "bounces", 2 (z) for "toward (the camera)" /
+    "away"; -1 where it names none, more than one, or a motion that is not a translation (a spin, a growth, a wave, a
+    bend)."""
+    words = set(read_prompt(prompt).words)
+    axes = {AXIS_WORDS[word] for word in words if word in AXIS_WORDS}
+    return axes.pop() if len(axes) == 1 and not words & NON_TRANSLATION_WORDS else -1
+
+
 def named_pixels(names, prompt: str, clauses: list[str] | None = None,
-                 regions: torch.Tensor | None = None) -> torch.Tensor | bool:
-    """Where a segment's motion is one that ``names(text)`` says a text names: with the object ``clauses`` of the
-    prompt and ``regions [H, W]`` (each pixel's clause, an index into them) a pixel where its clause names it; without
-    them every pixel where ``prompt`` names it."""
+                 regions: torch.Tensor | None = None) -> torch.Tensor | bool | int:
+    """What ``names(text)`` says a text names, per pixel: with the object ``clauses`` of the prompt and ``regions [H,
+    W]`` (each pixel's clause, an index into them) each pixel's clause's value; without them ``prompt``'s, for every
+    pixel."""
     if clauses is None or regions is None:
         return names(prompt)
     named = torch.tensor([names(clause) for clause in clauses], device=regions.device)
@@ -78,6 +91,12 @@ def spin_pixels(prompt: str, clauses: list[str] | None = None,
                 regions: torch.Tensor | None = None) -> torch.Tensor | bool:
     """Where a segment's motion is a spin the prompt names (:func:`named_pixels` of :func:`names_spin`)."""
     return named_pixels(names_spin, prompt, clauses, regions)
+
+
+def axis_pixels(prompt: str, clauses: list[str] | None = None,
+                regions: torch.Tensor | None = None) -> torch.Tensor | int:
+    """The axis each pixel's clause translates along (:func:`named_pixels` of :func:`named_axis`; -1: none)."""
+    return named_pixels(named_axis, prompt, clauses, regions)
 
 
 def rotation_power(rotation: torch.Tensor, power: float) -> torch.Tensor:
@@ -198,7 +217,8 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
                  translation_limit: float = TRANSLATION_LIMIT, similarity_limit: float = SIMILARITY_LIMIT,
                  with_scale: bool = True, growing: torch.Tensor | bool = False, growth_power: float = 1.0,
                  growth_limit: float | None = None, spinning: torch.Tensor | bool = False, spin_gain: float = 1.0,
-                 spin_limit: float | None = None, regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                 spin_limit: float | None = None, axes: torch.Tensor | int | None = None,
+                 regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """``tracks [T, H, W, 3]`` with each segment of ``keep [H, W]`` (:func:`motion_segments`, cut also at ``level``
     of the gate's ``probability [H, W]`` where both are given) moved by one transform
     per frame (frame 0 unchanged): its median translation where that leaves at most ``translation_limit`` of the
@@ -210,7 +230,10 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
     (None: ``similarity_limit``; a flat object's generated growth is often less rigid). A segment is spinning where
     ``spinning`` (as ``growing``) says its motion is a named spin (and it is not growing); its fitted rotation then turns
     ``spin_gain`` times as far (:func:`similarity_fit`'s ``angle_power``), and it takes the fit where that leaves at
-    most ``spin_limit`` unexplained (None: ``similarity_limit``). With ``regions [H, W]`` (each
+    most ``spin_limit`` unexplained (None: ``similarity_limit``). With ``axes`` (an int, or an ``[H, W]`` int map: the
+    camera axis, 0 = x, 1 = y, 2 = z, along which a pixel's clause asks for a translation, -1 = none), a segment that
+    takes the translation fit and whose pixels mostly name one axis keeps only that component of its translation (the
+    decision to take the fit is made on the fit as it is; ``"on axis"`` counts them). With ``regions [H, W]`` (each
     pixel's clause), no segment spans two regions. Returns the tracks and how many segments took each fit (and, with a
     ``growth_power`` or ``spin_gain`` other than 1, how many of the similarity fits each strengthened: ``"strengthened"``,
     ``"turned"``)."""
@@ -219,8 +242,9 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
     flat = tracks.reshape(frames, h * w, 3).clone()
     grows = torch.as_tensor(growing, device=tracks.device).expand(h, w).reshape(-1).float()
     spins = torch.as_tensor(spinning, device=tracks.device).expand(h, w).reshape(-1).float()
+    axis_of = None if axes is None else torch.as_tensor(axes, device=tracks.device).expand(h, w).reshape(-1).long()
     counts = {"translation": 0, "similarity": 0, "as generated": 0, **({"strengthened": 0} if growth_power != 1.0 else {}),
-              **({"turned": 0} if spin_gain != 1.0 else {})}
+              **({"turned": 0} if spin_gain != 1.0 else {}), **({"on axis": 0} if axis_of is not None else {})}
     sizes = torch.bincount(labels)
     sizes[0] = 0  # not a segment
     for label in (sizes >= min_segment).nonzero()[:, 0].tolist():  # smaller segments keep their motion
@@ -228,6 +252,12 @@ def fit_segments(tracks: torch.Tensor, keep: torch.Tensor, *, probability: torch
         source, target = flat[0, index], flat[1:, index]
         moved = translation_fit(source, target)
         if unexplained(source, target, moved) <= translation_limit:
+            axis = -1 if axis_of is None else int(axis_of[index].mode().values)
+            if axis >= 0:  # the translation the clause names: its one axis alone
+                along = torch.zeros(3, dtype=moved.dtype, device=moved.device)
+                along[axis] = 1.0
+                moved = source + (moved - source) * along
+                counts["on axis"] += 1
             flat[1:, index] = moved
             counts["translation"] += 1
             continue
