@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import GATE_INTRINSICS, GATED_DCT, node_switch_results
+from tiny_models import GATE_INTRINSICS, GATED_DCT, node_switch_results, save_tiny_model
 
 from more4d_core.errors import InputError
 from more4d_core.generator import build_generator
@@ -497,14 +497,11 @@ def test_the_config_strengthens_growth_and_cuts_at_clauses_only_with_rigid_segme
 
 
 def test_the_defaults_tool_writes_the_growth_power_and_clause_cuts(tmp_path):
-    from more4d_core.checkpoints.bundle import read_header, save_bundle
+    from more4d_core.checkpoints.bundle import read_header
     from more4d_core.checkpoints.defaults import main, set_defaults
 
     config = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
-    gen = build_generator(config, seed=0)
-    model = tmp_path / "m.safetensors"
-    save_bundle(model, config, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder},
-                {})
+    model = save_tiny_model(tmp_path / "m.safetensors", config)
     assert main([str(model), "--out", str(tmp_path / "g.safetensors"), "--growth-power", "2",
                  "--rigid-clauses", "on"]) == 0
     written = read_header(tmp_path / "g.safetensors").config
@@ -601,7 +598,7 @@ def test_a_growth_too_loose_for_the_common_limit_is_fitted_under_the_growth_limi
 
 
 def test_the_growth_limit_is_a_share_carried_only_with_rigid_segments_and_old_files_use_the_common_one(tmp_path):
-    from more4d_core.checkpoints.bundle import read_header, save_bundle
+    from more4d_core.checkpoints.bundle import read_header
     from more4d_core.checkpoints.defaults import main, set_defaults
     from more4d_core.models.config import COMMON_SIMILARITY_LIMIT
     from more4d_core.sampling.rigid_motion import SIMILARITY_LIMIT
@@ -619,9 +616,7 @@ def test_the_growth_limit_is_a_share_carried_only_with_rigid_segments_and_old_fi
     data["config_version"] = 19
     data.pop("rigid_growth_limit")
     assert STraGConfig.from_dict(data).rigid_growth_limit == 0.1
-    gen = build_generator(rigid, seed=0)
-    model = tmp_path / "m.safetensors"
-    save_bundle(model, rigid, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
+    model = save_tiny_model(tmp_path / "m.safetensors", rigid)
     assert main([str(model), "--out", str(tmp_path / "l.safetensors"), "--growth-limit", "0.5"]) == 0
     assert read_header(tmp_path / "l.safetensors").config.rigid_growth_limit == 0.5
     off = set_defaults(tmp_path / "l.safetensors", tmp_path / "off.safetensors", rigid_segments=False)

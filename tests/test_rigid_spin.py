@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import GATED_DCT
+from tiny_models import GATED_DCT, save_tiny_model
 
 from more4d_core.errors import InputError
 from more4d_core.models.config import CONFIG_VERSION, STraGConfig
@@ -156,15 +156,11 @@ def test_the_config_carries_the_spin_gain_and_limit_only_with_rigid_segments_and
 
 
 def test_the_defaults_tool_writes_the_spin_gain_and_limit(tmp_path):
-    from more4d_core.checkpoints.bundle import read_header, save_bundle
+    from more4d_core.checkpoints.bundle import read_header
     from more4d_core.checkpoints.defaults import main, set_defaults
-    from more4d_core.generator import build_generator
 
     config = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
-    gen = build_generator(config, seed=0)
-    model = tmp_path / "m.safetensors"
-    save_bundle(model, config, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder},
-                {})
+    model = save_tiny_model(tmp_path / "m.safetensors", config)
     assert main([str(model), "--out", str(tmp_path / "s.safetensors"), "--spin-gain", "1.1",
                  "--spin-limit", "0.3"]) == 0
     written = read_header(tmp_path / "s.safetensors").config

@@ -30,6 +30,16 @@ TINY_FULL = MORE4D_TINY.replace(
 )
 
 
+def save_tiny_model(path: Path, config) -> Path:
+    """A single-file model of ``config`` with random weights (seed 0), as the training exports write them."""
+    from more4d_core.checkpoints.bundle import save_bundle
+    from more4d_core.generator import build_generator
+
+    gen = build_generator(config, seed=0)
+    save_bundle(path, config, {"transformer": gen.transformer, "codec": gen.codec, "text_encoder": gen.text_encoder}, {})
+    return path
+
+
 def save_tiny_vae(folder: Path) -> Path:
     from diffusers import AutoencoderKLWan
 
