@@ -248,16 +248,13 @@ class STraGConfig:
         if not isinstance(self.rigid_clauses, bool) or (self.rigid_clauses and not self.rigid_segments):
             raise InputError(f"rigid_clauses must be true or false, and true only with rigid_segments, got "
                              f"{self.rigid_clauses!r} (rigid_segments {self.rigid_segments!r})")
-        limit = self.rigid_growth_limit
-        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (
-                limit == COMMON_SIMILARITY_LIMIT or (self.rigid_segments and 0 < limit <= 1)):
-            raise InputError(f"rigid_growth_limit must be {COMMON_SIMILARITY_LIMIT:g} (as every segment) or, with rigid_segments, a share above 0 "
-                             f"and at most 1, got {limit!r} (rigid_segments {self.rigid_segments!r})")
-        spin_limit = self.rigid_spin_limit
-        if isinstance(spin_limit, bool) or not isinstance(spin_limit, (int, float)) or not (
-                spin_limit == COMMON_SIMILARITY_LIMIT or (self.rigid_segments and 0 < spin_limit <= 1)):
-            raise InputError(f"rigid_spin_limit must be {COMMON_SIMILARITY_LIMIT:g} (as every segment) or, with rigid_segments, a share above 0 "
-                             f"and at most 1, got {spin_limit!r} (rigid_segments {self.rigid_segments!r})")
+        for name in ("rigid_growth_limit", "rigid_spin_limit"):  # a segment's own limit of what its fit leaves
+            limit = getattr(self, name)
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (
+                    limit == COMMON_SIMILARITY_LIMIT or (self.rigid_segments and 0 < limit <= 1)):
+                raise InputError(f"{name} must be {COMMON_SIMILARITY_LIMIT:g} (as every segment) or, with "
+                                 f"rigid_segments, a share above 0 and at most 1, got {limit!r} (rigid_segments "
+                                 f"{self.rigid_segments!r})")
         if not isinstance(self.rigid_axes, bool) or (self.rigid_axes and not self.rigid_segments):
             raise InputError(f"rigid_axes must be true or false, and true only with rigid_segments, got "
                              f"{self.rigid_axes!r} (rigid_segments {self.rigid_segments!r})")
