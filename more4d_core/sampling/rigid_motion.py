@@ -11,7 +11,10 @@ gate is sure of falls apart from the surface beside it that it let move with les
 where the clause whose gate is surest of a pixel changes, so that two objects that touch but move as different clauses
 ask fall apart; each segment's points at each frame are replaced by
 
-* its median displacement, where that leaves at most :data:`TRANSLATION_LIMIT` of the segment's motion unexplained;
+* its median displacement, where that leaves at most :data:`TRANSLATION_LIMIT` of the segment's motion unexplained
+  (with ``axes``, only its component along the one axis of the camera the segment's clause names: the generated
+  slides drift a little up, down and in depth, the bounces sideways: docs/bundled-model-history.md, "A named
+  translation kept on its axis");
 * else the similarity transform that best maps its frame-0 points onto them (least squares, Umeyama's closed form),
   where that leaves at most :data:`SIMILARITY_LIMIT` (with ``with_scale`` off, rotation and translation alone: an
   object that only turns keeps its size, where the generated spins pull its points in towards the axis; a segment
