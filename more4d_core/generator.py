@@ -375,15 +375,14 @@ class TrajectoryGenerator(nn.Module):
                 tracks = hold_outside(tracks.unsqueeze(0), points0.unsqueeze(0).to(tracks.device), keep)[0]
                 gate = {**gate, "pixels": True, "pixel_moving_share": round(float(keep.float().mean()), 4), **focused}
                 if rigid:  # a segment changes its size only where a clause names a growth, if the model says so
-                    scaled = cfg.rigid_scale == "any" or text_states is not None
+                    worded = text_states is None  # the prompt's words are read (not given text states)
+                    scaled = cfg.rigid_scale == "any" or not worded
                     per_clause = cfg.rigid_clauses and clauses is not None and len(clauses) > 1
                     regions = clauses.argmax(0) if per_clause else None  # each pixel's surest clause
-                    growing = False if text_states is not None else growth_pixels(
-                        prompt, plan.objects if per_clause else None, regions)
-                    spinning = False if text_states is not None else spin_pixels(
-                        prompt, plan.objects if per_clause else None, regions)
-                    axes = axis_pixels(prompt, plan.objects if per_clause else None, regions) if (
-                        cfg.rigid_axes and text_states is None) else None
+                    named = (prompt, plan.objects if per_clause else None, regions)  # what each pixel's clause says
+                    growing = growth_pixels(*named) if worded else False
+                    spinning = spin_pixels(*named) if worded else False
+                    axes = axis_pixels(*named) if worded and cfg.rigid_axes else None
                     tracks, fitted = fit_segments(tracks, keep[0], probability=None if upsampled is None else upsampled[0],
                                                   level=cfg.rigid_level, with_scale=scaled, growing=growing,
                                                   growth_power=cfg.rigid_growth_power,

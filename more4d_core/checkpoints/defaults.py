@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..help_text import command_parser
-from ..models.config import CLAUSE_COMPOSITIONS, COMMON_SIMILARITY_LIMIT, RIGID_SCALES
+from ..models.config import CLAUSE_COMPOSITIONS, RIGID_OFF, RIGID_SCALES
 from ..sampling.flow_sampler import check_shift, check_steps
 from ..sampling.motion_smoothing import check_motion_smoothing
 from ..sampling.sample_average import check_sample_average
@@ -70,42 +70,18 @@ def set_defaults(model: str | Path, out: str | Path, *, still_threshold: float |
         changes["motion_gate_pixels"] = motion_gate_pixels  # the config checks it against the gate and codec
         if not motion_gate_pixels and object_focus is None:
             changes["object_focus"] = 0.0  # no pixel gate, no focus on its pixels
+    # the options that refine the segments, as given (None: unchanged); the config checks each one's type, range and
+    # that the segments are on where it is not at its RIGID_OFF value
+    rigid = {"rigid_level": None if rigid_level is None else float(rigid_level), "rigid_scale": rigid_scale,
+             "rigid_clauses": rigid_clauses, "rigid_growth_power": growth_power, "rigid_growth_limit": growth_limit,
+             "rigid_spin_gain": spin_gain, "rigid_spin_limit": spin_limit, "rigid_axes": rigid_axes}
     if rigid_segments is not None:
         changes["rigid_segments"] = rigid_segments  # the config checks it against the pixel gate
-        if not rigid_segments and rigid_level is None:
-            changes["rigid_level"] = 0.0  # no segments, no level to cut them at
-        if not rigid_segments and rigid_scale is None:
-            changes["rigid_scale"] = "any"  # no segments, no fit to keep sizes in
-        if not rigid_segments and rigid_clauses is None:
-            changes["rigid_clauses"] = False  # no segments to cut at clauses
-        if not rigid_segments and growth_power is None:
-            changes["rigid_growth_power"] = 1.0  # no segments, no fitted growth to strengthen
-        if not rigid_segments and growth_limit is None:
-            changes["rigid_growth_limit"] = COMMON_SIMILARITY_LIMIT  # no segments, no growth to fit
-        if not rigid_segments and spin_gain is None:
-            changes["rigid_spin_gain"] = 1.0  # no segments, no fitted turn to strengthen
-        if not rigid_segments and spin_limit is None:
-            changes["rigid_spin_limit"] = COMMON_SIMILARITY_LIMIT  # no segments, no spin to fit
-        if not rigid_segments and rigid_axes is None:
-            changes["rigid_axes"] = False  # no segments, no fitted translation to put on an axis
-    if rigid_level is not None:
-        changes["rigid_level"] = float(rigid_level)  # the config checks it against the segments and gate threshold
-    if rigid_scale is not None:
-        changes["rigid_scale"] = rigid_scale  # the config checks the name and the segments
+        if not rigid_segments:  # no segments: every option not given goes back to its value without them
+            changes.update({key: off for key, off in RIGID_OFF.items() if rigid[key] is None})
     if object_focus is not None:
         changes["object_focus"] = float(object_focus)  # the config checks it against the pixel gate
-    if rigid_clauses is not None:
-        changes["rigid_clauses"] = rigid_clauses  # the config checks it against the segments
-    if growth_power is not None:
-        changes["rigid_growth_power"] = growth_power  # the config checks the type, the range and the segments
-    if growth_limit is not None:
-        changes["rigid_growth_limit"] = growth_limit  # the config checks the type, the range and the segments
-    if spin_gain is not None:
-        changes["rigid_spin_gain"] = spin_gain  # the config checks the type, the range and the segments
-    if spin_limit is not None:
-        changes["rigid_spin_limit"] = spin_limit  # the config checks the type, the range and the segments
-    if rigid_axes is not None:
-        changes["rigid_axes"] = rigid_axes  # the config checks it against the segments
+    changes.update({key: value for key, value in rigid.items() if value is not None})
     if not changes:
         raise InputError("nothing to change: give --still-threshold, --motion-smoothing, --sample-average, --steps, "
                          "--shift, --clause-composition, --motion-gate-threshold, --mirror-average, "

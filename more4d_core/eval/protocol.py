@@ -43,7 +43,7 @@ from ..data.procedural.motions import RIGID_KINDS
 from ..data.procedural.scene_generator import RECIPE, SPLIT_STREAMS, generate_sample
 from ..depth.estimate import prior_depth_at
 from ..geometry.normalization import NormalizationFactors, denormalize_motion, normalize_motion, rebase_motion
-from ..models.config import COMMON_SIMILARITY_LIMIT
+from ..models.config import RIGID_OFF
 from ..sampling.clause_composition import composition_kind
 from ..sampling.motion_gating import gate_enabled
 from ..sampling.motion_smoothing import check_motion_smoothing, smoothing_for
@@ -233,14 +233,8 @@ def evaluate(generator, *, split: str = "heldout", samples: int = 48, seed: int 
         "clause_composition": composition_kind(clause_composition, cfg.clause_composition) if gated else "none",
         "motion_gate_pixels": bool(cfg.motion_gate_pixels) if gated else False,
         "rigid_segments": bool(cfg.rigid_segments) if gated else False,
-        "rigid_level": float(cfg.rigid_level) if gated and cfg.rigid_segments else 0.0,
-        "rigid_scale": cfg.rigid_scale if gated and cfg.rigid_segments else "any",
-        "rigid_clauses": bool(cfg.rigid_clauses) if gated and cfg.rigid_segments else False,
-        "rigid_growth_power": float(cfg.rigid_growth_power) if gated and cfg.rigid_segments else 1.0,
-        "rigid_growth_limit": float(cfg.rigid_growth_limit) if gated and cfg.rigid_segments else COMMON_SIMILARITY_LIMIT,
-        "rigid_spin_gain": float(cfg.rigid_spin_gain) if gated and cfg.rigid_segments else 1.0,
-        "rigid_spin_limit": float(cfg.rigid_spin_limit) if gated and cfg.rigid_segments else COMMON_SIMILARITY_LIMIT,
-        "rigid_axes": bool(cfg.rigid_axes) if gated and cfg.rigid_segments else False,
+        **{key: type(off)(getattr(cfg, key)) if gated and cfg.rigid_segments else off  # as the file says, or off
+           for key, off in RIGID_OFF.items()},
         "object_focus": float(cfg.object_focus) if gated and cfg.motion_gate_pixels else 0.0,
         "scene_counts": {"camera moves": sum(camera_moves), "camera still": samples - sum(camera_moves)},
         "moving_point_fraction": sum(moving_fraction) / len(moving_fraction),

@@ -54,6 +54,12 @@ MAX_SPIN_GAIN = 2.0
 # the similarity limit of every rigid segment (sampling.rigid_motion.SIMILARITY_LIMIT; a test keeps them equal): a
 # growth clause's segment takes it too unless a file says otherwise
 COMMON_SIMILARITY_LIMIT = 0.1
+# the options that refine the rigid segments, at the values they take in a file without segments (each option's check
+# below allows only this value there): the defaults tool resets them when it turns the segments off, the evaluation
+# records them so for a run without segments
+RIGID_OFF = {"rigid_level": 0.0, "rigid_scale": "any", "rigid_clauses": False, "rigid_growth_power": 1.0,
+             "rigid_growth_limit": COMMON_SIMILARITY_LIMIT, "rigid_spin_gain": 1.0,
+             "rigid_spin_limit": COMMON_SIMILARITY_LIMIT, "rigid_axes": False}
 TEXT_VOCABULARIES = ("open", "procedural")
 DECODE_GUIDES = ("none", "depth")
 DEPTH_CONDITIONS = ("minmax", "max_ratio")
