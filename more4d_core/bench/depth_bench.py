@@ -9,7 +9,11 @@ inverse depth. Baselines: a constant; a row gradient (inverse depth linear in th
 ground plane (inverse depth growing linearly below a horizon row, constant above it), both with
 their one free parameter fitted to the truth — the best any such guess can do.
 
-Procedural: held-out scenes of the generator (median scaling), against a constant.
+Procedural: scenes of the generator (median scaling), against a constant.
+Shallow depth of field: synthetic photographs of a sharp subject before a blurred backdrop
+(:mod:`.bokeh_scenes`), and the same scenes with the backdrop sharp: median-scaled AbsRel and
+delta < 1.25, and the share of the true subject's pixels the prior puts nearer than the backdrop's
+median depth ("in front").
 ``--contact-sheet PATH`` writes every scikit-image photograph next to the prior's depth.
 """
 
@@ -22,6 +26,7 @@ import numpy as np
 import torch
 
 from ..data.procedural.scene_generator import generate_sample
+from .bokeh_scenes import bokeh_scene
 from ..depth.prior import prior_depth
 from ..errors import InputError
 
@@ -30,7 +35,10 @@ PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "stereo_motorcyc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--samples", type=int, default=32, help="procedural held-out scenes")
+    parser.add_argument("--samples", type=int, default=32, help="procedural scenes")
+    parser.add_argument("--bokeh-samples", type=int, default=32, help="shallow depth-of-field scenes (0: none)")
+    parser.add_argument("--split", default="heldout", choices=("train", "validation", "heldout"),
+                        help="the split of the procedural and shallow depth-of-field scenes")
     parser.add_argument("--height", type=int, default=368)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--contact-sheet", default=None, metavar="PATH", help="write the photographs and their depth here (.jpg, or .png)")
@@ -162,6 +170,24 @@ def contact_sheet(path: str, width: int = 320) -> None:
     write_file_atomic(path, lambda f: f.write(encoded), overwrite=True)
 
 
+def in_front(pred: torch.Tensor, subject: torch.Tensor) -> float:
+    """Share of the true ``subject``'s pixels whose predicted depth is below the median predicted
+    depth of the rest (the backdrop)."""
+    p = torch.as_tensor(pred).double()
+    return float((p[subject] < p[~subject].median()).double().mean())
+
+
+def bokeh_rows(split: str, samples: int, *, sharp_backdrop: bool) -> dict[str, tuple[float, float, float]]:
+    """{method: (AbsRel, delta < 1.25, in front)} over shallow depth-of-field scenes 0..samples-1."""
+    scores: dict[str, list[tuple[float, float, float]]] = {"built-in prior": [], "constant depth": []}
+    for seed in range(samples):
+        scene = bokeh_scene(seed, split, sharp_backdrop=sharp_backdrop)
+        guesses = {"built-in prior": prior_depth(scene.image).depth, "constant depth": torch.ones_like(scene.depth)}
+        for name, guess in guesses.items():
+            scores[name].append((*depth_errors(guess, scene.depth), in_front(guess, scene.subject)))
+    return {name: tuple(float(np.mean([r[i] for r in rows])) for i in range(3)) for name, rows in scores.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     print("stereo_motorcycle (Middlebury 2014, 741x500), pixels with true disparity; the prior at the default field of view")
     print(f"{'depth taken as':15s} {'method':24s} {'median: AbsRel':>15s} {'d<1.25':>7s}   {'disparity fit: AbsRel':>22s} {'d<1.25':>7s}")
@@ -178,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
     prior, const, took = [], [], 0.0
     for seed in range(args.samples):
-        s = generate_sample(seed, "heldout", args.height, args.width, 2, with_visibility=False)
+        s = generate_sample(seed, args.split, args.height, args.width, 2, with_visibility=False)
         start = time.perf_counter()
         pred = prior_depth(s.image, fov_deg=s.params["fov_deg"])
         took += time.perf_counter() - start
@@ -188,10 +214,16 @@ def run(args: argparse.Namespace) -> int:
     def mean(rows, i):
         return sum(r[i] for r in rows) / len(rows)
 
-    print(f"\nheld-out procedural scenes: {args.samples} at {args.width}x{args.height} (true field of view given), median scaling")
+    print(f"\n{args.split} procedural scenes: {args.samples} at {args.width}x{args.height} (true field of view given), median scaling")
     print(f"{'method':16s} {'AbsRel':>8s} {'d<1.25':>8s}")
     print(f"{'built-in prior':16s} {mean(prior, 0):8.3f} {mean(prior, 1):8.3f}   ({took / args.samples * 1000:.0f} ms/image)")
     print(f"{'constant depth':16s} {mean(const, 0):8.3f} {mean(const, 1):8.3f}")
+    if args.bokeh_samples > 0:
+        print(f"\n{args.split} shallow depth-of-field scenes: {args.bokeh_samples} at 320x240, median scaling")
+        print(f"{'backdrop':9s} {'method':16s} {'AbsRel':>8s} {'d<1.25':>8s} {'in front':>9s}")
+        for label, sharp in (("blurred", False), ("sharp", True)):
+            for name, (a, d, f) in bokeh_rows(args.split, args.bokeh_samples, sharp_backdrop=sharp).items():
+                print(f"{label:9s} {name:16s} {a:8.3f} {d:8.3f} {f:9.3f}")
     if args.contact_sheet:
         contact_sheet(args.contact_sheet)
         print(f"\ncontact sheet: {args.contact_sheet}")
