@@ -5,8 +5,10 @@ overlapping ellipses, some reaching past the frame's edges, as a head and should
 filling the frame do) before a textured backdrop that the lens blurs (a Gaussian of ``blur`` pixels
 at the 320 px working size of the prior; 0 leaves it sharp, the control). Both are flat, facing the
 camera: the subject at depth ``Z_s``, the backdrop at ``Z_b`` 1.6 to 4 times as far. Textures are
-crops of the procedural generator's photographs of the chosen split (train / validation / held-out
-photographs are disjoint), so the validation and held-out scenes share no photograph.
+windows of the procedural generator's photographs of the chosen split (train / validation / held-out
+photographs are disjoint, so the validation and held-out scenes share no photograph), shrunk or
+kept at their own size, never enlarged: an enlarged photograph's edges are soft, and a backdrop
+meant to be sharp would read as defocused.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.procedural.textures import SPLITS, sample_texture
+from ..data.procedural.textures import SPLITS, photo_window
 
 SPLIT_OFFSET = {"train": 0, "validation": 500_000, "heldout": 900_000}
 
@@ -55,8 +57,8 @@ def bokeh_scene(seed: int, split: str = "validation", height: int = 240, width: 
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     rng = np.random.default_rng(SPLIT_OFFSET[split] + seed)
     side = max(height, width)
-    backdrop = sample_texture(rng, split, side).permute(1, 2, 0).numpy()[:height, :width]
-    subject_tex = sample_texture(rng, split, side).permute(1, 2, 0).numpy()[:height, :width]
+    backdrop = photo_window(rng, split, height, width).permute(1, 2, 0).numpy()
+    subject_tex = photo_window(rng, split, height, width).permute(1, 2, 0).numpy()
     blur = float(rng.uniform(2.0, 6.0)) * side / 320.0
     z_b = float(rng.uniform(2.5, 6.0))
     z_s = z_b / float(rng.uniform(1.6, 4.0))

@@ -37,6 +37,7 @@ PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "stereo_motorcyc
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=32, help="procedural scenes")
     parser.add_argument("--bokeh-samples", type=int, default=32, help="shallow depth-of-field scenes (0: none)")
+    parser.add_argument("--bokeh-seed", type=int, default=0, help="the first shallow depth-of-field scene's seed")
     parser.add_argument("--split", default="heldout", choices=("train", "validation", "heldout"),
                         help="the split of the procedural and shallow depth-of-field scenes")
     parser.add_argument("--height", type=int, default=368)
@@ -177,10 +178,10 @@ def in_front(pred: torch.Tensor, subject: torch.Tensor) -> float:
     return float((p[subject] < p[~subject].median()).double().mean())
 
 
-def bokeh_rows(split: str, samples: int, *, sharp_backdrop: bool) -> dict[str, tuple[float, float, float]]:
-    """{method: (AbsRel, delta < 1.25, in front)} over shallow depth-of-field scenes 0..samples-1."""
+def bokeh_rows(split: str, seeds: range, *, sharp_backdrop: bool) -> dict[str, tuple[float, float, float]]:
+    """{method: (AbsRel, delta < 1.25, in front)} averaged over shallow depth-of-field scenes ``seeds``."""
     scores: dict[str, list[tuple[float, float, float]]] = {"built-in prior": [], "constant depth": []}
-    for seed in range(samples):
+    for seed in seeds:
         scene = bokeh_scene(seed, split, sharp_backdrop=sharp_backdrop)
         guesses = {"built-in prior": prior_depth(scene.image).depth, "constant depth": torch.ones_like(scene.depth)}
         for name, guess in guesses.items():
@@ -219,10 +220,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'built-in prior':16s} {mean(prior, 0):8.3f} {mean(prior, 1):8.3f}   ({took / args.samples * 1000:.0f} ms/image)")
     print(f"{'constant depth':16s} {mean(const, 0):8.3f} {mean(const, 1):8.3f}")
     if args.bokeh_samples > 0:
-        print(f"\n{args.split} shallow depth-of-field scenes: {args.bokeh_samples} at 320x240, median scaling")
+        seeds = range(args.bokeh_seed, args.bokeh_seed + args.bokeh_samples)
+        print(f"\n{args.split} shallow depth-of-field scenes: seeds {seeds.start}-{seeds.stop - 1} at 320x240, median scaling")
         print(f"{'backdrop':9s} {'method':16s} {'AbsRel':>8s} {'d<1.25':>8s} {'in front':>9s}")
         for label, sharp in (("blurred", False), ("sharp", True)):
-            for name, (a, d, f) in bokeh_rows(args.split, args.bokeh_samples, sharp_backdrop=sharp).items():
+            for name, (a, d, f) in bokeh_rows(args.split, seeds, sharp_backdrop=sharp).items():
                 print(f"{label:9s} {name:16s} {a:8.3f} {d:8.3f} {f:9.3f}")
     if args.contact_sheet:
         contact_sheet(args.contact_sheet)

@@ -51,16 +51,20 @@ def _load_photo(name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(255.0)
 
 
-def sample_texture(rng: np.random.Generator, split: str, size: int = 128) -> torch.Tensor:
-    """A ``[3, size, size]`` texture in 0..1: a random crop of a photograph of ``split``
-    (random scale, flip and tint for grey photos)."""
+def _split_names(split: str) -> tuple[str, ...]:
     if split not in SPLITS:
         raise ValueError(f"texture split must be one of {tuple(SPLITS)}, got {split!r}")
     if not PHOTOS_AVAILABLE:  # other textures would be other scenes than the documented splits: say so
         raise ImportError("procedural scenes are textured with scikit-image's sample photographs (the train / "
                           "validation / held-out splits and the bundled example are defined by them): "
                           "pip install scikit-image")
-    names = SPLITS[split]
+    return SPLITS[split]
+
+
+def sample_texture(rng: np.random.Generator, split: str, size: int = 128) -> torch.Tensor:
+    """A ``[3, size, size]`` texture in 0..1: a random crop of a photograph of ``split``
+    (random scale, flip and tint for grey photos)."""
+    names = _split_names(split)
     photo = _load_photo(names[int(rng.integers(len(names)))])
     _, h, w = photo.shape
     crop = int(min(h, w) * rng.uniform(0.35, 0.9))
@@ -70,10 +74,38 @@ def sample_texture(rng: np.random.Generator, split: str, size: int = 128) -> tor
     if rng.random() < 0.5:
         tex = tex.flip(-1)
     tex = F.interpolate(tex[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    return _tinted_if_grey(rng, tex)
+
+
+def _tinted_if_grey(rng: np.random.Generator, tex: torch.Tensor) -> torch.Tensor:
+    """``tex`` ``[3, h, w]`` times a random colour when it is grey (one draw of ``rng`` then only)."""
     if float((tex[0] - tex[1]).abs().mean() + (tex[1] - tex[2]).abs().mean()) < 1e-3:  # grey photo: tint it
         tint = torch.from_numpy(rng.uniform(0.35, 1.0, size=3)).float().view(3, 1, 1)
         tex = tex * tint
     return tex.clamp(0, 1).contiguous()
+
+
+def photo_window(rng: np.random.Generator, split: str, height: int, width: int) -> torch.Tensor:
+    """A ``[3, height, width]`` window of a photograph of ``split`` at its own sharpness: shrunk by
+    a random factor in 0.6..1 (area averaging, never enlarged), mirrored at its edges where it is
+    smaller than the window, flipped at random, grey photos tinted."""
+    names = _split_names(split)
+    photo = _load_photo(names[int(rng.integers(len(names)))])
+    scale = float(rng.uniform(0.6, 1.0))
+    _, h, w = photo.shape
+    size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
+    tex = F.interpolate(photo[None], size=size, mode="area")[0]
+    pad_h, pad_w = max(0, height - size[0]), max(0, width - size[1])
+    if pad_h or pad_w:  # reflect padding needs the pad below the size: repeat as often as needed
+        while tex.shape[1] < height or tex.shape[2] < width:
+            ph, pw = min(tex.shape[1] - 1, max(0, height - tex.shape[1])), min(tex.shape[2] - 1, max(0, width - tex.shape[2]))
+            tex = F.pad(tex[None], (0, pw, 0, ph), mode="reflect")[0]
+    y0 = int(rng.integers(0, tex.shape[1] - height + 1))
+    x0 = int(rng.integers(0, tex.shape[2] - width + 1))
+    tex = tex[:, y0 : y0 + height, x0 : x0 + width]
+    if rng.random() < 0.5:
+        tex = tex.flip(-1)
+    return _tinted_if_grey(rng, tex)
 
 
 def sample_texture_uv(texture: torch.Tensor, u: torch.Tensor, v: torch.Tensor, tiles: float = 1.0) -> torch.Tensor:
