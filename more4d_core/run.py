@@ -97,9 +97,14 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
             depth = out[0]
             if depth.backend == "prior":
                 layout = depth.metadata.get("layout", "?")
-                return (f"depth: the built-in prior (layout '{layout}') - an approximation from weight-free cues; "
-                        "for better depth pass --depth FILE (a depth or disparity map, e.g. from Depth Anything) "
-                        "or put a depth model in the workflow's Estimate Depth node")
+                by_focus = depth.metadata.get("subjects_by") == "focus"
+                line = (f"depth: the built-in prior (layout '{layout}'{', subjects by focus' if by_focus else ''}) - "
+                        "an approximation from weight-free cues; for better depth pass --depth FILE (a depth or "
+                        "disparity map, e.g. from Depth Anything) or put a depth model in the workflow's Estimate Depth node")
+                if depth.metadata.get("defocused_backdrop") and not by_focus:
+                    line += ("; the photo's borders are out of focus (a wide aperture): if its subject comes out cut "
+                             "in pieces, --prior-subjects focus takes what is in focus as the subject")
+                return line
             if depth.backend == "external":
                 return f"depth: the depth map given ({depth.metadata.get('mode', 'disparity')}, median {depth.median_depth():.2f} m)"
             return f"depth: {depth.backend}" + (" (metric)" if depth.metric else f" (relative, median {depth.median_depth():.2f} m)")
@@ -140,9 +145,15 @@ def _camera_summary(doc: dict, results: dict) -> list[str]:
     return lines
 
 
+PRIOR_BACKENDS = {"colour": "prior", "focus": "prior_focus"}  # --prior-subjects: the Estimate Depth backend
+
+
 def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
     nodes = sorted(doc["nodes"], key=lambda n: n["id"])
     out: dict[int, dict] = {}
+    if args.prior_subjects is not None and (args.depth or not any(n["type"] == "More4DEstimateDepth" for n in nodes)):
+        raise InputError("--prior-subjects sets the built-in depth prior of the workflow's Estimate Depth node; "
+                         + ("--depth replaces it with the map given" if args.depth else "this workflow has none"))
     loaders = [n for n in nodes if n["type"] == "LoadImage"]
     if image is not None and loaders:
         out.setdefault(loaders[0]["id"], {})["image"] = str(image)
@@ -153,6 +164,11 @@ def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
         if n["type"] == "More4DEstimateDepth" and (args.fov is not None or image is not None):
             # the workflow's field of view is its own image's (the example's): another photo gets --fov or 0 (auto)
             out.setdefault(n["id"], {})["fov"] = float(args.fov or 0.0)
+        if n["type"] == "More4DEstimateDepth" and args.prior_subjects is not None:
+            if (n.get("widgets_values") or [None])[0] not in PRIOR_BACKENDS.values():
+                raise InputError(f"--prior-subjects sets the built-in prior, but the workflow's Estimate Depth node {n['id']} "
+                                 f"uses the {n['widgets_values'][0]!r} backend")
+            out.setdefault(n["id"], {})["backend"] = PRIOR_BACKENDS[args.prior_subjects]
         if n["type"] == "More4DGenerate":
             if prompt is not None:
                 out.setdefault(n["id"], {})["prompt"] = prompt
@@ -250,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--median-depth", type=float, default=None, help="metric scale of --depth: its median distance in metres")
     parser.add_argument("--fov", type=float, default=None, help="horizontal field of view of the image in degrees (0 = the depth model's or 53.1; default: "
                              "the workflow's for its own image, 0 for --image)")
+    parser.add_argument("--prior-subjects", default=None, choices=sorted(PRIOR_BACKENDS),
+                        help="how the built-in depth prior finds subjects: colour (what stands out from the borders' "
+                             "colours) or focus (before an out-of-focus backdrop, what is in focus; for close-ups at a "
+                             "wide aperture); default: the workflow's")
     parser.add_argument("--depth-cleanup", default=None, choices=["snap", "drop", "none"],
                         help="what to do with --depth's flying pixels (default: the workflow's)")
     parser.add_argument("--out", type=Path, default=Path("out"),

@@ -3,7 +3,7 @@ disparity map from another node."""
 
 from __future__ import annotations
 
-from more4d_core.depth import DepthResult, depth_to_image, estimate_depth, external_depth
+from more4d_core.depth import BACKENDS, DepthResult, depth_to_image, estimate_depth, external_depth
 from more4d_core.sampling.conditioning import as_image_tensor
 
 from . import model_files
@@ -29,8 +29,10 @@ _BACKEND_TIP = (
     "colour or focus near the middle is a subject, one smooth rounded surface; when the bottom of the frame "
     "shows ground, a floor plane (camera pitch read from converging vertical edges) with the background "
     "standing upright where it ends and subjects at the depth where they touch it; otherwise a backdrop "
-    "leaning back a little with the subjects in front. Connect Depth Anything / Depth Pro ('transformers') "
-    "or UniDepth for real depth."
+    "leaning back a little with the subjects in front. 'prior_focus': the same, but when the photo's borders "
+    "are out of focus (a portrait or close-up at a wide aperture) what is in focus is the subject, even where "
+    "it fills the frame's edges (try it when a close-up's subject comes out cut in pieces). Connect Depth "
+    "Anything / Depth Pro ('transformers') or UniDepth for real depth."
 )
 
 
@@ -53,7 +55,7 @@ class EstimateDepth:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The image to estimate depth for (the first of a batch)."}),
-                "backend": (["prior", "transformers", "unidepth"], {"default": "prior", "tooltip": _BACKEND_TIP}),
+                "backend": (list(BACKENDS), {"default": "prior", "tooltip": _BACKEND_TIP}),
                 "model_folder": (folders, {"default": model_files.NONE, "tooltip": "The model folder for transformers / unidepth."}),
                 "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 170.0, "step": 0.05, "round": 0.01, "tooltip": _FOV_TIP}),
                 "median_depth": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 1000.0, "step": 0.05, "tooltip": _MEDIAN_TIP}),

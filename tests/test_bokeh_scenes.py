@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from more4d_core.bench.bokeh_scenes import bokeh_scene
-from more4d_core.bench.depth_bench import in_front
+from more4d_core.bench.depth_bench import bokeh_rows, in_front
 from more4d_core.data.procedural import textures
 from more4d_core.depth.defocus import defocus_map
 
@@ -62,3 +62,16 @@ def test_in_front_counts_the_subject_nearer_than_the_backdrops_median():
     depth[0, 0], depth[0, 1] = 2.0, 3.0  # two of the four subject pixels nearer; two at the backdrop's depth
     assert in_front(depth, subject) == pytest.approx(0.5)
     assert in_front(torch.ones(4, 4), subject) == 0.0
+
+
+def test_the_benchmark_rows_score_a_constant_as_the_backdrops_share():
+    """Median scaling puts a constant at the backdrop's depth when the backdrop is most of the frame:
+    its delta is then the backdrop's share (the subject is 1.6 to 4 times nearer), and nothing is in front."""
+    seeds = [s for s in range(6) if bokeh_scene(s, "validation").subject.float().mean() < 0.45][:2]
+    rows = bokeh_rows("validation", seeds, sharp_backdrop=True)
+    assert set(rows) == {"built-in prior", "prior by focus", "constant depth"}
+    share = np.mean([1 - float(bokeh_scene(s, "validation").subject.float().mean()) for s in seeds])
+    absrel, delta, front = rows["constant depth"]
+    assert delta == pytest.approx(share, abs=1e-6) and front == 0.0
+    # the in-focus control: the two priors agree (by focus changes nothing without a defocused backdrop)
+    assert rows["built-in prior"] == pytest.approx(rows["prior by focus"])

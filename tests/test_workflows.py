@@ -237,6 +237,30 @@ def test_runner_depth_option(tmp_path, capsys):
     _refused(capsys, ["--out", str(tmp_path), "--image", str(photos), "--depth", str(tmp_path)], "no depth map named a")
 
 
+def test_runner_prior_subjects_option(tmp_path, capsys):
+    """A close-up before an out-of-focus backdrop: the summary says so and names the option; with
+    --prior-subjects focus the Estimate Depth node takes what is in focus as the subject."""
+    import imageio.v3 as iio
+
+    from tests.test_depth_defocus import _close_up
+
+    iio.imwrite(tmp_path / "close_up.png", _close_up(4.0)[0])
+    quick = [a for k, v in QUICK.items() for a in (f"--{k}", str(v))]
+    base = ["--out", str(tmp_path / "out"), "--image", str(tmp_path / "close_up.png"), "--camera", "static", *quick]
+    assert run_main(base) == 0
+    out = capsys.readouterr().out
+    assert "the photo's borders are out of focus" in out and "--prior-subjects focus" in out
+    assert run_main([*base, "--prior-subjects", "focus"]) == 0
+    out = capsys.readouterr().out
+    assert "depth: the built-in prior (layout 'backdrop', subjects by focus)" in out and "borders are out of focus" not in out
+    depth_map = REPO / "more4d_core" / "assets" / "example_depth.png"
+    _refused(capsys, ["--out", str(tmp_path), "--depth", str(depth_map), "--prior-subjects", "focus"], "--depth replaces it")
+    _refused(capsys, ["--out", str(tmp_path), "--workflow", str(REPO / "workflows" / "more4d_external_depth.json"),
+                      "--prior-subjects", "colour"], "this workflow has none")
+    _refused(capsys, ["--out", str(tmp_path), "--workflow", str(REPO / "workflows" / "more4d_full_wan.json"),
+                      "--prior-subjects", "focus"], "node 2 uses the 'transformers' backend")
+
+
 def test_external_depth_workflow_runs(out_dir):
     doc = WORKFLOWS["more4d_external_depth"]()
     results = execute(doc, overrides={_generate_id(doc): QUICK})

@@ -13,7 +13,8 @@ Procedural: scenes of the generator (median scaling), against a constant.
 Shallow depth of field: synthetic photographs of a sharp subject before a blurred backdrop
 (:mod:`.bokeh_scenes`), and the same scenes with the backdrop sharp: median-scaled AbsRel and
 delta < 1.25, and the share of the true subject's pixels the prior puts nearer than the backdrop's
-median depth ("in front").
+median depth ("in front"); the prior as shipped and with its subjects found by focus
+(``prior_focus``).
 ``--contact-sheet PATH`` writes every scikit-image photograph next to the prior's depth.
 """
 
@@ -145,21 +146,32 @@ def photograph(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3].astype(np.uint8))
 
 
+def _sheet_entries():
+    """(name, prior result, image) per contact-sheet row: every photograph with the prior as shipped,
+    and again with subjects by focus where its borders are out of focus."""
+    for name in PHOTOS:
+        img = photograph(name)
+        image = torch.from_numpy(img / 255.0).float()
+        result = prior_depth(image)
+        yield name, result, img
+        if result.metadata.get("defocused_backdrop"):
+            yield name, prior_depth(image, subjects_from_focus=True), img
+
+
 def contact_sheet(path: str, width: int = 320) -> None:
-    """Every scikit-image photograph (left) next to the prior's inverse depth (right), one per row."""
+    """Every scikit-image photograph (left) next to the prior's inverse depth (right), one per row
+    (two rows, the second by focus, for a photograph whose borders are out of focus)."""
     import cv2
 
     rows = []
-    for name in PHOTOS:
-        img = photograph(name)
-        result = prior_depth(torch.from_numpy(img / 255.0).float())
+    for name, result, img in _sheet_entries():
         inv = 1.0 / result.depth.numpy()
         inv = (inv - inv.min()) / max(float(inv.max() - inv.min()), 1e-9)
         colour = cv2.applyColorMap((inv * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
         h = int(round(img.shape[0] * width / img.shape[1]))
         pair = np.concatenate([cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA),
                                cv2.resize(colour, (width, h), interpolation=cv2.INTER_AREA)], axis=1)
-        label = f"{name}: {result.metadata.get('layout')}"
+        label = f"{name}: {result.metadata.get('layout')}" + (", by focus" if result.metadata.get("subjects_by") == "focus" else "")
         cv2.putText(pair, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(pair, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         rows.append(pair)
@@ -180,10 +192,12 @@ def in_front(pred: torch.Tensor, subject: torch.Tensor) -> float:
 
 def bokeh_rows(split: str, seeds: range, *, sharp_backdrop: bool) -> dict[str, tuple[float, float, float]]:
     """{method: (AbsRel, delta < 1.25, in front)} averaged over shallow depth-of-field scenes ``seeds``."""
-    scores: dict[str, list[tuple[float, float, float]]] = {"built-in prior": [], "constant depth": []}
+    scores: dict[str, list[tuple[float, float, float]]] = {"built-in prior": [], "prior by focus": [], "constant depth": []}
     for seed in seeds:
         scene = bokeh_scene(seed, split, sharp_backdrop=sharp_backdrop)
-        guesses = {"built-in prior": prior_depth(scene.image).depth, "constant depth": torch.ones_like(scene.depth)}
+        guesses = {"built-in prior": prior_depth(scene.image).depth,
+                   "prior by focus": prior_depth(scene.image, subjects_from_focus=True).depth,
+                   "constant depth": torch.ones_like(scene.depth)}
         for name, guess in guesses.items():
             scores[name].append((*depth_errors(guess, scene.depth), in_front(guess, scene.subject)))
     return {name: tuple(float(np.mean([r[i] for r in rows])) for i in range(3)) for name, rows in scores.items()}

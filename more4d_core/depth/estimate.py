@@ -1,6 +1,7 @@
 """One entry point for every depth source.
 
-``estimate_depth(image, backend=...)`` with backend ``"prior"`` (built-in, no weights),
+``estimate_depth(image, backend=...)`` with backend ``"prior"`` (built-in, no weights;
+``"prior_focus"``: the same, taking what is in focus as the subject before a defocused backdrop),
 ``"transformers"`` (a local transformers depth model folder) or ``"unidepth"`` (a local UniDepth V2
 folder); ``external_depth(depth_image, ...)`` converts a depth or disparity map coming from another
 node. Loaded models live in the pack's shared model cache (:data:`..cache.MODEL_CACHE`), keyed by
@@ -19,7 +20,7 @@ from .conversion import image_to_values, to_metric
 from .prior import prior_depth
 from .result import DepthResult, intrinsics_for
 
-BACKENDS = ("prior", "transformers", "unidepth")
+BACKENDS = ("prior", "prior_focus", "transformers", "unidepth")
 
 
 def _model(backend: str, folder: str | Path, device):
@@ -59,8 +60,8 @@ def estimate_depth(
     """
     if backend not in BACKENDS:
         raise InputError(f"depth backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "prior":
-        result = prior_depth(image, fov_deg=fov_deg, median_depth=median_depth)
+    if backend in ("prior", "prior_focus"):
+        result = prior_depth(image, fov_deg=fov_deg, median_depth=median_depth, subjects_from_focus=backend == "prior_focus")
     else:
         if model_folder is None:
             raise FileNotFoundError(

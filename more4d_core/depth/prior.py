@@ -14,7 +14,9 @@ What it assumes, in order of the cues it reads:
 - a subject that stands on the ground is at the depth of its lowest point (its contact); one that
   fills the bottom of the frame is as near as the ground there;
 - with no ground in view (portraits, close-ups, top-down shots): a flat backdrop and the subjects in
-  front of it, the farther in front the more sharply they stand out from a defocused backdrop.
+  front of it, the farther in front the more sharply they stand out from a defocused backdrop;
+- ``subjects_from_focus`` (off by default): when the borders show a defocused backdrop, what is in
+  focus is the subject even where it fills the frame's borders (a close-up at a wide aperture).
 The scale is nominal (a ``camera_height`` of 1.5 m) or set by ``median_depth``.
 """
 
@@ -70,7 +72,7 @@ def _rounded(component: np.ndarray) -> np.ndarray:
 
 
 def prior_nearness(u8: np.ndarray, f: float, *, horizon: float | None, camera_height: float,
-                   pitch: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, dict]:
+                   pitch: tuple[float, int] = (0.0, 0), subjects_from_focus: bool = False) -> tuple[np.ndarray, dict]:
     """Inverse depth (1/m) of the ``[h, w, 3]`` uint8 image at its own size and what was found;
     ``pitch`` is the camera's (radians, segments that showed it; 0 segments: unknown, level)."""
     h, w = u8.shape[:2]
@@ -84,9 +86,11 @@ def prior_nearness(u8: np.ndarray, f: float, *, horizon: float | None, camera_he
         hides = (rows >= ground.foot[None, :] + 0.02 * h) & ~ground.mask
         hides = cv2.morphologyEx(hides.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
     subjects = extract_subjects(u8, background=ground.mask if ground.fraction > 0 else None, seeds=hides,
-                                likely=ground.rising)
+                                likely=ground.rising, from_focus=subjects_from_focus)
     info: dict = {"subjects": subjects.count, "subject_fraction": round(float(subjects.mask.mean()), 3),
-                  "subject_confidence": round(subjects.confidence, 2), "ground_fraction": round(ground.fraction, 3)}
+                  "subject_confidence": round(subjects.confidence, 2), "ground_fraction": round(ground.fraction, 3),
+                  "subjects_by": "focus" if subjects_from_focus else "colour",
+                  "defocused_backdrop": subjects.defocused_backdrop}
     if ground.fraction > 0:
         if horizon is not None:
             v_h, pitch, used = horizon * h, math.atan((h / 2 - horizon * h) / f), 0
@@ -167,12 +171,15 @@ def prior_depth(
     horizon: float | None = None,
     camera_height: float = 1.5,
     median_depth: float | None = None,
+    subjects_from_focus: bool = False,
 ) -> DepthResult:
     """Approximate metric depth of ``image`` ``[H, W, 3]`` (0..1) from weight-free cues (module doc).
 
     ``horizon`` (a fraction of the image height, negative above the image) fixes where the ground's
     horizon is instead of reading the camera's pitch from the image; it matters only when ground is
-    seen, and a horizon below the ground's visible end is moved just above it."""
+    seen, and a horizon below the ground's visible end is moved just above it.
+    ``subjects_from_focus``: before a defocused backdrop, what is in focus is the subject (off by
+    default; the metadata's ``defocused_backdrop`` says whether the borders show one either way)."""
     img = torch.as_tensor(image).float()
     if img.ndim == 4 and img.shape[0] == 1:
         img = img[0]
@@ -193,7 +200,7 @@ def prior_depth(
         for_lines = _at_most(u8, PITCH_SIDE)
         pitch = camera_pitch(cv2.cvtColor(for_lines, cv2.COLOR_RGB2GRAY), float(k[1, 1]) * for_lines.shape[0] / h)
     nearness, info = prior_nearness(small, float(k[1, 1]) * small.shape[0] / h, horizon=horizon,
-                                    camera_height=camera_height, pitch=pitch)
+                                    camera_height=camera_height, pitch=pitch, subjects_from_focus=subjects_from_focus)
     nearness = cv2.resize(nearness.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     grey = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     radius = max(2, int(round(0.01 * max(h, w))))

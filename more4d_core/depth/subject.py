@@ -12,6 +12,12 @@ The salient pixels — with what occlusion order says is subject (it hides the g
 likely subject (it rises from the bottom of the frame in front of the ground) — seed a GrabCut
 segmentation (colour models of subject and background, a graph cut whose boundary follows image
 edges); its result is cleaned (small pieces dropped, holes filled).
+
+Subjects by focus (``from_focus``, off by default: it failed its rule, docs/depth-prior-history.md):
+when the borders show a defocused backdrop (a shallow depth of field, read from the blur of edges
+in :mod:`.defocus`), the border pixels in focus are a subject reaching the frame, not backdrop, and
+every pixel in focus starts the graph cut as probable subject. Without it, a close-up whose subject
+fills most of the borders (a cat's fur) gives the backdrop the subject's colours.
 """
 
 from __future__ import annotations
@@ -20,6 +26,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from .defocus import defocus_map
+
+DEFOCUSED = 2.5  # an edge blur reading (pixels at working size) this wide or wider: out of focus
+IN_FOCUS = 1.5  # a reading this narrow or narrower: in focus (an ideal step reads 0.83)
+DEFOCUSED_SHARE = 0.1  # the borders show a defocused backdrop when this share of them reads defocused
 
 
 @dataclass
@@ -31,6 +43,7 @@ class Subjects:
     count: int
     sharpness: np.ndarray
     confidence: float
+    defocused_backdrop: bool = False  # the borders show a defocused backdrop (whether or not focus was used)
 
     @property
     def mask(self) -> np.ndarray:
@@ -57,12 +70,11 @@ def focus_map(grey: np.ndarray) -> np.ndarray:
     return energy / max(float(np.median(energy)), 1e-6)
 
 
-def saliency(rgb: np.ndarray, sharp: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
+def saliency(rgb: np.ndarray, sharp: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Saliency in 0..1 of ``rgb`` ``[h, w, 3]`` float32 0..1 (see the module's docstring);
-    ``background`` ``[h, w]``: pixels known not to be subject (the ground), added to the borders."""
+    ``known`` ``[h, w]``: the pixels whose colours are the backdrop's (border strips, ground)."""
     h, w = rgb.shape[:2]
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab).reshape(-1, 3)
-    known = border_strips(h, w) if background is None else border_strips(h, w) | background
     border = lab[known.ravel()]
     if len(border) > 4000:  # a fixed, even subsample keeps k-means quick
         border = border[:: len(border) // 4000]
@@ -80,6 +92,16 @@ def saliency(rgb: np.ndarray, sharp: np.ndarray, background: np.ndarray | None =
     return s / max(float(s.max()), 1e-6)
 
 
+def defocused_backdrop(blur: np.ndarray, border: np.ndarray) -> np.ndarray | None:
+    """Where the backdrop is, when the photograph shows a defocused one (shallow depth of field):
+    at least ``DEFOCUSED_SHARE`` of the ``border`` pixels read defocused; then every pixel that does
+    not read in focus may be backdrop and the in-focus ones are not. None when it shows none (all in
+    focus, or no edges to read): the borders then stand for the backdrop as they are."""
+    if float((blur[border] >= DEFOCUSED).mean()) < DEFOCUSED_SHARE:
+        return None
+    return ~(blur <= IN_FOCUS)
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """``mask`` with the background regions that do not touch the frame filled in."""
     count, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
@@ -89,29 +111,40 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def extract_subjects(u8: np.ndarray, *, background: np.ndarray | None = None, seeds: np.ndarray | None = None,
-                     likely: np.ndarray | None = None, min_area: float = 0.015, iterations: int = 4) -> Subjects:
+                     likely: np.ndarray | None = None, from_focus: bool = False, min_area: float = 0.015,
+                     iterations: int = 4) -> Subjects:
     """Subject components of the ``[h, w, 3]`` uint8 RGB image (working resolution).
 
     ``background``: pixels known not to be subject (the ground); ``seeds``: pixels known to be
     subject (what hides the ground's end); ``likely``: pixels probably subject (what rises from
-    the bottom of the frame in front of the ground)."""
+    the bottom of the frame in front of the ground); ``from_focus``: before a defocused backdrop,
+    what is in focus is subject (the module doc)."""
     h, w = u8.shape[:2]
     rgb = u8.astype(np.float32) / 255.0
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     sharp = focus_map(grey)
-    sal = saliency(rgb, sharp, background)
+    border, thin = border_strips(h, w), border_strips(h, w, 0.03)
+    shows = defocused_backdrop(defocus_map(grey), border)
+    backdrop = shows if from_focus else None
+    if backdrop is not None:
+        # a defocused backdrop: what is in focus at the borders is a subject reaching the frame
+        border, thin = border & backdrop, thin & backdrop
+    known = border if background is None else border | background
+    sal = saliency(rgb, sharp, known)
     otsu, _ = cv2.threshold((sal * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     thr = max(otsu / 255.0, 0.2)
     gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     gc[sal > thr] = cv2.GC_PR_FGD
+    if backdrop is not None:
+        gc[~backdrop] = cv2.GC_PR_FGD  # before a defocused backdrop, what is in focus is subject
     if likely is not None:
         gc[likely] = cv2.GC_PR_FGD
-    gc[border_strips(h, w, 0.03) & (gc != cv2.GC_PR_FGD)] = cv2.GC_BGD
+    gc[thin & (gc != cv2.GC_PR_FGD)] = cv2.GC_BGD
     if background is not None:
         gc[background] = cv2.GC_BGD
     if seeds is not None:
         gc[seeds] = cv2.GC_FGD
-    empty = Subjects(np.zeros((h, w), np.int32), 0, sharp, 0.0)
+    empty = Subjects(np.zeros((h, w), np.int32), 0, sharp, 0.0, shows is not None)
     fg = (gc == cv2.GC_PR_FGD) | (gc == cv2.GC_FGD)
     if not fg.any() or fg.all():
         return empty
@@ -131,7 +164,7 @@ def extract_subjects(u8: np.ndarray, *, background: np.ndarray | None = None, se
     # confident when the subject stands out in colour or focus from what surrounds it
     inside, outside = labels > 0, labels == 0
     contrast = float(sal[inside].mean() - sal[outside].mean())
-    return Subjects(labels, n, sharp, float(np.clip(2.0 * contrast, 0.0, 1.0)))
+    return Subjects(labels, n, sharp, float(np.clip(2.0 * contrast, 0.0, 1.0)), shows is not None)
 
 
 def _components(mask: np.ndarray, min_area: float) -> tuple[np.ndarray, int]:
