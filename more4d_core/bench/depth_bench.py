@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from ..data.procedural.scene_generator import generate_sample
-from .bokeh_scenes import bokeh_scene
 from ..depth.prior import prior_depth
 from ..errors import InputError
+from .bokeh_scenes import bokeh_scene
 
 MOTORCYCLE = {"f": 994.978, "baseline_m": 0.193001, "doffs": 31.086}
 PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "stereo_motorcycle", "clock", "coins", "moon", "horse")
