@@ -114,6 +114,19 @@ def test_procedural_bench_times_samples_with_and_without_visibility(capsys):
     assert len(times) == 2 and all(t > 0 for t in times)
 
 
+def test_depth_bench_prints_each_table_asked_for(capsys):
+    assert bench_main(["depth", "--samples", "0", "--bokeh-samples", "2", "--split", "validation"]) == 0
+    out = capsys.readouterr().out
+    assert "stereo_motorcycle" in out and "procedural scenes" not in out  # --samples 0: no procedural table
+    assert "validation shallow depth-of-field scenes: seeds 0-1" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("blurred", "sharp"))]
+    assert [(r[0], " ".join(r[1:-3])) for r in rows] == [
+        (b, m) for b in ("blurred", "sharp") for m in ("built-in prior", "prior by focus", "constant depth")]
+    assert bench_main(["depth", "--samples", "1", "--bokeh-samples", "0", "--height", "48", "--width", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "heldout procedural scenes: 1 at 64x48" in out and "shallow depth-of-field" not in out
+
+
 def test_completion_bench_scores_every_fill_against_the_true_views(capsys):
     assert bench_main(["completion", "--scenes", "1", "--frames", "3", "--height", "48", "--width", "64",
                        "--camera", "orbit", "--strength", "0.6", "--split", "validation"]) == 0

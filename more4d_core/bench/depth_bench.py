@@ -36,7 +36,7 @@ PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "stereo_motorcyc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--samples", type=int, default=32, help="procedural scenes")
+    parser.add_argument("--samples", type=int, default=32, help="procedural scenes (0: none)")
     parser.add_argument("--bokeh-samples", type=int, default=32, help="shallow depth-of-field scenes (0: none)")
     parser.add_argument("--bokeh-seed", type=int, default=0, help="the first shallow depth-of-field scene's seed")
     parser.add_argument("--split", default="heldout", choices=("train", "validation", "heldout"),
@@ -203,20 +203,8 @@ def bokeh_rows(split: str, seeds: range, *, sharp_backdrop: bool) -> dict[str, t
     return {name: tuple(float(np.mean([r[i] for r in rows])) for i in range(3)) for name, rows in scores.items()}
 
 
-def run(args: argparse.Namespace) -> int:
-    print("stereo_motorcycle (Middlebury 2014, 741x500), pixels with true disparity; the prior at the default field of view")
-    print(f"{'depth taken as':15s} {'method':24s} {'median: AbsRel':>15s} {'d<1.25':>7s}   {'disparity fit: AbsRel':>22s} {'d<1.25':>7s}")
-    for convention, name, cells in real_photo_table(None):
-        (a1, d1), (a2, d2) = cells["median"], cells["disparity fit"]
-        print(f"{convention:15s} {name:24s} {a1:15.3f} {d1:7.3f}   {a2:22.3f} {d2:7.3f}")
-    image, _, _ = motorcycle_truth()
-    fov = float(np.degrees(2 * np.arctan(image.shape[1] / 2 / MOTORCYCLE["f"])))
-    print(f"(with the true field of view, {fov:.1f} deg:", end=" ")
-    for convention, name, cells in real_photo_table(fov, with_baselines=False):
-        if name == "built-in prior":
-            print(f"{convention} {cells['median'][1]:.3f} / {cells['disparity fit'][1]:.3f}", end="; ")
-    print("delta < 1.25 median / disparity fit)")
-
+def procedural_table(args: argparse.Namespace) -> None:
+    """The prior and a constant on procedural scenes 0..samples-1 of the split (median scaling)."""
     prior, const, took = [], [], 0.0
     for seed in range(args.samples):
         s = generate_sample(seed, args.split, args.height, args.width, 2, with_visibility=False)
@@ -233,6 +221,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'method':16s} {'AbsRel':>8s} {'d<1.25':>8s}")
     print(f"{'built-in prior':16s} {mean(prior, 0):8.3f} {mean(prior, 1):8.3f}   ({took / args.samples * 1000:.0f} ms/image)")
     print(f"{'constant depth':16s} {mean(const, 0):8.3f} {mean(const, 1):8.3f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    print("stereo_motorcycle (Middlebury 2014, 741x500), pixels with true disparity; the prior at the default field of view")
+    print(f"{'depth taken as':15s} {'method':24s} {'median: AbsRel':>15s} {'d<1.25':>7s}   {'disparity fit: AbsRel':>22s} {'d<1.25':>7s}")
+    for convention, name, cells in real_photo_table(None):
+        (a1, d1), (a2, d2) = cells["median"], cells["disparity fit"]
+        print(f"{convention:15s} {name:24s} {a1:15.3f} {d1:7.3f}   {a2:22.3f} {d2:7.3f}")
+    image, _, _ = motorcycle_truth()
+    fov = float(np.degrees(2 * np.arctan(image.shape[1] / 2 / MOTORCYCLE["f"])))
+    print(f"(with the true field of view, {fov:.1f} deg:", end=" ")
+    for convention, name, cells in real_photo_table(fov, with_baselines=False):
+        if name == "built-in prior":
+            print(f"{convention} {cells['median'][1]:.3f} / {cells['disparity fit'][1]:.3f}", end="; ")
+    print("delta < 1.25 median / disparity fit)")
+
+    if args.samples > 0:
+        procedural_table(args)
     if args.bokeh_samples > 0:
         seeds = range(args.bokeh_seed, args.bokeh_seed + args.bokeh_samples)
         print(f"\n{args.split} shallow depth-of-field scenes: seeds {seeds.start}-{seeds.stop - 1} at 320x240, median scaling")
