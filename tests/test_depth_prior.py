@@ -146,6 +146,17 @@ def test_on_the_real_photograph_the_prior_beats_every_baseline():
                 assert ours[align][1] > table[(convention, baseline)][align][1], (convention, baseline, align)
 
 
+def test_the_true_metric_depth_is_exact_in_the_disparity_fit_of_either_convention():
+    """1 / Z = (d + doffs) / (f B) is a scale and shift of the disparity d: the disparity fit of the
+    true metric depth onto 1 / d is exact; a single median scale cannot undo the shift."""
+    pytest.importorskip("skimage")
+    table = {(c, m): cells for c, m, cells in real_photo_table(None)}
+    truth = table[("1 / disparity", "true metric depth")]
+    assert truth["disparity fit"] == pytest.approx((0.0, 1.0), abs=1e-6)
+    assert 0.1 < truth["median"][0] and truth["median"][1] < 0.7
+    assert ("metric depth", "true metric depth") not in table
+
+
 def test_photographs_come_as_rgb_bytes():
     pytest.importorskip("skimage")
     from more4d_core.bench.depth_bench import photograph
