@@ -3,12 +3,16 @@ disparity map from another node."""
 
 from __future__ import annotations
 
+import logging
+
 from more4d_core.depth import BACKENDS, DepthResult, depth_to_image, estimate_depth, external_depth
 from more4d_core.sampling.conditioning import as_image_tensor
 
 from . import model_files
 from .comfy_bridge import check_interrupted, torch_device
 from .types import CATEGORY, DEPTH, require
+
+log = logging.getLogger("more4d")
 
 _FOV_TIP = "Horizontal field of view in degrees when the backend does not predict it; 0 = f equals the image width (53.1 degrees)."
 _MEDIAN_TIP = "Metric scale for backends without one (the prior, relative models): the median distance in metres."
@@ -77,6 +81,9 @@ class EstimateDepth:
             relative_mode=None if relative_mode == "auto" else relative_mode,
             cleanup=None if cleanup == "none" else cleanup, device=torch_device("auto"),
         )
+        if backend == "prior" and result.metadata.get("defocused_backdrop"):
+            log.info("MoRe4D Estimate Depth: the photo's borders are out of focus (a wide aperture); if its subject "
+                     "comes out cut in pieces, the backend prior_focus takes what is in focus as the subject")
         return (result, _preview(result))
 
 

@@ -102,3 +102,18 @@ def test_the_estimate_entry_point_offers_the_prior_by_focus():
     via = estimate_depth(image, "prior_focus", cleanup=None)
     assert torch.allclose(via.depth, direct.depth) and via.metadata["subjects_by"] == "focus"
     assert estimate_depth(image, "prior", cleanup=None).metadata["subjects_by"] == "colour"
+
+
+def test_the_estimate_depth_node_says_when_the_borders_are_out_of_focus(caplog):
+    from nodes.depth_nodes import EstimateDepth
+
+    blurred = torch.from_numpy(_close_up(4.0)[0] / 255.0).float()[None]
+    sharp = torch.from_numpy(_close_up(0.0)[0] / 255.0).float()[None]
+    with caplog.at_level("INFO", logger="more4d"):
+        EstimateDepth().estimate(sharp, "prior", "(none)", 0.0, 3.0, "auto", "snap")
+        assert "out of focus" not in caplog.text
+        EstimateDepth().estimate(blurred, "prior_focus", "(none)", 0.0, 3.0, "auto", "snap")
+        assert "out of focus" not in caplog.text  # already by focus: nothing to suggest
+        depth, _ = EstimateDepth().estimate(blurred, "prior", "(none)", 0.0, 3.0, "auto", "snap")
+    assert "borders are out of focus" in caplog.text and "prior_focus" in caplog.text
+    assert depth.metadata["subjects_by"] == "colour"
