@@ -96,10 +96,8 @@ def photo_window(rng: np.random.Generator, split: str, height: int, width: int) 
     size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
     tex = F.interpolate(photo[None], size=size, mode="area")[0]
     pad_h, pad_w = max(0, height - size[0]), max(0, width - size[1])
-    if pad_h or pad_w:  # reflect padding needs the pad below the size: repeat as often as needed
-        while tex.shape[1] < height or tex.shape[2] < width:
-            ph, pw = min(tex.shape[1] - 1, max(0, height - tex.shape[1])), min(tex.shape[2] - 1, max(0, width - tex.shape[2]))
-            tex = F.pad(tex[None], (0, pw, 0, ph), mode="reflect")[0]
+    if pad_h or pad_w:  # mirrored as often as the window needs (numpy repeats the reflection)
+        tex = torch.from_numpy(np.pad(tex.numpy(), ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect"))
     y0 = int(rng.integers(0, tex.shape[1] - height + 1))
     x0 = int(rng.integers(0, tex.shape[2] - width + 1))
     tex = tex[:, y0 : y0 + height, x0 : x0 + width]
