@@ -90,6 +90,7 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
     """One line naming where the scene's depth came from; for the built-in prior, what it is and how
     to give a better one."""
     from .depth import DepthResult
+    from .depth.prior import focus_suggested
 
     for node in doc["nodes"]:
         out = results.get(node["id"])
@@ -101,7 +102,7 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
                 line = (f"depth: the built-in prior (layout '{layout}'{', subjects by focus' if by_focus else ''}) - "
                         "an approximation from weight-free cues; for better depth pass --depth FILE (a depth or "
                         "disparity map, e.g. from Depth Anything) or put a depth model in the workflow's Estimate Depth node")
-                if depth.metadata.get("defocused_backdrop") and not by_focus:
+                if focus_suggested(depth.metadata):
                     line += ("; the photo's borders are out of focus (a wide aperture): if its subject comes out cut "
                              "in pieces, --prior-subjects focus takes what is in focus as the subject")
                 return line

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from more4d_core.depth import BACKENDS, DepthResult, depth_to_image, estimate_depth, external_depth
+from more4d_core.depth.prior import focus_suggested
 from more4d_core.sampling.conditioning import as_image_tensor
 
 from . import model_files
@@ -81,7 +82,7 @@ class EstimateDepth:
             relative_mode=None if relative_mode == "auto" else relative_mode,
             cleanup=None if cleanup == "none" else cleanup, device=torch_device("auto"),
         )
-        if backend == "prior" and result.metadata.get("defocused_backdrop"):
+        if result.backend == "prior" and focus_suggested(result.metadata):
             log.info("MoRe4D Estimate Depth: the photo's borders are out of focus (a wide aperture); if its subject "
                      "comes out cut in pieces, the backend prior_focus takes what is in focus as the subject")
         return (result, _preview(result))

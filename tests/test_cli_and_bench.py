@@ -125,6 +125,7 @@ def test_depth_bench_prints_each_table_asked_for(capsys):
     assert bench_main(["depth", "--samples", "1", "--bokeh-samples", "0", "--height", "48", "--width", "64"]) == 0
     out = capsys.readouterr().out
     assert "heldout procedural scenes: 1 at 64x48" in out and "shallow depth-of-field" not in out
+    assert [line.split()[0] for line in out.split("procedural scenes")[1].splitlines()[2:5]] == ["built-in", "prior", "constant"]
 
 
 def test_completion_bench_scores_every_fill_against_the_true_views(capsys):

@@ -11,7 +11,7 @@ scene's depth range), and exactly 1 after the disparity fit (the offset is a shi
 ground plane (inverse depth growing linearly below a horizon row, constant above it), both with
 their one free parameter fitted to the truth — the best any such guess can do.
 
-Procedural: scenes of the generator (median scaling), against a constant.
+Procedural: scenes of the generator (median scaling): the prior, the prior by focus, a constant.
 Shallow depth of field: synthetic photographs of a sharp subject before a blurred backdrop
 (:mod:`.bokeh_scenes`), and the same scenes with the backdrop sharp: median-scaled AbsRel and
 delta < 1.25, and the share of the true subject's pixels the prior puts nearer than the backdrop's
@@ -209,13 +209,14 @@ def bokeh_rows(split: str, seeds: range, *, sharp_backdrop: bool) -> dict[str, t
 
 def procedural_table(args: argparse.Namespace) -> None:
     """The prior and a constant on procedural scenes 0..samples-1 of the split (median scaling)."""
-    prior, const, took = [], [], 0.0
+    prior, focus, const, took = [], [], [], 0.0
     for seed in range(args.samples):
         s = generate_sample(seed, args.split, args.height, args.width, 2, with_visibility=False)
         start = time.perf_counter()
         pred = prior_depth(s.image, fov_deg=s.params["fov_deg"])
         took += time.perf_counter() - start
         prior.append(depth_errors(pred.depth, s.depth[0]))
+        focus.append(depth_errors(prior_depth(s.image, fov_deg=s.params["fov_deg"], subjects_from_focus=True).depth, s.depth[0]))
         const.append(depth_errors(torch.ones_like(s.depth[0]), s.depth[0]))
 
     def mean(rows, i):
@@ -224,6 +225,7 @@ def procedural_table(args: argparse.Namespace) -> None:
     print(f"\n{args.split} procedural scenes: {args.samples} at {args.width}x{args.height} (true field of view given), median scaling")
     print(f"{'method':16s} {'AbsRel':>8s} {'d<1.25':>8s}")
     print(f"{'built-in prior':16s} {mean(prior, 0):8.3f} {mean(prior, 1):8.3f}   ({took / args.samples * 1000:.0f} ms/image)")
+    print(f"{'prior by focus':16s} {mean(focus, 0):8.3f} {mean(focus, 1):8.3f}")
     print(f"{'constant depth':16s} {mean(const, 0):8.3f} {mean(const, 1):8.3f}")
 
 

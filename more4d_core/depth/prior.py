@@ -164,6 +164,14 @@ def _with_subjects(background: np.ndarray, subjects, at_contact, u8: np.ndarray)
     return (1.0 - alpha) * background + alpha * front
 
 
+def focus_suggested(metadata: dict) -> bool:
+    """Whether a prior result by colour is one that subjects by focus were made for: a close-up or
+    portrait (no ground in view) whose borders read out of focus. The bundled example's soft walls read
+    out of focus too, but it shows ground: a room, not a close-up at a wide aperture."""
+    return (metadata.get("subjects_by") == "colour" and bool(metadata.get("defocused_backdrop"))
+            and metadata.get("layout") == "backdrop")
+
+
 def prior_depth(
     image: torch.Tensor,
     *,
