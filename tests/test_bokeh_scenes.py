@@ -35,6 +35,7 @@ def test_photo_windows_come_from_the_split_and_are_never_enlarged(monkeypatch):
 
 
 def test_a_scene_has_its_subject_in_front_and_its_backdrop_blurred_as_asked():
+    read = 0
     for seed in range(4):
         scene = bokeh_scene(seed, "validation")
         sharp = bokeh_scene(seed, "validation", sharp_backdrop=True)
@@ -43,16 +44,18 @@ def test_a_scene_has_its_subject_in_front_and_its_backdrop_blurred_as_asked():
         ratio = float(scene.depth[~scene.subject].median() / scene.depth[scene.subject].median())
         assert 1.6 <= ratio <= 4.0
         assert 2.0 <= scene.blur <= 6.0 and sharp.blur == 0.0
-        # the subject's pixels are the same; away from the outline the backdrop's are blurred
+        # inside the outline the subject's pixels are the same; away from it the backdrop's are blurred
+        inside = torch.from_numpy(cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool))
+        assert torch.allclose(scene.image[inside], sharp.image[inside])
         far = cv2.erode((~mask).astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
-        assert torch.allclose(scene.image[scene.subject & torch.from_numpy(cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool))],
-                              sharp.image[scene.subject & torch.from_numpy(cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool))])
         blurred = cv2.GaussianBlur(np.ascontiguousarray(sharp.image.numpy()), (0, 0), scene.blur)
         assert np.abs(scene.image.numpy()[far] - blurred[far]).max() < 0.02
-        grey = cv2.cvtColor(scene.image.numpy(), cv2.COLOR_RGB2GRAY)
-        reading = defocus_map(grey)[far]
-        if np.isfinite(reading).any():
+        # where the blurred backdrop still has edges, they read about as wide as the blur
+        reading = defocus_map(cv2.cvtColor(scene.image.numpy(), cv2.COLOR_RGB2GRAY))[far]
+        if np.isfinite(reading).sum() > 100:
             assert np.nanmedian(reading) >= 0.8 * scene.blur
+            read += 1
+    assert read >= 2
 
 
 def test_in_front_counts_the_subject_nearer_than_the_backdrops_median():
