@@ -62,4 +62,6 @@ BY_NAME = {e.name: e for e in MANIFEST}
 def instruction_for(name: str, expected_at: str) -> str:
     """What to do about a missing ``name`` (a manifest entry's instruction, or where it was expected)."""
     entry = BY_NAME.get(name)
-    return entry.instruction() if entry else f"{name} not found: expected at {expected_at}"
+    if entry:
+        return entry.instruction()
+    return expected_at if expected_at.startswith(name) else f"{name} not found: expected at {expected_at}"

@@ -101,7 +101,7 @@ def _depth_summary(doc: dict, results: dict) -> str | None:
                 by_focus = depth.metadata.get("subjects_by") == "focus"
                 line = (f"depth: the built-in prior (layout '{layout}'{', subjects by focus' if by_focus else ''}) - "
                         "an approximation from weight-free cues; for better depth pass --depth FILE (a depth or "
-                        "disparity map, e.g. from Depth Anything) or put a depth model in the workflow's Estimate Depth node")
+                        "disparity map, e.g. from Depth Anything) or --depth-model FOLDER (a local depth model)")
                 if focus_suggested(depth.metadata):
                     line += ("; the photo's borders are out of focus (a wide aperture): if its subject comes out cut "
                              "in pieces, --prior-subjects focus takes what is in focus as the subject")
@@ -152,9 +152,14 @@ PRIOR_BACKENDS = {"colour": "prior", "focus": "prior_focus"}  # --prior-subjects
 def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
     nodes = sorted(doc["nodes"], key=lambda n: n["id"])
     out: dict[int, dict] = {}
-    if args.prior_subjects is not None and (args.depth or not any(n["type"] == "More4DEstimateDepth" for n in nodes)):
+    has_estimate = any(n["type"] == "More4DEstimateDepth" for n in nodes)
+    if args.prior_subjects is not None and (args.depth or not has_estimate):
         raise InputError("--prior-subjects sets the built-in depth prior of the workflow's Estimate Depth node; "
                          + ("--depth replaces it with the map given" if args.depth else "this workflow has none"))
+    if args.depth_model is not None and (args.depth or args.prior_subjects or not has_estimate):
+        raise InputError("--depth-model puts a depth model in the workflow's Estimate Depth node; "
+                         + ("give it or --depth, not both" if args.depth else
+                            "give it or --prior-subjects, not both" if args.prior_subjects else "this workflow has none"))
     loaders = [n for n in nodes if n["type"] == "LoadImage"]
     if image is not None and loaders:
         out.setdefault(loaders[0]["id"], {})["image"] = str(image)
@@ -165,6 +170,8 @@ def _overrides(doc: dict, image: Path | None, args) -> dict[int, dict]:
         if n["type"] == "More4DEstimateDepth" and (args.fov is not None or image is not None):
             # the workflow's field of view is its own image's (the example's): another photo gets --fov or 0 (auto)
             out.setdefault(n["id"], {})["fov"] = float(args.fov or 0.0)
+        if n["type"] == "More4DEstimateDepth" and args.depth_model is not None:
+            out.setdefault(n["id"], {}).update(backend="transformers", model_folder=str(Path(args.depth_model).resolve()))
         if n["type"] == "More4DEstimateDepth" and args.prior_subjects is not None:
             if (n.get("widgets_values") or [None])[0] not in PRIOR_BACKENDS.values():
                 raise InputError(f"--prior-subjects sets the built-in prior, but the workflow's Estimate Depth node {n['id']} "
@@ -267,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--median-depth", type=float, default=None, help="metric scale of --depth: its median distance in metres")
     parser.add_argument("--fov", type=float, default=None, help="horizontal field of view of the image in degrees (0 = the depth model's or 53.1; default: "
                              "the workflow's for its own image, 0 for --image)")
+    parser.add_argument("--depth-model", default=None, metavar="FOLDER",
+                        help="a local transformers depth model folder (Depth Anything V2, Depth Pro, ZoeDepth, DPT: "
+                             "config.json and weights) for the workflow's Estimate Depth node instead of its backend")
     parser.add_argument("--prior-subjects", default=None, choices=sorted(PRIOR_BACKENDS),
                         help="how the built-in depth prior finds subjects: colour (what stands out from the borders' "
                              "colours) or focus (before an out-of-focus backdrop, what is in focus; for close-ups at a "

@@ -125,8 +125,11 @@ def resolve(name: str) -> Path:
                                     f"under {shared_root(folder)} and refresh")
         return path
     path = Path(name)
-    if not path.is_absolute():
-        path = models_root() / name
+    if path.is_absolute():
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        return path
+    path = models_root() / name
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: put the file or folder under {models_root()} and refresh")
     return path

@@ -263,6 +263,22 @@ def test_runner_prior_subjects_option(tmp_path, capsys):
                       "--prior-subjects", "focus"], "node 2 uses the 'transformers' backend")
 
 
+def test_runner_depth_model_option(tmp_path, capsys):
+    """--depth-model FOLDER: the Estimate Depth node runs that local transformers model."""
+    from tests.test_depth import _tiny_dpt
+
+    folder = _tiny_dpt(tmp_path / "tiny-dpt")
+    quick = [a for k, v in QUICK.items() for a in (f"--{k}", str(v))]
+    assert run_main(["--out", str(tmp_path / "out"), "--depth-model", str(folder), "--camera", "static", *quick]) == 0
+    out = capsys.readouterr().out
+    assert "depth: transformers:tiny-dpt (relative, median" in out and "built-in prior" not in out
+    _refused(capsys, ["--out", str(tmp_path), "--depth-model", str(tmp_path / "nowhere")], "nowhere does not exist")
+    _refused(capsys, ["--out", str(tmp_path), "--depth-model", str(folder), "--depth",
+                      str(REPO / "more4d_core" / "assets" / "example_depth.png")], "--depth, not both")
+    _refused(capsys, ["--out", str(tmp_path), "--depth-model", str(folder), "--prior-subjects", "focus"],
+             "--prior-subjects, not both")
+
+
 def test_external_depth_workflow_runs(out_dir):
     doc = WORKFLOWS["more4d_external_depth"]()
     results = execute(doc, overrides={_generate_id(doc): QUICK})
