@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from tiny_models import GATED_DCT, save_tiny_model
+from tiny_models import GATED_DCT, through_the_defaults_tool
 
 from more4d_core.errors import InputError
 from more4d_core.models.config import CONFIG_VERSION, STraGConfig
@@ -91,8 +91,7 @@ def test_a_segment_mostly_of_one_clause_takes_that_clauses_axis_and_a_turn_is_no
 
 
 def test_the_config_carries_rigid_axes_only_with_rigid_segments_and_reads_old_files_as_off(tmp_path):
-    from more4d_core.checkpoints.bundle import read_header
-    from more4d_core.checkpoints.defaults import main, set_defaults
+    from more4d_core.checkpoints.defaults import main
 
     rigid = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
     assert rigid.rigid_axes is False and rigid.replace(rigid_axes=True).rigid_axes is True
@@ -106,11 +105,9 @@ def test_the_config_carries_rigid_axes_only_with_rigid_segments_and_reads_old_fi
     data["config_version"] = 21
     data.pop("rigid_axes")
     assert STraGConfig.from_dict(data).rigid_axes is False
-    model = save_tiny_model(tmp_path / "m.safetensors", rigid)
-    assert main([str(model), "--out", str(tmp_path / "a.safetensors"), "--rigid-axes", "on"]) == 0
-    assert read_header(tmp_path / "a.safetensors").config.rigid_axes is True
-    off = set_defaults(tmp_path / "a.safetensors", tmp_path / "off.safetensors", rigid_segments=False)
-    assert read_header(off).config.rigid_axes is False  # no segments: no translation to put on an axis
+    model, written, off = through_the_defaults_tool(tmp_path, "a.safetensors", ["--rigid-axes", "on"])
+    assert written.rigid_axes is True
+    assert off.rigid_axes is False  # no segments: no translation to put on an axis
     with pytest.raises(SystemExit):
         main([str(model), "--out", str(tmp_path / "bad.safetensors"), "--rigid-axes", "yes"])
     assert not (tmp_path / "bad.safetensors").exists()

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import GATE_INTRINSICS, GATED_DCT, node_switch_results, save_tiny_model
+from tiny_models import GATE_INTRINSICS, GATED_DCT, node_switch_results, save_tiny_model, through_the_defaults_tool
 
 from more4d_core.errors import InputError
 from more4d_core.generator import build_generator
@@ -497,17 +497,10 @@ def test_the_config_strengthens_growth_and_cuts_at_clauses_only_with_rigid_segme
 
 
 def test_the_defaults_tool_writes_the_growth_power_and_clause_cuts(tmp_path):
-    from more4d_core.checkpoints.bundle import read_header
-    from more4d_core.checkpoints.defaults import main, set_defaults
+    from more4d_core.checkpoints.defaults import set_defaults
 
-    config = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
-    model = save_tiny_model(tmp_path / "m.safetensors", config)
-    assert main([str(model), "--out", str(tmp_path / "g.safetensors"), "--growth-power", "2",
-                 "--rigid-clauses", "on"]) == 0
-    written = read_header(tmp_path / "g.safetensors").config
+    model, written, off = through_the_defaults_tool(tmp_path, "g.safetensors", ["--growth-power", "2", "--rigid-clauses", "on"])
     assert written.rigid_growth_power == 2.0 and written.rigid_clauses is True
-    off = read_header(set_defaults(tmp_path / "g.safetensors", tmp_path / "off.safetensors",
-                                   rigid_segments=False)).config
     assert off.rigid_growth_power == 1.0 and off.rigid_clauses is False  # no segments: nothing to strengthen or cut
     for bad in (5.0, True):
         with pytest.raises(InputError, match="growth power|rigid_growth_power"):

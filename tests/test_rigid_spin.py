@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import GATED_DCT, save_tiny_model
+from tiny_models import GATED_DCT, through_the_defaults_tool
 
 from more4d_core.errors import InputError
 from more4d_core.models.config import CONFIG_VERSION, STraGConfig
@@ -156,17 +156,10 @@ def test_the_config_carries_the_spin_gain_and_limit_only_with_rigid_segments_and
 
 
 def test_the_defaults_tool_writes_the_spin_gain_and_limit(tmp_path):
-    from more4d_core.checkpoints.bundle import read_header
-    from more4d_core.checkpoints.defaults import main, set_defaults
+    from more4d_core.checkpoints.defaults import set_defaults
 
-    config = GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True)
-    model = save_tiny_model(tmp_path / "m.safetensors", config)
-    assert main([str(model), "--out", str(tmp_path / "s.safetensors"), "--spin-gain", "1.1",
-                 "--spin-limit", "0.3"]) == 0
-    written = read_header(tmp_path / "s.safetensors").config
+    model, written, off = through_the_defaults_tool(tmp_path, "s.safetensors", ["--spin-gain", "1.1", "--spin-limit", "0.3"])
     assert (written.rigid_spin_gain, written.rigid_spin_limit) == (1.1, 0.3)
-    off = read_header(set_defaults(tmp_path / "s.safetensors", tmp_path / "off.safetensors",
-                                   rigid_segments=False)).config
     assert (off.rigid_spin_gain, off.rigid_spin_limit) == (1.0, 0.1)  # no segments: nothing to turn or fit
     for key, bad in (("spin_gain", 3.0), ("spin_limit", 2.0)):
         with pytest.raises(InputError, match="rigid_" + key):

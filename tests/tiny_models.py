@@ -40,6 +40,19 @@ def save_tiny_model(path: Path, config) -> Path:
     return path
 
 
+def through_the_defaults_tool(folder: Path, name: str, flags: list[str]):
+    """A tiny model with the pixel gate and rigid segments (``folder/m.safetensors``), the defaults tool
+    run on it with ``flags`` into ``folder/name``: (the model's path, the config written, that config
+    after ``set_defaults`` turns the segments off)."""
+    from more4d_core.checkpoints.bundle import read_header
+    from more4d_core.checkpoints.defaults import main, set_defaults
+
+    model = save_tiny_model(folder / "m.safetensors", GATED_DCT.replace(motion_gate_pixels=True, rigid_segments=True))
+    assert main([str(model), "--out", str(folder / name), *flags]) == 0
+    off = set_defaults(folder / name, folder / "off.safetensors", rigid_segments=False)
+    return model, read_header(folder / name).config, read_header(off).config
+
+
 def save_tiny_vae(folder: Path) -> Path:
     from diffusers import AutoencoderKLWan
 
