@@ -82,7 +82,7 @@ class EstimateDepth:
             relative_mode=None if relative_mode == "auto" else relative_mode,
             cleanup=None if cleanup == "none" else cleanup, device=torch_device("auto"),
         )
-        if result.backend == "prior" and focus_suggested(result.metadata):
+        if focus_suggested(result.metadata):  # the prior by colour on a close-up out of focus at its borders
             log.info("MoRe4D Estimate Depth: the photo's borders are out of focus (a wide aperture); if its subject "
                      "comes out cut in pieces, the backend prior_focus takes what is in focus as the subject")
         return (result, _preview(result))

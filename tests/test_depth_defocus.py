@@ -117,3 +117,13 @@ def test_the_estimate_depth_node_says_when_the_borders_are_out_of_focus(caplog):
         depth, _ = EstimateDepth().estimate(blurred, "prior", "(none)", 0.0, 3.0, "auto", "snap")
     assert "borders are out of focus" in caplog.text and "prior_focus" in caplog.text
     assert depth.metadata["subjects_by"] == "colour"
+
+
+def test_the_benchmark_computes_the_prior_by_focus_again_only_where_it_can_differ():
+    from more4d_core.bench.depth_bench import by_focus
+
+    blurred = torch.from_numpy(_close_up(4.0)[0] / 255.0).float()
+    focus = by_focus(blurred, prior_depth(blurred))
+    assert focus is not None and torch.equal(focus.depth, prior_depth(blurred, subjects_from_focus=True).depth)
+    sharp = torch.from_numpy(_close_up(0.0)[0] / 255.0).float()
+    assert by_focus(sharp, prior_depth(sharp)) is None  # the same as shipped there (the test above)

@@ -243,8 +243,7 @@ def test_runner_prior_subjects_option(tmp_path, capsys):
     """A close-up before an out-of-focus backdrop: the summary says so and names the option; with
     --prior-subjects focus the Estimate Depth node takes what is in focus as the subject."""
     import imageio.v3 as iio
-
-    from tests.test_depth_defocus import _close_up
+    from test_depth_defocus import _close_up
 
     iio.imwrite(tmp_path / "close_up.png", _close_up(4.0)[0])
     quick = [a for k, v in QUICK.items() for a in (f"--{k}", str(v))]
@@ -265,7 +264,7 @@ def test_runner_prior_subjects_option(tmp_path, capsys):
 
 def test_runner_depth_model_option(tmp_path, capsys):
     """--depth-model FOLDER: the Estimate Depth node runs that local transformers model."""
-    from tests.test_depth import _tiny_dpt
+    from test_depth import _tiny_dpt
 
     folder = _tiny_dpt(tmp_path / "tiny-dpt")
     quick = [a for k, v in QUICK.items() for a in (f"--{k}", str(v))]

@@ -150,6 +150,12 @@ def photograph(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3].astype(np.uint8))
 
 
+def by_focus(image: torch.Tensor, shipped, **options):
+    """The prior with subjects by focus, given ``shipped``, its result on ``image`` with the same
+    ``options`` as shipped: None where the borders do not read out of focus (by focus computes the same there)."""
+    return prior_depth(image, subjects_from_focus=True, **options) if shipped.metadata.get("defocused_backdrop") else None
+
+
 def _sheet_entries():
     """(name, prior result, image) per contact-sheet row: every photograph with the prior as shipped,
     and again with subjects by focus where its borders are out of focus."""
@@ -158,8 +164,9 @@ def _sheet_entries():
         image = torch.from_numpy(img / 255.0).float()
         result = prior_depth(image)
         yield name, result, img
-        if result.metadata.get("defocused_backdrop"):
-            yield name, prior_depth(image, subjects_from_focus=True), img
+        focus = by_focus(image, result)
+        if focus is not None:
+            yield name, focus, img
 
 
 def contact_sheet(path: str, width: int = 320) -> None:
@@ -199,8 +206,8 @@ def bokeh_rows(split: str, seeds: range, *, sharp_backdrop: bool) -> dict[str, t
     scores: dict[str, list[tuple[float, float, float]]] = {"built-in prior": [], "prior by focus": [], "constant depth": []}
     for seed in seeds:
         scene = bokeh_scene(seed, split, sharp_backdrop=sharp_backdrop)
-        guesses = {"built-in prior": prior_depth(scene.image).depth,
-                   "prior by focus": prior_depth(scene.image, subjects_from_focus=True).depth,
+        shipped = prior_depth(scene.image)
+        guesses = {"built-in prior": shipped.depth, "prior by focus": (by_focus(scene.image, shipped) or shipped).depth,
                    "constant depth": torch.ones_like(scene.depth)}
         for name, guess in guesses.items():
             scores[name].append((*depth_errors(guess, scene.depth), in_front(guess, scene.subject)))
@@ -216,7 +223,7 @@ def procedural_table(args: argparse.Namespace) -> None:
         pred = prior_depth(s.image, fov_deg=s.params["fov_deg"])
         took += time.perf_counter() - start
         prior.append(depth_errors(pred.depth, s.depth[0]))
-        focus.append(depth_errors(prior_depth(s.image, fov_deg=s.params["fov_deg"], subjects_from_focus=True).depth, s.depth[0]))
+        focus.append(depth_errors((by_focus(s.image, pred, fov_deg=s.params["fov_deg"]) or pred).depth, s.depth[0]))
         const.append(depth_errors(torch.ones_like(s.depth[0]), s.depth[0]))
 
     def mean(rows, i):
