@@ -59,9 +59,8 @@ MANIFEST: tuple[ModelEntry, ...] = (
 BY_NAME = {e.name: e for e in MANIFEST}
 
 
-def instruction_for(name: str, expected_at: str) -> str:
-    """What to do about a missing ``name`` (a manifest entry's instruction, or where it was expected)."""
+def instruction_for(name: str, problem: str) -> str:
+    """What to do about a missing ``name``: a manifest entry's instruction (where it goes, its size and
+    source), else ``problem``, the lookup's own message (it names the path it expected and the folder)."""
     entry = BY_NAME.get(name)
-    if entry:
-        return entry.instruction()
-    return expected_at if expected_at.startswith(name) else f"{name} not found: expected at {expected_at}"
+    return entry.instruction() if entry else problem

@@ -406,6 +406,17 @@ def test_missing_model_files_are_all_reported_before_anything_runs(tmp_path, mon
     assert loader.VALIDATE_INPUTS(transformer="Wan2.1-Fun-V1.1-14B-InP/", vae="models/vae/wan_2.1_vae.safetensors") is True
 
 
+def test_a_missing_file_the_manifest_does_not_know_is_reported_once_with_its_folder(tmp_path, monkeypatch):
+    from nodes.model_files import missing
+
+    root = tmp_path / "models" / "more4d"
+    monkeypatch.setenv("MORE4D_MODELS_DIR", str(root))
+    (problem,) = missing(["my-finetune/model.safetensors"])
+    assert problem == f"{root / 'my-finetune' / 'model.safetensors'} not found: put the file or folder under {root} and refresh"
+    (problem,) = missing([str(tmp_path / "elsewhere.safetensors")])
+    assert problem == f"{tmp_path / 'elsewhere.safetensors'} does not exist"
+
+
 def test_a_batch_skips_a_bad_image_and_reports_it(tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
