@@ -7,9 +7,10 @@ depth taken as ``1 / d`` (the offset ignored), the convention of the issue that 
 Two alignments: the median of the truth (one scale), and a least-squares scale and shift of the
 inverse depth. In the ``1 / d`` convention the table also scores the true metric depth itself: a
 perfect metric estimate reaches only 0.59 there after median scaling (the convention stretches the
-scene's depth range), and exactly 1 after the disparity fit (the offset is a shift of inverse depth). Baselines: a constant; a row gradient (inverse depth linear in the image row) and a
-ground plane (inverse depth growing linearly below a horizon row, constant above it), both with
-their one free parameter fitted to the truth — the best any such guess can do.
+scene's depth range), and exactly 1 after the disparity fit (the offset is a shift of inverse depth).
+Baselines: a constant; a row gradient (inverse depth linear in the image row) and a ground plane
+(inverse depth growing linearly below a horizon row, constant above it), both with their one free
+parameter fitted to the truth — the best any such guess can do.
 
 Procedural: scenes of the generator (median scaling): the prior, the prior by focus, a constant.
 Shallow depth of field: synthetic photographs of a sharp subject before a blurred backdrop
@@ -215,7 +216,7 @@ def bokeh_rows(split: str, seeds: range, *, sharp_backdrop: bool) -> dict[str, t
 
 
 def procedural_table(args: argparse.Namespace) -> None:
-    """The prior and a constant on procedural scenes 0..samples-1 of the split (median scaling)."""
+    """The prior, the prior by focus and a constant on procedural scenes 0..samples-1 of the split (median scaling)."""
     prior, focus, const, took = [], [], [], 0.0
     for seed in range(args.samples):
         s = generate_sample(seed, args.split, args.height, args.width, 2, with_visibility=False)
